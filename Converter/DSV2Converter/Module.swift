@@ -1,0 +1,1 @@
+// Container format and converter.

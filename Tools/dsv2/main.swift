@@ -1,0 +1,3 @@
+import DSV2CLI
+
+await DSV2Command.main()
