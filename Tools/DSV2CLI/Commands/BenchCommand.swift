@@ -1,7 +1,12 @@
 import ArgumentParser
 
-// Scaffold: replaced by the real command.
+/// `dsv2 bench …`: benchmarks with JSON output (speed is checked here, never in unit tests).
 struct BenchCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "bench", abstract: "(not built yet)")
-    func run() async throws { throw ValidationError("dsv2 bench is not built yet") }
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Benchmarks: whole model, kernels, reference layer, tokenizer.",
+        subcommands: [BenchModelCommand.self, BenchKernelsCommand.self,
+                      BenchReferenceCommand.self, BenchTokenizerCommand.self],
+        defaultSubcommand: BenchModelCommand.self
+    )
 }

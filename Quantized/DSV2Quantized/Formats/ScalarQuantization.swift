@@ -1,0 +1,113 @@
+/// The normative scalar definitions of the quantized weight types (see `WeightType` and
+/// docs/FORMAT.md). SIMD kernels and loaders are tested against these functions; change them
+/// only together with the format version.
+public enum ScalarQuantization {
+    /// Quantizes `rows` rows of `columns` floats (row-major, contiguous) into the layout of
+    /// `type`. `destination` must hold `type.byteCount(rows:columns:)` bytes.
+    public static func quantize(_ source: UnsafePointer<Float>, rows: Int, columns: Int,
+                                as type: WeightType, into destination: UnsafeMutableRawPointer) {
+        switch type {
+        case .f32:
+            destination.copyMemory(from: source, byteCount: rows * columns * 4)
+        case .f16:
+            let out = destination.assumingMemoryBound(to: Float16.self)
+            for i in 0..<(rows * columns) { out[i] = Float16(source[i]) }
+        case .bf16:
+            let out = destination.assumingMemoryBound(to: UInt16.self)
+            for i in 0..<(rows * columns) { out[i] = bfloat16Bits(source[i]) }
+        case .q8, .q4:
+            let blocks = WeightType.blocksPerRow(columns)
+            let quants = destination.assumingMemoryBound(to: UInt8.self)
+            let scales = (destination + type.scalesOffset(rows: rows, columns: columns))
+                .assumingMemoryBound(to: Float16.self)
+            // Zero the alignment gap between the planes so the bytes are deterministic.
+            let quantBytes = rows * blocks * type.quantBytesPerBlock
+            (destination + quantBytes).initializeMemory(
+                as: UInt8.self, repeating: 0, count: type.scalesOffset(rows: rows, columns: columns) - quantBytes)
+            var block = [Float](repeating: 0, count: WeightType.blockSize)
+            for r in 0..<rows {
+                for b in 0..<blocks {
+                    for j in 0..<WeightType.blockSize {
+                        let c = b * WeightType.blockSize + j
+                        block[j] = c < columns ? source[r * columns + c] : 0
+                    }
+                    let blockIndex = r * blocks + b
+                    let q = quants + blockIndex * type.quantBytesPerBlock
+                    scales[blockIndex] = type == .q8 ? quantizeQ8Block(block, into: q) : quantizeQ4Block(block, into: q)
+                }
+            }
+        }
+    }
+
+    /// Dequantizes rows of `type` back to floats (the values the kernels must compute with).
+    public static func dequantize(_ source: UnsafeRawPointer, rows: Int, columns: Int,
+                                  as type: WeightType, into out: UnsafeMutablePointer<Float>) {
+        switch type {
+        case .f32:
+            UnsafeMutableRawPointer(out).copyMemory(from: source, byteCount: rows * columns * 4)
+        case .f16:
+            let input = source.assumingMemoryBound(to: Float16.self)
+            for i in 0..<(rows * columns) { out[i] = Float(input[i]) }
+        case .bf16:
+            let input = source.assumingMemoryBound(to: UInt16.self)
+            for i in 0..<(rows * columns) { out[i] = Float(bitPattern: UInt32(input[i]) << 16) }
+        case .q8, .q4:
+            let blocks = WeightType.blocksPerRow(columns)
+            let quants = source.assumingMemoryBound(to: UInt8.self)
+            let scales = (source + type.scalesOffset(rows: rows, columns: columns)).assumingMemoryBound(to: Float16.self)
+            for r in 0..<rows {
+                for c in 0..<columns {
+                    let b = c / WeightType.blockSize, j = c % WeightType.blockSize
+                    let blockIndex = r * blocks + b
+                    let d = Float(scales[blockIndex])
+                    let q = quants + blockIndex * type.quantBytesPerBlock
+                    let value: Int
+                    if type == .q8 {
+                        value = Int(Int8(bitPattern: q[j]))
+                    } else {
+                        let byte = q[j % 16]
+                        value = Int(j < 16 ? byte & 0x0F : byte >> 4) - 8
+                    }
+                    out[r * columns + c] = d * Float(value)
+                }
+            }
+        }
+    }
+
+    /// q8: d = max|x| / 127, q = round(x / d) (ties away from zero). Returns the f16 scale.
+    /// The quants are computed with the f16-rounded scale's inverse so that dequantization with
+    /// the stored scale is as close as possible.
+    static func quantizeQ8Block(_ x: [Float], into q: UnsafeMutablePointer<UInt8>) -> Float16 {
+        var amax: Float = 0
+        for v in x { amax = max(amax, abs(v)) }
+        let d = Float16(amax / 127)
+        let inverse: Float = Float(d) != 0 ? 1 / Float(d) : 0
+        for j in 0..<32 {
+            let v = (x[j] * inverse).rounded(.toNearestOrAwayFromZero)
+            q[j] = UInt8(bitPattern: Int8(max(-127, min(127, v))))
+        }
+        return d
+    }
+
+    /// q4: the value of largest magnitude m (with its sign) maps to −8: d = m / −8,
+    /// u = clamp(round(x / d) + 8, 0, 15). Returns the f16 scale.
+    static func quantizeQ4Block(_ x: [Float], into q: UnsafeMutablePointer<UInt8>) -> Float16 {
+        var amax: Float = 0, m: Float = 0
+        for v in x where abs(v) > amax { amax = abs(v); m = v }
+        let d = Float16(m / -8)
+        let inverse: Float = Float(d) != 0 ? 1 / Float(d) : 0
+        func code(_ v: Float) -> UInt8 {
+            UInt8(max(0, min(15, (v * inverse).rounded(.toNearestOrAwayFromZero) + 8)))
+        }
+        for j in 0..<16 { q[j] = code(x[j]) | (code(x[j + 16]) << 4) }
+        return d
+    }
+
+    /// Float → bfloat16 bits, round to nearest even (NaN stays NaN).
+    public static func bfloat16Bits(_ x: Float) -> UInt16 {
+        let bits = x.bitPattern
+        if x.isNaN { return UInt16(bits >> 16) | 0x40 }
+        let rounding = ((bits >> 16) & 1) &+ 0x7FFF
+        return UInt16((bits &+ rounding) >> 16)
+    }
+}
