@@ -1,0 +1,38 @@
+import Foundation
+
+/// A safetensors file or checkpoint that cannot be used. Every case names the file, and the
+/// tensor when one is at fault.
+public enum SafetensorsError: Error, CustomStringConvertible, Equatable {
+    case cannotOpen(file: String, reason: String)
+    case badHeader(file: String, reason: String)
+    case badTensorEntry(file: String, tensor: String, reason: String)
+    case overlappingTensors(file: String, first: String, second: String)
+    case missingTensor(tensor: String, checkpoint: String)
+    case wrongShape(tensor: String, file: String, expected: [Int], found: [Int])
+    case unsupportedDType(tensor: String, file: String, dtype: String, wanted: String)
+    case badIndex(file: String, reason: String)
+    case writeFailed(file: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case let .cannotOpen(file, reason):
+            return "\(file): cannot open safetensors file: \(reason)"
+        case let .badHeader(file, reason):
+            return "\(file): malformed safetensors header: \(reason)"
+        case let .badTensorEntry(file, tensor, reason):
+            return "\(file): tensor \"\(tensor)\": \(reason)"
+        case let .overlappingTensors(file, first, second):
+            return "\(file): tensors \"\(first)\" and \"\(second)\" overlap in the data section"
+        case let .missingTensor(tensor, checkpoint):
+            return "\(checkpoint): tensor \"\(tensor)\" is missing from the checkpoint"
+        case let .wrongShape(tensor, file, expected, found):
+            return "\(file): tensor \"\(tensor)\" has shape \(found), expected \(expected)"
+        case let .unsupportedDType(tensor, file, dtype, wanted):
+            return "\(file): tensor \"\(tensor)\" has dtype \(dtype), which cannot be read as \(wanted)"
+        case let .badIndex(file, reason):
+            return "\(file): malformed shard index: \(reason)"
+        case let .writeFailed(file, reason):
+            return "\(file): cannot write safetensors file: \(reason)"
+        }
+    }
+}
