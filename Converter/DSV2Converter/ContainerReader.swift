@@ -148,7 +148,7 @@ public final class ContainerReader: WeightSource, @unchecked Sendable {
     /// Checks the structure and every checksum; returns one problem per bad tensor or file
     /// (empty when all is well).
     public func verify(threads: Int = ProcessInfo.processInfo.activeProcessorCount,
-                       progress: ((Int, Int) -> Void)? = nil) -> [ContainerError] {
+                       progress: ((_ tensorsDone: Int, _ tensorCount: Int, _ bytesDone: Int, _ bytesTotal: Int) -> Void)? = nil) -> [ContainerError] {
         var problems: [ContainerError] = []
         for entry in metadata.files {
             do { _ = try embeddedFile(entry.name) } catch let error as ContainerError { problems.append(error) } catch {}
@@ -157,6 +157,8 @@ public final class ContainerReader: WeightSource, @unchecked Sendable {
         var results = [ContainerError?](repeating: nil, count: tensors.count)
         let next = AtomicCounter()
         let done = AtomicCounter()
+        let bytesTotal = tensors.reduce(0) { $0 + $1.rawSize }
+        let bytesDone = AtomicCounter()
         results.withUnsafeMutableBufferPointer { slots in
             let slots = UnsafeSendable(slots)
             DispatchQueue.concurrentPerform(iterations: max(1, min(threads, tensors.count))) { _ in
@@ -176,7 +178,8 @@ public final class ContainerReader: WeightSource, @unchecked Sendable {
                         slots.value[index] = .corruptTensor(path: self.path, tensor: entry.name, detail: "\(error)")
                     }
                     let finished = done.increment() + 1
-                    progress?(finished, tensors.count)
+                    let bytes = bytesDone.add(entry.rawSize) + entry.rawSize
+                    progress?(finished, tensors.count, bytes, bytesTotal)
                 }
             }
         }
@@ -190,10 +193,12 @@ final class AtomicCounter: @unchecked Sendable {
     private let lock = NSLock()
     private var value = 0
     /// Returns the value before incrementing.
-    func increment() -> Int {
+    func increment() -> Int { add(1) }
+    /// Adds `amount`; returns the value before.
+    func add(_ amount: Int) -> Int {
         lock.lock(); defer { lock.unlock() }
         let current = value
-        value += 1
+        value += amount
         return current
     }
 }

@@ -11,7 +11,7 @@ public final class ContainerWriter {
     public let destination: URL
     public let temporaryPath: String
     private var fd: Int32
-    private var position = ContainerFormat.headerSize
+    private var position = 0
     private var files: [ContainerFileEntry] = []
     private var tensors: [ContainerTensorEntry] = []
     private var finished = false
