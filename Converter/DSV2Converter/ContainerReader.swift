@@ -138,6 +138,14 @@ public final class ContainerReader: WeightSource, @unchecked Sendable {
         return dictionary
     }
 
+    /// Drops the mapped pages of a tensor's stored bytes (after decoding a compressed tensor,
+    /// or once done with a raw one): they no longer count in the resident set and are re-read
+    /// from the file if touched again. Never invalidates a returned `StoredTensor`.
+    public func releasePages(of name: String) {
+        guard let entry = entry(name), let bytes = try? file.bytes(at: entry.offset, count: entry.storedSize) else { return }
+        PageRelease.release(bytes)
+    }
+
     private func check(_ entry: ContainerTensorEntry, _ bytes: UnsafeRawBufferPointer) throws {
         let found = hex64(XXH64.hash(bytes))
         guard found == entry.checksum else {
@@ -177,6 +185,7 @@ public final class ContainerReader: WeightSource, @unchecked Sendable {
                     } catch {
                         slots.value[index] = .corruptTensor(path: self.path, tensor: entry.name, detail: "\(error)")
                     }
+                    self.releasePages(of: entry.name)
                     let finished = done.increment() + 1
                     let bytes = bytesDone.add(entry.rawSize) + entry.rawSize
                     progress?(finished, tensors.count, bytes, bytesTotal)

@@ -189,6 +189,7 @@ public enum Converter {
                 condition.broadcast()
                 condition.unlock()
                 if let sourceTensor { PageRelease.releaseIfMapped(sourceTensor) }
+                if let reader = source as? ContainerReader { reader.releasePages(of: name) }
             }
         }
         if let failure {
@@ -209,11 +210,16 @@ public enum Converter {
 /// simply re-read from the file if needed again.
 enum PageRelease {
     static func releaseIfMapped(_ tensor: StoredTensor) {
-        guard tensor.owner is SafetensorsCheckpoint || tensor.owner is MappedFile,
-              let base = tensor.bytes.baseAddress else { return }
+        guard tensor.owner is SafetensorsCheckpoint || tensor.owner is MappedFile else { return }
+        release(tensor.bytes)
+    }
+
+    /// Drops the whole pages inside `bytes`, which must lie in a read-only file mapping.
+    static func release(_ bytes: UnsafeRawBufferPointer) {
+        guard let base = bytes.baseAddress else { return }
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
         let start = (Int(bitPattern: base) + page - 1) & ~(page - 1)
-        let end = (Int(bitPattern: base) + tensor.bytes.count) & ~(page - 1)
+        let end = (Int(bitPattern: base) + bytes.count) & ~(page - 1)
         guard end > start else { return }
         madvise(UnsafeMutableRawPointer(bitPattern: start), end - start, MADV_DONTNEED)
     }
