@@ -61,4 +61,8 @@ func gemm(transposeA: Bool = false, transposeB: Bool, m: Int, n: Int, k: Int, al
 public enum BLAS {
     /// Threads OpenBLAS uses for one product.
     public static var threadCount: Int { Int(openblas_get_num_threads()) }
+
+    /// The CPU kernel set OpenBLAS chose at load time (e.g. "SkylakeX", "Haswell"; "Prescott"
+    /// is its slow SSE3 fallback for CPUs its tables do not know).
+    public static var coreName: String { String(cString: openblas_get_corename()) }
 }

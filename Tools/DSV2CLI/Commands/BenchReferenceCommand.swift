@@ -88,6 +88,7 @@ struct BenchReferenceCommand: AsyncParsableCommand {
             "benchmark": "reference-layer",
             "layer": "DeepSeek-V2-Lite MoE decoder layer (fp32, random weights, seed \(seed))",
             "blas_threads": BLAS.threadCount,
+            "blas_core": BLAS.coreName,
             "weights_setup_seconds": setupSeconds,
             "repeats": repeats,
             "results": results,
@@ -96,7 +97,7 @@ struct BenchReferenceCommand: AsyncParsableCommand {
             let data = try JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         } else {
-            print("reference, one V2-Lite MoE layer, fp32, \(BLAS.threadCount) BLAS threads (best of \(repeats)):")
+            print("reference, one V2-Lite MoE layer, fp32, OpenBLAS \(BLAS.coreName) × \(BLAS.threadCount) threads (best of \(repeats)):")
             for r in results {
                 print(String(format: "  %-8@ %4d tokens: %8.1f tokens/s (%.3f s), %d experts used",
                              r["mla"] as! String as NSString, r["tokens"] as! Int, r["tokens_per_second"] as! Double,

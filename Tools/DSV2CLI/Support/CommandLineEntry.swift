@@ -7,6 +7,7 @@ extension DSV2Command {
     /// `ParsableCommand.main()`, which calls the subcommands' default synchronous `run()` — that
     /// only prints help and exits 0. This entry point always takes the async path.
     public static func runCommandLine() async {
+        BLASCoreSelection.reexecIfNeeded()
         do {
             var command = try parseAsRoot()
             if var asyncCommand = command as? AsyncParsableCommand {
