@@ -9,7 +9,7 @@ import Foundation
 ///   `{"messages": [...], "add_generation_prompt": true}`    -> `{"ids": [...], "text": "..."}`
 ///   with `--decode`: `{"ids": [...]}`                       -> `{"text": "..."}`
 /// A line that is not such an object is an error naming its line number (exit code 1).
-struct TokenizeCommand: AsyncParsableCommand {
+struct TokenizeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tokenize",
         abstract: "Encode or decode JSON lines on stdin with a Hugging Face tokenizer.json.")
@@ -29,12 +29,15 @@ struct TokenizeCommand: AsyncParsableCommand {
         var description: String { "stdin line \(line): \(reason)" }
     }
 
-    func run() async throws {
+    func run() throws {
         let tok = try Tokenizer.load(from: URL(fileURLWithPath: tokenizer))
         let output = FileHandle.standardOutput
         var lineNumber = 0
         var buffered = ""
-        for try await line in StandardInputLines() {
+        // Rows answered before a bad line are still written.
+        defer { output.write(Data(buffered.utf8)) }
+        var lines = StandardInputLines()
+        while let line = lines.next() {
             lineNumber += 1
             if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
             let value: JSONValue
@@ -46,7 +49,6 @@ struct TokenizeCommand: AsyncParsableCommand {
             buffered += "\n"
             if buffered.utf8.count > 1 << 16 { output.write(Data(buffered.utf8)); buffered = "" }
         }
-        output.write(Data(buffered.utf8))
     }
 
     private func respond(to value: JSONValue, tokenizer tok: Tokenizer, line: Int) throws -> String {
@@ -88,34 +90,28 @@ struct TokenizeCommand: AsyncParsableCommand {
 }
 
 /// Lines of stdin as raw bytes, split on 0x0A only (U+2028 and friends are not line breaks).
-struct StandardInputLines: AsyncSequence {
-    typealias Element = [UInt8]
+struct StandardInputLines {
+    private var buffer: [UInt8] = []
+    private var start = 0
+    private var finished = false
 
-    struct AsyncIterator: AsyncIteratorProtocol {
-        var buffer: [UInt8] = []
-        var start = 0
-        var finished = false
-
-        mutating func next() async throws -> [UInt8]? {
-            while true {
-                if let newline = buffer[start...].firstIndex(of: 0x0A) {
-                    let line = Array(buffer[start..<newline])
-                    start = newline + 1
-                    return line
-                }
-                if finished {
-                    guard start < buffer.count else { return nil }
-                    let line = Array(buffer[start...])
-                    start = buffer.count
-                    return line
-                }
-                buffer.removeFirst(start)
-                start = 0
-                let chunk = FileHandle.standardInput.availableData
-                if chunk.isEmpty { finished = true } else { buffer.append(contentsOf: chunk) }
+    mutating func next() -> [UInt8]? {
+        while true {
+            if let newline = buffer[start...].firstIndex(of: 0x0A) {
+                let line = Array(buffer[start..<newline])
+                start = newline + 1
+                return line
             }
+            if finished {
+                guard start < buffer.count else { return nil }
+                let line = Array(buffer[start...])
+                start = buffer.count
+                return line
+            }
+            buffer.removeFirst(start)
+            start = 0
+            let chunk = FileHandle.standardInput.availableData
+            if chunk.isEmpty { finished = true } else { buffer.append(contentsOf: chunk) }
         }
     }
-
-    func makeAsyncIterator() -> AsyncIterator { AsyncIterator() }
 }
