@@ -50,11 +50,11 @@ final class SamplerTests: XCTestCase {
         func kept(_ topP: Float) -> [Int] { Sampler.candidates(l, options: SamplingOptions(temperature: 1, topP: topP)).map { $0.id } }
         XCTAssertEqual(kept(0.5), [0])          // 0.5 alone reaches 0.5
         XCTAssertEqual(kept(0.6), [0, 1])
-        XCTAssertEqual(kept(0.8), [0, 1])       // 0.5 + 0.3 = 0.8
+        XCTAssertEqual(kept(0.75), [0, 1])      // 0.5 + 0.3 = 0.8 >= 0.75
         XCTAssertEqual(kept(0.9), [0, 1, 2])
         XCTAssertEqual(kept(0.99), [0, 1, 2, 3])
         XCTAssertEqual(kept(0.01), [0])         // the top token always stays
-        let renormalized = Sampler.candidates(l, options: SamplingOptions(temperature: 1, topP: 0.8))
+        let renormalized = Sampler.candidates(l, options: SamplingOptions(temperature: 1, topP: 0.75))
         XCTAssertEqual(renormalized[0].probability, 0.5 / 0.8, accuracy: 1e-6)
     }
 
