@@ -58,6 +58,24 @@ final class SamplerTests: XCTestCase {
         XCTAssertEqual(renormalized[0].probability, 0.5 / 0.8, accuracy: 1e-6)
     }
 
+    func testTopPShortcutEqualsPlainDefinitionOnALargeVocabulary() {
+        var rng = SeededGenerator(seed: 7)
+        let logits = (0..<20_000).map { _ in Float(rng.nextUnitDouble() * 12 - 6) }
+        for topP: Float in [0.5, 0.9, 0.99] {
+            let fast = Set(Sampler.candidates(logits, options: SamplingOptions(temperature: 0.8, topP: topP)).map { $0.id })
+            // Plain HF definition: ascending sort, drop while the cumulative probability <= 1 - topP.
+            let p = Sampler.softmax(logits.map { Double($0) / Double(Float(0.8)) })
+            let ascending = p.indices.sorted { p[$0] < p[$1] }
+            var cumulative = 0.0
+            var removed = Set<Int>()
+            for k in ascending.dropLast() {
+                cumulative += p[k]
+                if cumulative <= 1 - Double(topP) { removed.insert(k) } else { break }
+            }
+            XCTAssertEqual(fast, Set(p.indices).subtracting(removed), "topP \(topP)")
+        }
+    }
+
     func testMinP() {
         let p: [Double] = [0.5, 0.3, 0.15, 0.05]
         let l = p.map { Float(log($0)) }
