@@ -331,7 +331,7 @@ public final class Tokenizer: @unchecked Sendable {
             runSteps(text, s, e, step: step + 1, state: &state, ids: &ids)
             i += 1
         }
-        state.pieces.removeSubrange(base...)
+        state.pieces.removeLast(state.pieces.count - base)
     }
 
     private func isolate(_ found: [(Int, Int)], _ lower: Int, _ upper: Int, into out: inout [(Int, Int)]) {
