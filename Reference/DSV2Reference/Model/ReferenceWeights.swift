@@ -9,6 +9,18 @@ public enum WeightStorage: String, Sendable, CaseIterable {
     case mapped
 }
 
+/// The fp32 weights of a checkpoint cannot fit in this machine's memory.
+public enum WeightStorageError: Error, CustomStringConvertible, Equatable {
+    case exceedsMemory(checkpoint: String, neededBytes: UInt64, physicalBytes: UInt64)
+
+    public var description: String {
+        switch self {
+        case let .exceedsMemory(checkpoint, needed, physical):
+            return "\(checkpoint): the fp32 weights need \(needed >> 30) GiB but the machine has \(physical >> 30) GiB; use mapped weight storage (dsv2 … --weights mapped)"
+        }
+    }
+}
+
 /// down(silu(gate(x)) · up(x)) — every MLP of the model (NUMERICS.md item 11).
 public struct MLPWeights: Sendable {
     public var gateProj: Matrix  // [intermediate, hidden]
@@ -88,6 +100,11 @@ public struct ReferenceWeights: Sendable {
         }
         // Check all shapes before loading anything, so a bad checkpoint fails fast.
         try checkpoint.validate(against: config)
+        let fp32Bytes = UInt64(config.parameterCount) * 4
+        if storage == .fp32, fp32Bytes > ProcessInfo.processInfo.physicalMemory {
+            throw WeightStorageError.exceedsMemory(checkpoint: checkpoint.url.path, neededBytes: fp32Bytes,
+                                                   physicalBytes: ProcessInfo.processInfo.physicalMemory)
+        }
         try self.init(config: config, vector: vector, matrix: matrix)
     }
 
