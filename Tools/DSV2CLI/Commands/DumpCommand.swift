@@ -27,6 +27,9 @@ struct DumpCommand: AsyncParsableCommand {
     @Option(name: .long, help: "MLA form of the reference engine: expanded or absorbed.")
     var mla: AttentionForm = .expanded
 
+    @Option(name: .long, help: "Reference weights: fp32 (widened at load) or mapped (kept in the mmap'd checkpoint, for models larger than RAM).")
+    var weights: WeightStorage = .fp32
+
     @Option(name: .long, help: "Comma-separated input token ids, e.g. 1,2,3.")
     var ids: String
 
@@ -47,7 +50,7 @@ struct DumpCommand: AsyncParsableCommand {
         let tokens = try parseTokenIDs(ids)
         let patterns = trace.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }
             ?? TraceName.goldenPatterns
-        let engine = try makeEngine(kind: engine, modelPath: URL(fileURLWithPath: model), attentionForm: mla)
+        let engine = try makeEngine(kind: engine, modelPath: URL(fileURLWithPath: model), attentionForm: mla, weightStorage: weights)
         let vocab = engine.config.vocabSize
 
         let tracer = RecordingTracer(patterns: patterns)
@@ -55,7 +58,7 @@ struct DumpCommand: AsyncParsableCommand {
         let logits = try engine.forward(tokens: tokens, logits: rows, tracer: tracer)
 
         var writer = SafetensorsWriter()
-        writer.metadata = ["producer": "dsv2 dump", "engine": self.engine.rawValue, "mla": mla.rawValue,
+        writer.metadata = ["producer": "dsv2 dump", "engine": self.engine.rawValue, "mla": mla.rawValue, "weights": weights.rawValue,
                            "model": model, "input_ids": tokens.map(String.init).joined(separator: ",")]
         try writer.add("input_ids", int32s: tokens, shape: [tokens.count])
         for name in tracer.names {

@@ -11,6 +11,7 @@ enum EngineKind: String, CaseIterable, ExpressibleByArgument {
 }
 
 extension AttentionForm: ExpressibleByArgument {}
+extension WeightStorage: ExpressibleByArgument {}
 
 /// An engine that cannot run in this build or on this input.
 struct EngineUnavailableError: Error, CustomStringConvertible {
@@ -18,12 +19,13 @@ struct EngineUnavailableError: Error, CustomStringConvertible {
 }
 
 /// Opens `modelPath` with the engine `kind`: the one place commands turn `--engine` into a
-/// `LanguageModel`. `attentionForm` applies to the reference (the quantized engine always
-/// runs the absorbed form).
-func makeEngine(kind: EngineKind, modelPath: URL, attentionForm: AttentionForm = .expanded) throws -> LanguageModel {
+/// `LanguageModel`. `attentionForm` and `weightStorage` apply to the reference (the quantized
+/// engine always runs the absorbed form on its own weights).
+func makeEngine(kind: EngineKind, modelPath: URL, attentionForm: AttentionForm = .expanded,
+                weightStorage: WeightStorage = .fp32) throws -> LanguageModel {
     switch kind {
     case .reference:
-        return try ReferenceModel(checkpoint: modelPath, attentionForm: attentionForm)
+        return try ReferenceModel(checkpoint: modelPath, attentionForm: attentionForm, weightStorage: weightStorage)
     case .quantized:
         throw EngineUnavailableError(description: "--engine quantized is not available in this build yet")
     }
