@@ -42,7 +42,7 @@ extension ComparisonReport {
             cells.enumerated().map { i, c in
                 i == cells.count - 1 ? c : (i >= 3 && i <= 5 ? String(repeating: " ", count: widths[i] - c.count) + c
                                                              : c + String(repeating: " ", count: widths[i] - c.count))
-            }.joined(separator: "  ").trimmingCharacters(in: .whitespaces)
+            }.joined(separator: "  ").replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression)
         }
         var out = "baseline:  \(baseline)\ncandidate: \(candidate)\n\n"
         out += line(header) + "\n"
@@ -75,6 +75,8 @@ extension ComparisonReport {
     static func cosine(_ v: Double) -> String {
         if v == 1 { return "1" }
         if !v.isFinite { return format(v) }
+        // Near 1 a fixed number of decimals hides the difference; show how far below 1 it is.
+        if v > 0.9999999 { return String(format: "1-%.1e", 1 - v) }
         return String(format: "%.7f", v)
     }
 

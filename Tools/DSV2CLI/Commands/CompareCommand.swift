@@ -4,7 +4,7 @@ import Foundation
 
 /// `dsv2 compare`: lines up the named intermediates of two dumps (or of two engines run on the same
 /// input) in forward-pass order and reports how far apart they are, where the first threshold breaks.
-struct CompareCommand: AsyncParsableCommand {
+struct CompareCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "compare",
         abstract: "Compare two dumps, or two engines on one input, tensor by tensor in layer order.",
@@ -46,7 +46,7 @@ struct CompareCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Worker threads of the quantized engine.")
     var threads: Int?
 
-    func run() async throws {
+    func run() throws {
         let report = try AnalysisCLI.exitingOnError("compare") { () throws -> ComparisonReport in
             let thresholds = try failAbove.map { try Threshold.parseList($0) } ?? []
             let (baseline, candidate) = try loadSides()

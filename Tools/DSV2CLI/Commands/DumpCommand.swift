@@ -4,7 +4,7 @@ import Foundation
 
 /// `dsv2 dump`: runs one forward pass and writes the named intermediates to a safetensors file,
 /// the same names and layouts as the fixtures' golden.safetensors, for `dsv2 compare`.
-struct DumpCommand: AsyncParsableCommand {
+struct DumpCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dump",
         abstract: "Write the named intermediates of one forward pass to a safetensors file.",
@@ -36,7 +36,7 @@ struct DumpCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Worker threads of the quantized engine.")
     var threads: Int?
 
-    func run() async throws {
+    func run() throws {
         try AnalysisCLI.exitingOnError("dump") {
             let modelURL = try AnalysisCLI.modelURL(model)
             let spec = try EngineSpec(parsing: engine)

@@ -4,7 +4,7 @@ import Foundation
 
 /// `dsv2 perplexity`: perplexity of a text file under the convention of NUMERICS.md, optionally
 /// saving the logits as a base or measuring KL divergence against one.
-struct PerplexityCommand: AsyncParsableCommand {
+struct PerplexityCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "perplexity",
         abstract: "Perplexity of a text file (and KL divergence against a saved base run).",
@@ -45,7 +45,7 @@ struct PerplexityCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Worker threads of the quantized engine.")
     var threads: Int?
 
-    func run() async throws {
+    func run() throws {
         try AnalysisCLI.exitingOnError("perplexity") {
             let spec = try engineSpec()
             let modelURL = try AnalysisCLI.modelURL(model)

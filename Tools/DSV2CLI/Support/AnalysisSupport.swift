@@ -106,13 +106,17 @@ enum AnalysisCLI {
         return try SafetensorsFile(url: golden).int32s("input_ids")
     }
 
-    /// The tokenizer of a model folder (`tokenizer.json` beside `config.json`).
+    /// The tokenizer of a model folder (`tokenizer.json` beside `config.json`; for a model file,
+    /// in the folder that holds it).
     static func loadTokenizer(model: URL) throws -> Tokenizer {
-        let file = model.appendingPathComponent("tokenizer.json")
+        var isDirectory: ObjCBool = false
+        _ = FileManager.default.fileExists(atPath: model.path, isDirectory: &isDirectory)
+        let folder = isDirectory.boolValue ? model : model.deletingLastPathComponent()
+        let file = folder.appendingPathComponent("tokenizer.json")
         guard FileManager.default.fileExists(atPath: file.path) else {
-            throw UsageError("\(model.path) has no tokenizer.json: the text cannot be encoded (use --ids, or a model folder with its tokenizer)")
+            throw UsageError("\(folder.path) has no tokenizer.json: the text cannot be encoded (use --ids, or a model folder with its tokenizer)")
         }
-        return try Tokenizer.load(from: model)
+        return try Tokenizer.load(from: folder)
     }
 
     /// A directory the user named must exist and hold config.json.
