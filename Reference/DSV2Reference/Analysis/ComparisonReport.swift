@@ -79,7 +79,7 @@ public struct ComparisonReport: Codable, Equatable {
                b[TraceName.routerIndices(layer)] != nil {
                 guard name == TraceName.routerIndices(layer) else { continue }  // weights fold into the indices entry
                 entry = Self.compareRouter(layer: layer, a: a, b: b)
-                aliases += [TraceName.routerIndices(layer), TraceName.routerWeights(layer)]
+                aliases = [entry.name, TraceName.routerIndices(layer), TraceName.routerWeights(layer)]
             } else {
                 entry = Self.compare(name: name, a[name]!, b[name]!)
             }
