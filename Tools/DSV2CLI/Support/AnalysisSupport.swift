@@ -1,4 +1,6 @@
 import ArgumentParser
+import DSV2Converter
+import DSV2Quantized
 import DSV2Reference
 import Foundation
 #if canImport(Glibc)
@@ -38,14 +40,32 @@ struct EngineSpec: CustomStringConvertible {
         try text.split(separator: ",", omittingEmptySubsequences: false).map { try EngineSpec(parsing: String($0)) }
     }
 
-    /// Loads the engine for the model folder (or container) at `model`.
+    /// Loads the engine for `model`: a Hugging Face folder (both engines; the quantized engine
+    /// quantizes it in memory with the preset `variant`, q8 by default) or a `.dsv2` container
+    /// (quantized engine only, in the container's stored types).
     func load(model: URL, threads: Int?) throws -> LanguageModel {
+        let isFolder = AnalysisCLI.isDirectory(model)
         switch kind {
         case .reference:
+            guard isFolder else {
+                throw UsageError("the reference engine reads a Hugging Face folder (config.json + safetensors), not \(model.path)")
+            }
             let form = variant.flatMap(AttentionForm.init(rawValue:)) ?? .expanded
             return try ReferenceModel(checkpoint: model, attentionForm: form)
         case .quantized:
-            throw UsageError("quantized engine not available in this build (engine '\(description)'); use the reference engine")
+            let threadCount = max(1, threads ?? WorkerPool.defaultThreadCount)
+            if isFolder {
+                let presetName = variant ?? "q8"
+                guard let policy = QuantizationPolicy.preset(presetName) else {
+                    throw UsageError("unknown quantization '\(presetName)' in engine '\(description)' (known: \(QuantizationPolicy.presetNames.joined(separator: ", ")))")
+                }
+                let source = QuantizingSource(try HFCheckpointSource(folder: model), policy: policy)
+                return try QuantizedEngine(source: source, threads: threadCount)
+            }
+            guard variant == nil else {
+                throw UsageError("\(model.path) is a .dsv2 container: its weights keep the types they were converted to; use engine 'quantized' without ':\(variant!)'")
+            }
+            return try QuantizedEngine(source: try ContainerReader(path: model.path), threads: threadCount)
         }
     }
 }
@@ -106,17 +126,27 @@ enum AnalysisCLI {
         return try SafetensorsFile(url: golden).int32s("input_ids")
     }
 
-    /// The tokenizer of a model folder (`tokenizer.json` beside `config.json`; for a model file,
-    /// in the folder that holds it).
+    /// The tokenizer of a model: `tokenizer.json` (+ `tokenizer_config.json`) in a model folder,
+    /// or the copies embedded in a `.dsv2` container.
     static func loadTokenizer(model: URL) throws -> Tokenizer {
-        var isDirectory: ObjCBool = false
-        _ = FileManager.default.fileExists(atPath: model.path, isDirectory: &isDirectory)
-        let folder = isDirectory.boolValue ? model : model.deletingLastPathComponent()
-        let file = folder.appendingPathComponent("tokenizer.json")
-        guard FileManager.default.fileExists(atPath: file.path) else {
-            throw UsageError("\(folder.path) has no tokenizer.json: the text cannot be encoded (use --ids, or a model folder with its tokenizer)")
+        if isDirectory(model) {
+            let file = model.appendingPathComponent("tokenizer.json")
+            guard FileManager.default.fileExists(atPath: file.path) else {
+                throw UsageError("\(model.path) has no tokenizer.json: the text cannot be encoded (use --ids, or a model folder with its tokenizer)")
+            }
+            return try Tokenizer.load(from: model)
         }
-        return try Tokenizer.load(from: folder)
+        let files = try ContainerReader(path: model.path).tokenizerFiles
+        guard let json = files["tokenizer.json"] else {
+            throw UsageError("\(model.path) holds no tokenizer.json: the text cannot be encoded (use --ids)")
+        }
+        return try Tokenizer(tokenizerJSON: json, configJSON: files["tokenizer_config.json"],
+                             path: model.path + ":tokenizer.json", configPath: model.path + ":tokenizer_config.json")
+    }
+
+    static func isDirectory(_ url: URL) -> Bool {
+        var isDirectory: ObjCBool = false
+        return FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) && isDirectory.boolValue
     }
 
     /// A directory the user named must exist and hold config.json.
