@@ -2,69 +2,83 @@ import ArgumentParser
 import DSV2Reference
 import Foundation
 
-/// `dsv2 dump`: runs one forward pass and writes the named intermediates to a safetensors file,
-/// the same names and layouts as the fixtures' golden.safetensors, for `dsv2 compare`.
-struct DumpCommand: ParsableCommand {
+/// `dsv2 dump`: runs an engine on token ids and writes its named intermediates as F32/I32
+/// tensors in a safetensors file laid out like the golden files (`input_ids`, `logits`,
+/// `hidden.N`, `attn.N`, `final_norm`, `router.N.indices/weights`, and with `--generate N` the
+/// greedy `generated_ids` and `decode_logits`, computed through the KV cache).
+struct DumpCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dump",
-        abstract: "Write the named intermediates of one forward pass to a safetensors file.",
+        abstract: "Run a model on token ids and write its named intermediates to a .safetensors file.",
         discussion: """
-        Names (see docs/COMPARE.md): input_ids, hidden.N, kv_latent.N, attn.N, router.N.indices, \
-        router.N.weights, moe.N, final_norm, logits (one row per input token). The default --trace \
-        is what the golden files hold: 'logits,hidden.*,attn.*,final_norm,router.*'. The output is \
-        deterministic: the same model, engine and input give a byte-identical file.
-        """)
+            Tensor names: hidden.N (N=0 after the embedding, N=l+1 after layer l), attn.N, kv_latent.N, \
+            moe.N, router.N.indices (I32) / router.N.weights, final_norm, logits [T, vocab]. \
+            --trace selects them by shell glob (default: what the golden files hold). \
+            With --generate N, generated_ids (I32 [N]) and decode_logits [N, vocab] (row 0 = last prompt row) \
+            are greedy, one token at a time through the KV cache, without stopping at EOS.
+            """)
 
-    @Option(name: .long, help: "Model folder (config.json + safetensors).")
+    @Option(name: .long, help: "Model: a Hugging Face checkpoint folder (config.json + safetensors).")
     var model: String
 
-    @Option(name: .long, help: "Engine: reference, reference:absorbed, quantized:q8, quantized:q4.")
-    var engine: String = "reference"
+    @Option(name: .long, help: "Engine: \(EngineKind.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var engine: EngineKind = .reference
 
-    @Option(name: .long, help: "Comma-separated input token ids.")
-    var ids: String?
+    @Option(name: .long, help: "MLA form of the reference engine: expanded or absorbed.")
+    var mla: AttentionForm = .expanded
 
-    @Option(name: .long, help: "Input text, encoded with the model's tokenizer (BOS added as its config says).")
-    var prompt: String?
+    @Option(name: .long, help: "Comma-separated input token ids, e.g. 1,2,3.")
+    var ids: String
 
-    @Option(name: .long, help: "Comma-separated globs of the names to write.")
-    var trace: String = TraceName.goldenPatterns.joined(separator: ",")
+    @Option(name: [.customShort("n"), .long], help: "Greedy tokens to generate after the input.")
+    var generate: Int = 0
 
-    @Option(name: [.short, .long], help: "Output .safetensors file.")
-    var output: String
+    @Option(name: .long, help: "Comma-separated globs of the tensor names to write (default: \(TraceName.goldenPatterns.joined(separator: ","))).")
+    var trace: String?
 
-    @Option(name: .long, help: "Worker threads of the quantized engine.")
-    var threads: Int?
+    @Option(name: [.short, .long], help: "Output .safetensors file (written to a temp file, then renamed).")
+    var out: String
 
-    func run() throws {
-        try AnalysisCLI.exitingOnError("dump") {
-            let modelURL = try AnalysisCLI.modelURL(model)
-            let spec = try EngineSpec(parsing: engine)
-            let patterns = trace.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-            guard !patterns.isEmpty else { throw UsageError("--trace selects nothing") }
-            let tokens = try AnalysisCLI.inputIDs(model: modelURL, ids: ids, prompt: prompt)
-            let dump = try Self.trace(model: modelURL, engine: spec, tokens: tokens, patterns: patterns, threads: threads)
-            var writer = SafetensorsWriter()
-            writer.metadata = ["format": "dsv2-dump", "engine": spec.description, "trace": patterns.joined(separator: ",")]
-            for name in dump.names {
-                let tensor = dump.tensors[name]!
-                switch tensor.values {
-                case let .float(v): try writer.add(name, floats: v, shape: tensor.shape)
-                case let .int32(v): try writer.add(name, int32s: v, shape: tensor.shape)
-                }
-            }
-            try writer.write(to: URL(fileURLWithPath: output))
-        }
+    func validate() throws {
+        guard generate >= 0 else { throw ValidationError("--generate must not be negative") }
     }
 
-    /// Runs `engine` once over `tokens` (logits for every row) and keeps the traced names matching
-    /// `patterns`, plus `input_ids`.
-    static func trace(model: URL, engine: EngineSpec, tokens: [Int32], patterns: [String], threads: Int?) throws -> TensorSet {
-        let languageModel = try engine.load(model: model, threads: threads)
+    func run() async throws {
+        let tokens = try parseTokenIDs(ids)
+        let patterns = trace.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }
+            ?? TraceName.goldenPatterns
+        let engine = try makeEngine(kind: engine, modelPath: URL(fileURLWithPath: model), attentionForm: mla)
+        let vocab = engine.config.vocabSize
+
         let tracer = RecordingTracer(patterns: patterns)
-        _ = try languageModel.forward(tokens: tokens, logits: .all, tracer: tracer)
-        var set = TensorSet(label: engine.description, tracer: tracer)
-        set.tensors["input_ids"] = TracedTensor(shape: [tokens.count], int32s: tokens)
-        return set
+        let rows: LogitsRows = tracer.wants(TraceName.logits) ? .all : .last
+        let logits = try engine.forward(tokens: tokens, logits: rows, tracer: tracer)
+
+        var writer = SafetensorsWriter()
+        writer.metadata = ["producer": "dsv2 dump", "engine": self.engine.rawValue, "mla": mla.rawValue,
+                           "model": model, "input_ids": tokens.map(String.init).joined(separator: ",")]
+        try writer.add("input_ids", int32s: tokens, shape: [tokens.count])
+        for name in tracer.names {
+            guard let tensor = tracer[name] else { continue }
+            switch tensor.values {
+            case let .float(values): try writer.add(name, floats: values, shape: tensor.shape)
+            case let .int32(values): try writer.add(name, int32s: values, shape: tensor.shape)
+            }
+        }
+
+        if generate > 0 {
+            var row = Array(logits[(logits.count - vocab)...])  // last prompt row
+            var generated: [Int32] = [], decodeLogits: [Float] = []
+            for step in 0..<generate {
+                decodeLogits += row
+                let next = greedyToken(row[...])
+                generated.append(next)
+                if step + 1 < generate { row = try engine.forward(tokens: [next], logits: .last, tracer: nil) }
+            }
+            try writer.add("generated_ids", int32s: generated, shape: [generate])
+            try writer.add("decode_logits", floats: decodeLogits, shape: [generate, vocab])
+        }
+        try writer.write(to: URL(fileURLWithPath: out))
+        print("wrote \(writer.tensorNames.count) tensors to \(out)")
     }
 }
