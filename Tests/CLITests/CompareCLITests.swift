@@ -6,17 +6,23 @@ import XCTest
 /// `dsv2 dump` and `dsv2 compare` end to end with the built binary and the tiny-dsv2 fixture.
 final class CompareCLITests: XCTestCase {
     let model = Fixtures.url("tiny-dsv2").path
+    /// `dsv2 dump` needs explicit ids: the golden input of tiny-dsv2 (7 tokens).
+    var goldenIDs: String {
+        get throws {
+            try SafetensorsFile(url: Fixtures.url("tiny-dsv2/golden.safetensors")).int32s("input_ids").map(String.init).joined(separator: ",")
+        }
+    }
 
     func testDumpIsBitIdenticalRunAfterRunAndHoldsTheGoldenNames() throws {
         let scratch = try AnalysisScratch()
-        for engine in ["reference", "reference:absorbed"] {
+        for form in ["expanded", "absorbed"] {
             for name in ["a", "b"] {
-                let r = try AnalysisCLI.run(["dump", "--model", model, "--engine", engine, "-o", scratch.path("\(name).st")])
+                let r = try AnalysisCLI.run(["dump", "--model", model, "--ids", try goldenIDs, "--engine", "reference", "--mla", form, "-o", scratch.path("\(name).st")])
                 XCTAssertEqual(r.status, 0, r.stderr)
             }
             let a = try Data(contentsOf: URL(fileURLWithPath: scratch.path("a.st")))
             let b = try Data(contentsOf: URL(fileURLWithPath: scratch.path("b.st")))
-            XCTAssertEqual(a, b, "\(engine): two dumps of the same input differ")
+            XCTAssertEqual(a, b, "\(form): two dumps of the same input differ")
         }
         // Default --trace = what golden.safetensors holds for one forward pass (it also has the
         // greedy continuation, generated_ids/decode_logits, which a single pass does not make).
@@ -34,7 +40,7 @@ final class CompareCLITests: XCTestCase {
 
     func testSelfComparisonGivesExactZerosAndExitZero() throws {
         let scratch = try AnalysisScratch()
-        XCTAssertEqual(try AnalysisCLI.run(["dump", "--model", model, "--trace", "*", "-o", scratch.path("a.st")]).status, 0)
+        XCTAssertEqual(try AnalysisCLI.run(["dump", "--model", model, "--ids", try goldenIDs, "--trace", "*", "-o", scratch.path("a.st")]).status, 0)
         let r = try AnalysisCLI.run(["compare", scratch.path("a.st"), scratch.path("a.st"), "--json",
                                      "--fail-above", "*:cos<1,*:maxabs>0,*:rrms>0,logits:kl>0,logits:klmax>0,router.*:jaccard<1"])
         XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
@@ -56,7 +62,7 @@ final class CompareCLITests: XCTestCase {
         // The golden file is DeepSeek's code in fp32; the reference agrees to ~1e-5 (NUMERICS.md), so
         // these limits hold with a wide margin and fail on any real bug.
         let scratch = try AnalysisScratch()
-        XCTAssertEqual(try AnalysisCLI.run(["dump", "--model", model, "-o", scratch.path("ref.st")]).status, 0)
+        XCTAssertEqual(try AnalysisCLI.run(["dump", "--model", model, "--ids", try goldenIDs, "-o", scratch.path("ref.st")]).status, 0)
         let r = try AnalysisCLI.run(["compare", Fixtures.url("tiny-dsv2/golden.safetensors").path, scratch.path("ref.st"),
                                      "--fail-above", "hidden.*:rrms>1e-5,logits:kl>1e-9,logits:top1<1,router.*:identical<1"])
         XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
@@ -121,14 +127,14 @@ final class CompareCLITests: XCTestCase {
         XCTAssertTrue(engines.stderr.contains("--engines needs exactly two engines"), engines.stderr)
         let unknown = try AnalysisCLI.run(["compare", "--model", model, "--engines", "reference,quantized:q3"])
         XCTAssertEqual(unknown.status, 2)
-        XCTAssertTrue(unknown.stderr.contains("unknown quantization 'q3'"), unknown.stderr)
+        XCTAssertTrue(unknown.stderr.contains("unknown quantization preset \"q3\""), unknown.stderr)
     }
 
     func testShapeMismatchesAndOneSidedTensorsAreReported() throws {
         let scratch = try AnalysisScratch()
-        XCTAssertEqual(try AnalysisCLI.run(["dump", "--model", model, "-o", scratch.path("seven.st")]).status, 0)
+        XCTAssertEqual(try AnalysisCLI.run(["dump", "--model", model, "--ids", try goldenIDs, "-o", scratch.path("seven.st")]).status, 0)
         XCTAssertEqual(try AnalysisCLI.run(["dump", "--model", model, "--ids", "1,2,3", "-o", scratch.path("three.st")]).status, 0)
-        XCTAssertEqual(try AnalysisCLI.run(["dump", "--model", model, "--trace", "hidden.*", "-o", scratch.path("hidden.st")]).status, 0)
+        XCTAssertEqual(try AnalysisCLI.run(["dump", "--model", model, "--ids", try goldenIDs, "--trace", "hidden.*", "-o", scratch.path("hidden.st")]).status, 0)
         let r = try AnalysisCLI.run(["compare", scratch.path("seven.st"), scratch.path("three.st")])
         XCTAssertEqual(r.status, 1, r.stdout + r.stderr)
         XCTAssertTrue(r.stdout.contains("FIRST FAILURE: input_ids shape [7] (baseline) vs [3] (candidate)"), r.stdout)
@@ -143,9 +149,9 @@ final class CompareCLITests: XCTestCase {
     /// The JSON of `--json` has exactly the keys docs/COMPARE.md documents.
     func testJSONFollowsTheDocumentedSchema() throws {
         let scratch = try AnalysisScratch()
-        XCTAssertEqual(try AnalysisCLI.run(["dump", "--model", model, "-o", scratch.path("a.st")]).status, 0)
-        XCTAssertEqual(try AnalysisCLI.run(["dump", "--model", model, "--engine", "reference:absorbed", "--trace", "*",
-                                            "-o", scratch.path("b.st")]).status, 0)
+        XCTAssertEqual(try AnalysisCLI.run(["dump", "--model", model, "--ids", try goldenIDs, "-o", scratch.path("a.st")]).status, 0)
+        XCTAssertEqual(try AnalysisCLI.run(["dump", "--model", model, "--ids", try goldenIDs, "--mla", "absorbed",
+                                            "--trace", "*", "-o", scratch.path("b.st")]).status, 0)
         let r = try AnalysisCLI.run(["compare", scratch.path("a.st"), scratch.path("b.st"), "--json",
                                      "--fail-above", "hidden.*:cos<0.99999,logits:top1<1,nothing:cos<1,router.*:identical<1,hidden.5:maxabs>=0"])
         XCTAssertEqual(r.status, 1, r.stdout + r.stderr)  // hidden.5:maxabs>=0 always breaks

@@ -76,8 +76,8 @@ struct CompareCommand: ParsableCommand {
             guard !patterns.isEmpty else { throw UsageError("--trace selects nothing") }
             let tokens = try AnalysisCLI.inputIDs(model: modelURL, ids: ids, prompt: prompt)
             // One engine at a time, so only one model is resident.
-            let a = try DumpCommand.trace(model: modelURL, engine: specs[0], tokens: tokens, patterns: patterns, threads: threads)
-            let b = try DumpCommand.trace(model: modelURL, engine: specs[1], tokens: tokens, patterns: patterns, threads: threads)
+            let a = try specs[0].trace(model: modelURL, tokens: tokens, patterns: patterns, threads: threads)
+            let b = try specs[1].trace(model: modelURL, tokens: tokens, patterns: patterns, threads: threads)
             return (a, b)
         }
         guard files.count == 2 else {

@@ -1,6 +1,5 @@
 import ArgumentParser
 import DSV2Converter
-import DSV2Quantized
 import DSV2Reference
 import Foundation
 #if canImport(Glibc)
@@ -40,33 +39,28 @@ struct EngineSpec: CustomStringConvertible {
         try text.split(separator: ",", omittingEmptySubsequences: false).map { try EngineSpec(parsing: String($0)) }
     }
 
-    /// Loads the engine for `model`: a Hugging Face folder (both engines; the quantized engine
-    /// quantizes it in memory with the preset `variant`, q8 by default) or a `.dsv2` container
-    /// (quantized engine only, in the container's stored types).
+    /// Loads the engine through the shared factory (`makeEngine`): a Hugging Face folder for
+    /// both engines (the quantized one quantizes it while loading with the preset `variant`, q8 by
+    /// default), or a `.dsv2` container for the quantized engine (its stored types, or `variant`).
     func load(model: URL, threads: Int?) throws -> LanguageModel {
-        let isFolder = AnalysisCLI.isDirectory(model)
         switch kind {
         case .reference:
-            guard isFolder else {
-                throw UsageError("the reference engine reads a Hugging Face folder (config.json + safetensors), not \(model.path)")
-            }
             let form = variant.flatMap(AttentionForm.init(rawValue:)) ?? .expanded
-            return try ReferenceModel(checkpoint: model, attentionForm: form)
+            return try makeEngine(kind: .reference, modelPath: model, attentionForm: form)
         case .quantized:
-            let threadCount = max(1, threads ?? WorkerPool.defaultThreadCount)
-            if isFolder {
-                let presetName = variant ?? "q8"
-                guard let policy = QuantizationPolicy.preset(presetName) else {
-                    throw UsageError("unknown quantization '\(presetName)' in engine '\(description)' (known: \(QuantizationPolicy.presetNames.joined(separator: ", ")))")
-                }
-                let source = QuantizingSource(try HFCheckpointSource(folder: model), policy: policy)
-                return try QuantizedEngine(source: source, threads: threadCount)
-            }
-            guard variant == nil else {
-                throw UsageError("\(model.path) is a .dsv2 container: its weights keep the types they were converted to; use engine 'quantized' without ':\(variant!)'")
-            }
-            return try QuantizedEngine(source: try ContainerReader(path: model.path), threads: threadCount)
+            return try makeEngine(kind: .quantized, modelPath: model, quant: variant, threads: threads)
         }
+    }
+
+    /// Runs this engine once over `tokens` (logits for every row) and keeps the traced names
+    /// matching `patterns`, plus `input_ids`: the same tensors `dsv2 dump` writes.
+    func trace(model: URL, tokens: [Int32], patterns: [String], threads: Int?) throws -> TensorSet {
+        let languageModel = try load(model: model, threads: threads)
+        let tracer = RecordingTracer(patterns: patterns)
+        _ = try languageModel.forward(tokens: tokens, logits: .all, tracer: tracer)
+        var set = TensorSet(label: description, tracer: tracer)
+        set.tensors["input_ids"] = TracedTensor(shape: [tokens.count], int32s: tokens)
+        return set
     }
 }
 
@@ -97,22 +91,11 @@ enum AnalysisCLI {
     static var stdoutIsTerminal: Bool { isatty(STDOUT_FILENO) != 0 }
     static var stderrIsTerminal: Bool { isatty(STDERR_FILENO) != 0 }
 
-    /// `1,2,3` (spaces allowed) as token ids.
-    static func parseIDs(_ text: String) throws -> [Int32] {
-        let items = text.split(whereSeparator: { $0 == "," || $0 == " " })
-        let ids = try items.map { item -> Int32 in
-            guard let id = Int32(item) else { throw UsageError("--ids: '\(item)' is not a token id") }
-            return id
-        }
-        guard !ids.isEmpty else { throw UsageError("--ids is empty") }
-        return ids
-    }
-
     /// The input of a traced run: `--ids`, or `--prompt` encoded with the model's tokenizer (with
     /// BOS when its config asks for it), or else the `input_ids` of `<model>/golden.safetensors`.
     static func inputIDs(model: URL, ids: String?, prompt: String?) throws -> [Int32] {
         if ids != nil && prompt != nil { throw UsageError("give either --ids or --prompt, not both") }
-        if let ids { return try parseIDs(ids) }
+        if let ids { return try parseTokenIDs(ids) }
         if let prompt {
             let tokenizer = try loadTokenizer(model: model)
             let encoded = tokenizer.encode(prompt, addSpecialTokens: true).map { Int32($0) }
