@@ -17,20 +17,28 @@ final class CompareCLITests: XCTestCase {
         let scratch = try AnalysisScratch()
         for form in ["expanded", "absorbed"] {
             for name in ["a", "b"] {
-                let r = try AnalysisCLI.run(["dump", "--model", model, "--ids", try goldenIDs, "--engine", "reference", "--mla", form, "-o", scratch.path("\(name).st")])
+                let r = try DSV2Process.run(["dump", "--model", model, "--ids", try goldenIDs, "--engine", "reference", "--mla", form, "-o", scratch.path("\(name).st")])
                 XCTAssertEqual(r.status, 0, r.stderr)
             }
             let a = try Data(contentsOf: URL(fileURLWithPath: scratch.path("a.st")))
             let b = try Data(contentsOf: URL(fileURLWithPath: scratch.path("b.st")))
             XCTAssertEqual(a, b, "\(form): two dumps of the same input differ")
         }
+        // The quantized engine too (its products are computed whole by one thread each).
+        for name in ["qa", "qb"] {
+            let r = try DSV2Process.run(["dump", "--model", model, "--ids", try goldenIDs, "--engine", "quantized", "--quant", "q4",
+                                         "--trace", "*", "-o", scratch.path("\(name).st")])
+            XCTAssertEqual(r.status, 0, r.stderr)
+        }
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: scratch.path("qa.st"))),
+                       try Data(contentsOf: URL(fileURLWithPath: scratch.path("qb.st"))), "quantized:q4 dumps differ")
         // Default --trace = what golden.safetensors holds for one forward pass (it also has the
         // greedy continuation, generated_ids/decode_logits, which a single pass does not make).
         let dumped = Set(try SafetensorsFile(url: URL(fileURLWithPath: scratch.path("a.st"))).tensorNames)
         let golden = Set(try SafetensorsFile(url: Fixtures.url("tiny-dsv2/golden.safetensors")).tensorNames)
         XCTAssertEqual(dumped, golden.subtracting(["generated_ids", "decode_logits"]))
         // --trace selects.
-        let r = try AnalysisCLI.run(["dump", "--model", model, "--ids", "5,6,7", "--trace", "hidden.*,router.*.indices",
+        let r = try DSV2Process.run(["dump", "--model", model, "--ids", "5,6,7", "--trace", "hidden.*,router.*.indices",
                                      "-o", scratch.path("some.st")])
         XCTAssertEqual(r.status, 0, r.stderr)
         let some = try SafetensorsFile(url: URL(fileURLWithPath: scratch.path("some.st")))
@@ -40,8 +48,8 @@ final class CompareCLITests: XCTestCase {
 
     func testSelfComparisonGivesExactZerosAndExitZero() throws {
         let scratch = try AnalysisScratch()
-        XCTAssertEqual(try AnalysisCLI.run(["dump", "--model", model, "--ids", try goldenIDs, "--trace", "*", "-o", scratch.path("a.st")]).status, 0)
-        let r = try AnalysisCLI.run(["compare", scratch.path("a.st"), scratch.path("a.st"), "--json",
+        XCTAssertEqual(try DSV2Process.run(["dump", "--model", model, "--ids", try goldenIDs, "--trace", "*", "-o", scratch.path("a.st")]).status, 0)
+        let r = try DSV2Process.run(["compare", scratch.path("a.st"), scratch.path("a.st"), "--json",
                                      "--fail-above", "*:cos<1,*:maxabs>0,*:rrms>0,logits:kl>0,logits:klmax>0,router.*:jaccard<1"])
         XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
         let json = try jsonObject(r)
@@ -62,8 +70,8 @@ final class CompareCLITests: XCTestCase {
         // The golden file is DeepSeek's code in fp32; the reference agrees to ~1e-5 (NUMERICS.md), so
         // these limits hold with a wide margin and fail on any real bug.
         let scratch = try AnalysisScratch()
-        XCTAssertEqual(try AnalysisCLI.run(["dump", "--model", model, "--ids", try goldenIDs, "-o", scratch.path("ref.st")]).status, 0)
-        let r = try AnalysisCLI.run(["compare", Fixtures.url("tiny-dsv2/golden.safetensors").path, scratch.path("ref.st"),
+        XCTAssertEqual(try DSV2Process.run(["dump", "--model", model, "--ids", try goldenIDs, "-o", scratch.path("ref.st")]).status, 0)
+        let r = try DSV2Process.run(["compare", Fixtures.url("tiny-dsv2/golden.safetensors").path, scratch.path("ref.st"),
                                      "--fail-above", "hidden.*:rrms>1e-5,logits:kl>1e-9,logits:top1<1,router.*:identical<1"])
         XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
         XCTAssertTrue(r.stdout.contains("only in baseline:  decode_logits, generated_ids"), r.stdout)
@@ -76,15 +84,15 @@ final class CompareCLITests: XCTestCase {
         let scratch = try AnalysisScratch()
         let perturbed = try scratch.perturbedModel("tiny-dsv2", tensor: "model.layers.2.self_attn.o_proj.weight", factor: 1.01)
         for (name, folder) in [("good.st", model), ("bad.st", perturbed)] {
-            let r = try AnalysisCLI.run(["dump", "--model", folder, "--ids", "6000,671,1505,3302,301,2000,17,5",
+            let r = try DSV2Process.run(["dump", "--model", folder, "--ids", "6000,671,1505,3302,301,2000,17,5",
                                          "--trace", "*", "-o", scratch.path(name)])
             XCTAssertEqual(r.status, 0, r.stderr)
         }
-        let exact = try AnalysisCLI.run(["compare", scratch.path("good.st"), scratch.path("bad.st"), "--fail-above", "*:rrms>0"])
+        let exact = try DSV2Process.run(["compare", scratch.path("good.st"), scratch.path("bad.st"), "--fail-above", "*:rrms>0"])
         XCTAssertEqual(exact.status, 1, exact.stdout + exact.stderr)
         XCTAssertTrue(exact.stdout.contains("FIRST FAILURE: attn.2 rrms "), exact.stdout)
         // Looking only at the residual stream, the first failure is the output of layer 2.
-        let r = try AnalysisCLI.run(["compare", scratch.path("good.st"), scratch.path("bad.st"), "--json",
+        let r = try DSV2Process.run(["compare", scratch.path("good.st"), scratch.path("bad.st"), "--json",
                                      "--fail-above", "hidden.*:rrms>1e-4,logits:kl>0"])
         XCTAssertEqual(r.status, 1)
         let json = try jsonObject(r)
@@ -104,7 +112,7 @@ final class CompareCLITests: XCTestCase {
 
     func testUsageErrorsExitTwoWithAClearMessage() throws {
         let scratch = try AnalysisScratch()
-        XCTAssertEqual(try AnalysisCLI.run(["dump", "--model", model, "--ids", "1,2", "-o", scratch.path("a.st")]).status, 0)
+        XCTAssertEqual(try DSV2Process.run(["dump", "--model", model, "--ids", "1,2", "-o", scratch.path("a.st")]).status, 0)
         let cases: [([String], String)] = [
             (["--fail-above", "hidden.*:cosine<0.9"], "bad threshold 'hidden.*:cosine<0.9': unknown metric 'cosine'"),
             (["--fail-above", "hidden.*:cos=0.9"], "missing comparison operator"),
@@ -112,35 +120,35 @@ final class CompareCLITests: XCTestCase {
             (["--fail-above", "cos<0.9"], "expected glob:metric<op>value"),
         ]
         for (extra, message) in cases {
-            let r = try AnalysisCLI.run(["compare", scratch.path("a.st"), scratch.path("a.st")] + extra)
+            let r = try DSV2Process.run(["compare", scratch.path("a.st"), scratch.path("a.st")] + extra)
             XCTAssertEqual(r.status, 2, "\(extra)")
             XCTAssertTrue(r.stderr.contains(message), "\(extra): \(r.stderr)")
         }
-        let one = try AnalysisCLI.run(["compare", scratch.path("a.st")])
+        let one = try DSV2Process.run(["compare", scratch.path("a.st")])
         XCTAssertEqual(one.status, 2)
         XCTAssertTrue(one.stderr.contains("expected two dump files"), one.stderr)
-        let missing = try AnalysisCLI.run(["compare", scratch.path("a.st"), scratch.path("nope.st")])
+        let missing = try DSV2Process.run(["compare", scratch.path("a.st"), scratch.path("nope.st")])
         XCTAssertEqual(missing.status, 2)
         XCTAssertTrue(missing.stderr.contains("nope.st"), missing.stderr)
-        let engines = try AnalysisCLI.run(["compare", "--model", model, "--engines", "reference"])
+        let engines = try DSV2Process.run(["compare", "--model", model, "--engines", "reference"])
         XCTAssertEqual(engines.status, 2)
         XCTAssertTrue(engines.stderr.contains("--engines needs exactly two engines"), engines.stderr)
-        let unknown = try AnalysisCLI.run(["compare", "--model", model, "--engines", "reference,quantized:q3"])
+        let unknown = try DSV2Process.run(["compare", "--model", model, "--engines", "reference,quantized:q3"])
         XCTAssertEqual(unknown.status, 2)
         XCTAssertTrue(unknown.stderr.contains("unknown quantization preset \"q3\""), unknown.stderr)
     }
 
     func testShapeMismatchesAndOneSidedTensorsAreReported() throws {
         let scratch = try AnalysisScratch()
-        XCTAssertEqual(try AnalysisCLI.run(["dump", "--model", model, "--ids", try goldenIDs, "-o", scratch.path("seven.st")]).status, 0)
-        XCTAssertEqual(try AnalysisCLI.run(["dump", "--model", model, "--ids", "1,2,3", "-o", scratch.path("three.st")]).status, 0)
-        XCTAssertEqual(try AnalysisCLI.run(["dump", "--model", model, "--ids", try goldenIDs, "--trace", "hidden.*", "-o", scratch.path("hidden.st")]).status, 0)
-        let r = try AnalysisCLI.run(["compare", scratch.path("seven.st"), scratch.path("three.st")])
+        XCTAssertEqual(try DSV2Process.run(["dump", "--model", model, "--ids", try goldenIDs, "-o", scratch.path("seven.st")]).status, 0)
+        XCTAssertEqual(try DSV2Process.run(["dump", "--model", model, "--ids", "1,2,3", "-o", scratch.path("three.st")]).status, 0)
+        XCTAssertEqual(try DSV2Process.run(["dump", "--model", model, "--ids", try goldenIDs, "--trace", "hidden.*", "-o", scratch.path("hidden.st")]).status, 0)
+        let r = try DSV2Process.run(["compare", scratch.path("seven.st"), scratch.path("three.st")])
         XCTAssertEqual(r.status, 1, r.stdout + r.stderr)
         XCTAssertTrue(r.stdout.contains("FIRST FAILURE: input_ids shape [7] (baseline) vs [3] (candidate)"), r.stdout)
         XCTAssertTrue(r.stdout.contains("hidden.2    7x192  -  -  -  shape [7, 192] (baseline) vs [3, 192] (candidate)")
                       || r.stdout.contains("shape [7, 192] (baseline) vs [3, 192] (candidate)"), r.stdout)
-        let sided = try AnalysisCLI.run(["compare", scratch.path("hidden.st"), scratch.path("seven.st")])
+        let sided = try DSV2Process.run(["compare", scratch.path("hidden.st"), scratch.path("seven.st")])
         XCTAssertEqual(sided.status, 0, sided.stdout + sided.stderr)
         XCTAssertTrue(sided.stdout.contains("only in candidate: attn.0, attn.1, router.1.indices, router.1.weights, attn.2"), sided.stdout)
         XCTAssertTrue(sided.stdout.contains("no thresholds given"), sided.stdout)
@@ -149,10 +157,10 @@ final class CompareCLITests: XCTestCase {
     /// The JSON of `--json` has exactly the keys docs/COMPARE.md documents.
     func testJSONFollowsTheDocumentedSchema() throws {
         let scratch = try AnalysisScratch()
-        XCTAssertEqual(try AnalysisCLI.run(["dump", "--model", model, "--ids", try goldenIDs, "-o", scratch.path("a.st")]).status, 0)
-        XCTAssertEqual(try AnalysisCLI.run(["dump", "--model", model, "--ids", try goldenIDs, "--mla", "absorbed",
+        XCTAssertEqual(try DSV2Process.run(["dump", "--model", model, "--ids", try goldenIDs, "-o", scratch.path("a.st")]).status, 0)
+        XCTAssertEqual(try DSV2Process.run(["dump", "--model", model, "--ids", try goldenIDs, "--mla", "absorbed",
                                             "--trace", "*", "-o", scratch.path("b.st")]).status, 0)
-        let r = try AnalysisCLI.run(["compare", scratch.path("a.st"), scratch.path("b.st"), "--json",
+        let r = try DSV2Process.run(["compare", scratch.path("a.st"), scratch.path("b.st"), "--json",
                                      "--fail-above", "hidden.*:cos<0.99999,logits:top1<1,nothing:cos<1,router.*:identical<1,hidden.5:maxabs>=0"])
         XCTAssertEqual(r.status, 1, r.stdout + r.stderr)  // hidden.5:maxabs>=0 always breaks
         let json = try jsonObject(r)
@@ -181,7 +189,7 @@ final class CompareCLITests: XCTestCase {
 
     /// Both MLA forms of the reference are the same function up to fp32 rounding.
     func testEnginesModeComparesTwoEnginesOnOneInput() throws {
-        let r = try AnalysisCLI.run(["compare", "--model", model, "--engines", "reference,reference:absorbed", "--prompt", "The best way",
+        let r = try DSV2Process.run(["compare", "--model", model, "--engines", "reference,reference:absorbed", "--prompt", "The best way",
                                      "--fail-above", "hidden.*:cos<0.99999,logits:kl>1e-8,router.*:identical<1"])
         XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
         XCTAssertTrue(r.stdout.contains("candidate: reference:absorbed"))

@@ -22,12 +22,12 @@ final class CompareEnginesTests: XCTestCase {
         for fixture in Fixtures.modelCases {
             for quant in ["q8", "q4"] {
                 let model = Fixtures.url(fixture).path
-                let table = try AnalysisCLI.run(["compare", "--model", model, "--engines", "reference,quantized:\(quant)",
+                let table = try DSV2Process.run(["compare", "--model", model, "--engines", "reference,quantized:\(quant)",
                                                  "--fail-above", Self.limits[quant]!])
                 print("=== \(fixture): reference vs quantized:\(quant) (input_ids of golden.safetensors)\n\(table.stdout)")
                 XCTAssertEqual(table.status, 0, "\(fixture) \(quant): \(table.stdout)\(table.stderr)")
 
-                let r = try AnalysisCLI.run(["compare", "--model", model, "--engines", "reference,quantized:\(quant)",
+                let r = try DSV2Process.run(["compare", "--model", model, "--engines", "reference,quantized:\(quant)",
                                              "--trace", "hidden.*,router.*,logits", "--json"])
                 XCTAssertEqual(r.status, 0, r.stderr)
                 let tensors = try XCTUnwrap(try jsonObject(r)["tensors"] as? [[String: Any]])

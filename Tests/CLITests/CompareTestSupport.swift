@@ -5,7 +5,7 @@ import XCTest
 
 /// Runs the built `dsv2` binary (`swift build -c release --product dsv2` first) for the compare,
 /// dump and perplexity tests.
-enum AnalysisCLI {
+enum DSV2Process {
     struct Result {
         var status: Int32
         var stdout: String
@@ -76,7 +76,7 @@ final class AnalysisScratch {
 
 extension XCTestCase {
     /// Decodes a `--json` output into a dictionary, failing the test when it is not valid JSON.
-    func jsonObject(_ result: AnalysisCLI.Result, file: StaticString = #filePath, line: UInt = #line) throws -> [String: Any] {
+    func jsonObject(_ result: DSV2Process.Result, file: StaticString = #filePath, line: UInt = #line) throws -> [String: Any] {
         let object = try JSONSerialization.jsonObject(with: result.stdoutData)
         return try XCTUnwrap(object as? [String: Any], "not a JSON object: \(result.stdout)", file: file, line: line)
     }

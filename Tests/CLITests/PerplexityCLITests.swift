@@ -34,7 +34,7 @@ final class PerplexityCLITests: XCTestCase {
         let scratch = try AnalysisScratch()
         let textPath = try writeText(scratch)
         let ctx = 64
-        let r = try AnalysisCLI.run(["perplexity", "--model", model, "--text", textPath, "--ctx", "\(ctx)", "--json"])
+        let r = try DSV2Process.run(["perplexity", "--model", model, "--text", textPath, "--ctx", "\(ctx)", "--json"])
         XCTAssertEqual(r.status, 0, r.stderr)
         let json = try jsonObject(r)
         XCTAssertEqual(json["schema"] as? String, "dsv2.perplexity")
@@ -49,7 +49,7 @@ final class PerplexityCLITests: XCTestCase {
             windows += 1
             guard window.count > 1 else { continue }
             let dump = scratch.path("window-\(start).st")
-            let d = try AnalysisCLI.run(["dump", "--model", model, "--ids", window.map(String.init).joined(separator: ","),
+            let d = try DSV2Process.run(["dump", "--model", model, "--ids", window.map(String.init).joined(separator: ","),
                                          "--trace", "logits", "-o", dump])
             XCTAssertEqual(d.status, 0, d.stderr)
             let file = try SafetensorsFile(url: URL(fileURLWithPath: dump))
@@ -80,7 +80,7 @@ final class PerplexityCLITests: XCTestCase {
         let scratch = try AnalysisScratch()
         let textPath = try writeText(scratch)
         let base = scratch.path("base.bin")
-        let save = try AnalysisCLI.run(["perplexity", "--model", model, "--text", textPath, "--ctx", "100", "--save-base", base])
+        let save = try DSV2Process.run(["perplexity", "--model", model, "--text", textPath, "--ctx", "100", "--save-base", base])
         XCTAssertEqual(save.status, 0, save.stderr)
         XCTAssertTrue(save.stdout.contains("perplexity "), save.stdout)
         let tokens = try Tokenizer.load(from: Fixtures.url("tiny-dsv2")).encode(Self.text, addSpecialTokens: false).count
@@ -88,7 +88,7 @@ final class PerplexityCLITests: XCTestCase {
         let size = try FileManager.default.attributesOfItem(atPath: base)[.size] as! Int
         XCTAssertEqual(size, 64 + scored * 6021 * 4, "header + rows × vocab × f32")
 
-        let again = try AnalysisCLI.run(["perplexity", "--model", model, "--text", textPath, "--ctx", "100", "--kl-base", base, "--json"])
+        let again = try DSV2Process.run(["perplexity", "--model", model, "--text", textPath, "--ctx", "100", "--kl-base", base, "--json"])
         XCTAssertEqual(again.status, 0, again.stderr)
         let result = try XCTUnwrap(try jsonObject(again)["result"] as? [String: Any])
         let comparison = try XCTUnwrap(result["base"] as? [String: Any])
@@ -99,12 +99,12 @@ final class PerplexityCLITests: XCTestCase {
         XCTAssertEqual(comparison["basePerplexity"] as? Double, result["perplexity"] as? Double)
 
         // The base is tied to its text and ctx.
-        let otherCtx = try AnalysisCLI.run(["perplexity", "--model", model, "--text", textPath, "--ctx", "64", "--kl-base", base])
+        let otherCtx = try DSV2Process.run(["perplexity", "--model", model, "--text", textPath, "--ctx", "64", "--kl-base", base])
         XCTAssertEqual(otherCtx.status, 2)
         XCTAssertTrue(otherCtx.stderr.contains("it was made with --ctx 100, this run uses --ctx 64"), otherCtx.stderr)
         let otherTextPath = scratch.path("other.txt")
         try Data((Self.text + " And one more line.").utf8).write(to: URL(fileURLWithPath: otherTextPath))
-        let otherText = try AnalysisCLI.run(["perplexity", "--model", model, "--text", otherTextPath, "--ctx", "100", "--kl-base", base])
+        let otherText = try DSV2Process.run(["perplexity", "--model", model, "--text", otherTextPath, "--ctx", "100", "--kl-base", base])
         XCTAssertEqual(otherText.status, 2)
         XCTAssertTrue(otherText.stderr.contains("made from a different text or tokenizer"), otherText.stderr)
     }
@@ -113,10 +113,10 @@ final class PerplexityCLITests: XCTestCase {
         let scratch = try AnalysisScratch()
         let textPath = try writeText(scratch)
         let base = scratch.path("base.bin")
-        XCTAssertEqual(try AnalysisCLI.run(["perplexity", "--model", model, "--text", textPath, "--ctx", "128",
+        XCTAssertEqual(try DSV2Process.run(["perplexity", "--model", model, "--text", textPath, "--ctx", "128",
                                             "--save-base", base]).status, 0)
         for quant in ["q8", "q4"] {
-            let r = try AnalysisCLI.run(["perplexity", "--model", model, "--text", textPath, "--ctx", "128",
+            let r = try DSV2Process.run(["perplexity", "--model", model, "--text", textPath, "--ctx", "128",
                                          "--engine", "quantized", "--quant", quant, "--kl-base", base, "--json"])
             XCTAssertEqual(r.status, 0, r.stderr)
             let result = try XCTUnwrap(try jsonObject(r)["result"] as? [String: Any])
@@ -138,7 +138,7 @@ final class PerplexityCLITests: XCTestCase {
         let scratch = try AnalysisScratch()
         let textPath = try writeText(scratch)
         func check(_ arguments: [String], _ message: String, line: UInt = #line) throws {
-            let r = try AnalysisCLI.run(["perplexity"] + arguments)
+            let r = try DSV2Process.run(["perplexity"] + arguments)
             XCTAssertEqual(r.status, 2, line: line)
             XCTAssertTrue(r.stderr.contains(message), r.stderr, line: line)
         }
