@@ -37,6 +37,9 @@ final class CompareCLITests: XCTestCase {
         let dumped = Set(try SafetensorsFile(url: URL(fileURLWithPath: scratch.path("a.st"))).tensorNames)
         let golden = Set(try SafetensorsFile(url: Fixtures.url("tiny-dsv2/golden.safetensors")).tensorNames)
         XCTAssertEqual(dumped, golden.subtracting(["generated_ids", "decode_logits"]))
+        let withDecode = try DSV2Process.run(["dump", "--model", model, "--ids", try goldenIDs, "--generate", "2", "-o", scratch.path("g.st")])
+        XCTAssertEqual(withDecode.status, 0, withDecode.stderr)
+        XCTAssertEqual(Set(try SafetensorsFile(url: URL(fileURLWithPath: scratch.path("g.st"))).tensorNames), golden)
         // --trace selects.
         let r = try DSV2Process.run(["dump", "--model", model, "--ids", "5,6,7", "--trace", "hidden.*,router.*.indices",
                                      "-o", scratch.path("some.st")])
