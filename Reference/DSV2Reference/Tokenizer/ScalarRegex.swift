@@ -12,9 +12,13 @@
 final class ScalarRegex {
     let pattern: String
     fileprivate let program: [RegexInstruction]
-    fileprivate let sets: [ScalarSet]
-    /// Scalars that can begin a match (nil when the pattern can match the empty string).
-    private let firstSet: ScalarSet?
+    /// BMP membership bitmaps of every set, 1024 words each (raw memory: no reference counting
+    /// in the matching loop). The last one is the first-scalar set when there is one.
+    private let bitmaps: UnsafeMutablePointer<UInt64>
+    /// Per set: its description for astral scalars (nil when it has no astral member).
+    private let astral: [ScalarSetItem?]
+    /// Index of the set of scalars that can begin a match (-1 when the pattern can match empty).
+    private let firstSet: Int
 
     init(_ pattern: String) throws {
         self.pattern = pattern
@@ -24,10 +28,30 @@ final class ScalarRegex {
         try compiler.emit(ast)
         compiler.program.append(.match)
         program = compiler.program
-        sets = compiler.setItems.map { ScalarSet($0) }
+        var items = compiler.setItems
         let (first, nullable) = RegexNode.firstScalars(ast, sets: compiler.setItems)
-        firstSet = nullable ? nil : ScalarSet(.union(first))
+        if !nullable { items.append(.union(first)) }
+        firstSet = nullable ? -1 : items.count - 1
+        bitmaps = .allocate(capacity: items.count * 1024)
+        bitmaps.initialize(repeating: 0, count: items.count * 1024)
+        var astral: [ScalarSetItem?] = []
+        for (k, item) in items.enumerated() {
+            ScalarSet.fillBMP(item, bitmaps + k * 1024)
+            astral.append(ScalarSet.provablyBMPOnly(item) ? nil : item)
+        }
+        self.astral = astral
     }
+
+    deinit { bitmaps.deallocate() }
+
+    @inline(__always)
+    private func contains(_ k: Int, _ v: UInt32) -> Bool {
+        if v < 0x10000 { return bitmaps[k &* 1024 &+ Int(v &>> 6)] & (1 &<< UInt64(v & 63)) != 0 }
+        return astralContains(k, v)
+    }
+
+    @inline(never)
+    private func astralContains(_ k: Int, _ v: UInt32) -> Bool { astral[k]?.contains(v) ?? false }
 
     /// All non-overlapping matches in `text[lower..<upper]` as absolute scalar offsets, in the
     /// order of Rust onig's `find_iter` (an empty match right after the previous match is skipped).
@@ -51,9 +75,9 @@ final class ScalarRegex {
     func search(_ text: UnsafePointer<UInt32>, _ lower: Int, _ upper: Int, from: Int,
                 stack: inout [RegexBacktrack]) -> (Int, Int)? {
         var start = from
-        if let firstSet {
+        if firstSet >= 0 {
             while start < upper {
-                if firstSet.contains(text[start]), let end = run(text, lower, upper, pc: 0, pos: start, stack: &stack) {
+                if contains(firstSet, text[start]), let end = run(text, lower, upper, pc: 0, pos: start, stack: &stack) {
                     return (start, end)
                 }
                 start += 1
@@ -77,16 +101,15 @@ final class ScalarRegex {
             var ok = true
             switch program[pc] {
             case let .set(k):
-                if pos < upper && sets[k].contains(text[pos]) { pos += 1; pc += 1 } else { ok = false }
+                if pos < upper && contains(k, text[pos]) { pos += 1; pc += 1 } else { ok = false }
             case let .repeatSet(k, minCount, maxCount, greedy):
-                let set = sets[k]
                 var n = 0
-                while n < minCount && pos + n < upper && set.contains(text[pos + n]) { n += 1 }
+                while n < minCount && pos + n < upper && contains(k, text[pos + n]) { n += 1 }
                 if n < minCount { ok = false; break }
                 pos += n
                 if greedy {
                     let minPos = pos
-                    while (maxCount < 0 || n < maxCount) && pos < upper && set.contains(text[pos]) { pos += 1; n += 1 }
+                    while (maxCount < 0 || n < maxCount) && pos < upper && contains(k, text[pos]) { pos += 1; n += 1 }
                     if pos > minPos { stack.append(RegexBacktrack(kind: .shrink, pc: pc + 1, pos: pos, aux: minPos)) }
                 } else if maxCount < 0 || n < maxCount {
                     stack.append(RegexBacktrack(kind: .grow, pc: pc, pos: pos,
@@ -129,7 +152,7 @@ final class ScalarRegex {
                     pc = entry.pc
                 case .grow:
                     guard case let .repeatSet(k, _, _, _) = program[entry.pc],
-                          entry.pos < upper, entry.pos < entry.aux, sets[k].contains(text[entry.pos]) else { continue }
+                          entry.pos < upper, entry.pos < entry.aux, contains(k, text[entry.pos]) else { continue }
                     pos = entry.pos + 1
                     stack.append(RegexBacktrack(kind: .grow, pc: entry.pc, pos: pos, aux: entry.aux))
                     pc = entry.pc + 1

@@ -126,39 +126,22 @@ indirect enum ScalarSetItem {
     }
 }
 
-/// A compiled scalar set: BMP bitmap plus the description for astral scalars.
-final class ScalarSet {
-    let item: ScalarSetItem
-    /// 65536 bits: membership of every BMP scalar.
-    private let bmp: UnsafeMutablePointer<UInt64>
-    /// True when no astral scalar can be a member (saves evaluating the description).
-    private let noAstral: Bool
-
-    init(_ item: ScalarSetItem) {
-        self.item = item
-        bmp = .allocate(capacity: 1024)
-        bmp.initialize(repeating: 0, count: 1024)
+/// Compiling a set: its BMP bitmap and whether astral scalars need a look at the description.
+enum ScalarSet {
+    /// Sets bit v of `bitmap` (1024 words) for every BMP scalar v in the set.
+    static func fillBMP(_ item: ScalarSetItem, _ bitmap: UnsafeMutablePointer<UInt64>) {
         for v in UInt32(0)..<0x10000 where !(0xD800...0xDFFF).contains(v) && item.contains(v) {
-            bmp[Int(v >> 6)] |= 1 << UInt64(v & 63)
+            bitmap[Int(v >> 6)] |= 1 << UInt64(v & 63)
         }
-        noAstral = ScalarSet.provablyBMPOnly(item)
     }
 
-    deinit { bmp.deallocate() }
-
-    private static func provablyBMPOnly(_ item: ScalarSetItem) -> Bool {
+    /// True when no astral scalar can be a member (saves evaluating the description).
+    static func provablyBMPOnly(_ item: ScalarSetItem) -> Bool {
         switch item {
         case let .ranges(table): return (table.last?.1 ?? 0) < 0x10000
         case .whiteSpace: return true
         case let .union(items): return items.allSatisfy(provablyBMPOnly)
         default: return false
         }
-    }
-
-    @inline(__always)
-    func contains(_ v: UInt32) -> Bool {
-        if v < 0x10000 { return bmp[Int(v >> 6)] & (1 << UInt64(v & 63)) != 0 }
-        if noAstral { return false }
-        return item.contains(v)
     }
 }

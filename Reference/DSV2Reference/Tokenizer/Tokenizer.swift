@@ -26,6 +26,10 @@ public final class Tokenizer: @unchecked Sendable {
     public let chatTemplate: ChatTemplate?
 
     let steps: [PreTokenizerStep]
+    /// The same steps without references, and their regexes unretained (kept alive by `steps`),
+    /// so the per-piece dispatch does no reference counting.
+    private let stepKinds: [StepKind]
+    private let stepRegexes: [Unmanaged<ScalarRegex>?]
     let model: BPEModel
     /// Non-normalized added tokens are matched on the raw text, then normalized ones (HF order).
     let rawAddedMatcher: AddedTokenMatcher
@@ -35,7 +39,7 @@ public final class Tokenizer: @unchecked Sendable {
     let tokenStrings: [String?]
     let specialIds: [Bool]
     /// Token string (as UTF-8 bytes) -> id, for `id(forToken:)`.
-    let tokenIds: [[UInt8]: Int]
+    let tokenIds: ByteStringTable
     /// `TemplateProcessing` post-processor ids around a single sequence (used only when the
     /// config does not say `add_bos_token`/`add_eos_token`).
     let templatePrefix: [UInt32]
@@ -77,6 +81,20 @@ public final class Tokenizer: @unchecked Sendable {
         }
         let loaded = try TokenizerLoader(path: path, root: root)
         steps = loaded.steps
+        stepKinds = loaded.steps.map { step in
+            switch step {
+            case let .split(_, behavior, invert): return .split(behavior, invert: invert)
+            case let .digits(individual): return .digits(individual: individual)
+            case let .byteLevel(addPrefixSpace, regex): return .byteLevel(addPrefixSpace: addPrefixSpace, hasRegex: regex != nil)
+            }
+        }
+        stepRegexes = loaded.steps.map { step in
+            switch step {
+            case let .split(regex, _, _): return Unmanaged.passUnretained(regex)
+            case let .byteLevel(_, regex?): return Unmanaged.passUnretained(regex)
+            default: return nil
+            }
+        }
         model = loaded.model
         addedTokens = loaded.addedTokens
         rawAddedMatcher = AddedTokenMatcher(loaded.addedTokens.filter { !$0.normalized })
@@ -104,8 +122,8 @@ public final class Tokenizer: @unchecked Sendable {
         bosToken = try tokenContent("bos_token")
         eosToken = try tokenContent("eos_token")
         let ids = tokenIds
-        bosTokenId = bosToken.flatMap { ids[Array($0.utf8)] }
-        eosTokenId = eosToken.flatMap { ids[Array($0.utf8)] }
+        bosTokenId = bosToken.flatMap { ids.lookup(utf8: $0) }
+        eosTokenId = eosToken.flatMap { ids.lookup(utf8: $0) }
         if let bosToken, bosTokenId == nil {
             throw TokenizerError.invalidField(path: configPath, field: "bos_token", reason: "`\(bosToken)` is not a token of \(path)")
         }
@@ -165,7 +183,7 @@ public final class Tokenizer: @unchecked Sendable {
     }
 
     /// The id of a vocabulary string or added token content (compared scalar by scalar).
-    public func id(forToken token: String) -> Int? { tokenIds[Array(token.utf8)] }
+    public func id(forToken token: String) -> Int? { tokenIds.lookup(utf8: token) }
 
     /// Whether `id` is a special added token (what `skipSpecialTokens` removes).
     public func isSpecial(_ id: Int) -> Bool { id >= 0 && id < specialIds.count && specialIds[id] }
@@ -236,10 +254,12 @@ public final class Tokenizer: @unchecked Sendable {
             return
         }
         let base = state.pieces.count
-        switch steps[step] {
-        case let .split(regex, behavior, invert):
+        switch stepKinds[step] {
+        case let .split(behavior, invert):
             state.matches.removeAll(keepingCapacity: true)
-            regex.matches(text, lower, upper, into: &state.matches, stack: &state.backtrack)
+            stepRegexes[step]!._withUnsafeGuaranteedRef {
+                $0.matches(text, lower, upper, into: &state.matches, stack: &state.backtrack)
+            }
             if behavior == .isolated && !invert {
                 var previous = lower
                 for (s, e) in state.matches {
@@ -277,7 +297,8 @@ public final class Tokenizer: @unchecked Sendable {
                 }
             }
             if upper > runStart { state.pieces.append((runStart, upper)) }
-        case let .byteLevel(addPrefixSpace, regex):
+        case let .byteLevel(addPrefixSpace, hasRegex):
+            let regex = hasRegex ? stepRegexes[step]!.takeUnretainedValue() : nil
             if addPrefixSpace && text[lower] != 0x20 {
                 // tokenizers prepends a space to every piece that lacks one, then splits.
                 var copy: [UInt32] = [0x20]
@@ -310,7 +331,7 @@ public final class Tokenizer: @unchecked Sendable {
             runSteps(text, s, e, step: step + 1, state: &state, ids: &ids)
             i += 1
         }
-        state.pieces.removeSubrange(base...)
+        state.pieces.removeLast(state.pieces.count - base)
     }
 
     private func isolate(_ found: [(Int, Int)], _ lower: Int, _ upper: Int, into out: inout [(Int, Int)]) {
@@ -327,28 +348,25 @@ public final class Tokenizer: @unchecked Sendable {
     @inline(__always)
     private func encodePiece(_ text: UnsafePointer<UInt32>, _ lower: Int, _ upper: Int,
                              state: inout EncodeState, ids: inout [UInt32]) {
-        state.bytes.removeAll(keepingCapacity: true)
-        for p in lower..<upper {
-            let v = text[p]
-            if v < 0x80 {
-                state.bytes.append(UInt8(v))
-            } else if v < 0x800 {
-                state.bytes.append(UInt8(0xC0 | (v >> 6)))
-                state.bytes.append(UInt8(0x80 | (v & 0x3F)))
-            } else if v < 0x10000 {
-                state.bytes.append(UInt8(0xE0 | (v >> 12)))
-                state.bytes.append(UInt8(0x80 | ((v >> 6) & 0x3F)))
-                state.bytes.append(UInt8(0x80 | (v & 0x3F)))
-            } else {
-                state.bytes.append(UInt8(0xF0 | (v >> 18)))
-                state.bytes.append(UInt8(0x80 | ((v >> 12) & 0x3F)))
-                state.bytes.append(UInt8(0x80 | ((v >> 6) & 0x3F)))
-                state.bytes.append(UInt8(0x80 | (v & 0x3F)))
+        // UTF-8 of the piece in stack memory (no allocation, no reference counting).
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: (upper - lower) * 4) { buffer in
+            var n = 0
+            for p in lower..<upper {
+                let v = text[p]
+                if v < 0x80 {
+                    buffer[n] = UInt8(v); n += 1
+                } else if v < 0x800 {
+                    buffer[n] = UInt8(0xC0 | (v >> 6)); buffer[n + 1] = UInt8(0x80 | (v & 0x3F)); n += 2
+                } else if v < 0x10000 {
+                    buffer[n] = UInt8(0xE0 | (v >> 12)); buffer[n + 1] = UInt8(0x80 | ((v >> 6) & 0x3F))
+                    buffer[n + 2] = UInt8(0x80 | (v & 0x3F)); n += 3
+                } else {
+                    buffer[n] = UInt8(0xF0 | (v >> 18)); buffer[n + 1] = UInt8(0x80 | ((v >> 12) & 0x3F))
+                    buffer[n + 2] = UInt8(0x80 | ((v >> 6) & 0x3F)); buffer[n + 3] = UInt8(0x80 | (v & 0x3F)); n += 4
+                }
             }
-        }
-        let bytes = state.bytes
-        bytes.withUnsafeBufferPointer { piece in
-            if piece.count <= PieceCache.maxKeyLength {
+            let piece = UnsafeBufferPointer(rebasing: buffer[..<n])
+            if n <= PieceCache.maxKeyLength {
                 let hash = PieceCache.hash(piece)
                 if state.cache.lookup(piece, hash: hash, into: &ids) { return }
                 let start = ids.count
@@ -388,6 +406,13 @@ public final class Tokenizer: @unchecked Sendable {
     public func streamingDecoder(skipSpecialTokens: Bool = false) -> StreamingDecoder {
         StreamingDecoder(tokenizer: self, skipSpecialTokens: skipSpecialTokens)
     }
+}
+
+/// `PreTokenizerStep` without its regex (see `Tokenizer.stepKinds`).
+enum StepKind {
+    case split(SplitBehavior, invert: Bool)
+    case digits(individual: Bool)
+    case byteLevel(addPrefixSpace: Bool, hasRegex: Bool)
 }
 
 /// Scratch buffers and the piece cache of one encode call.
