@@ -45,6 +45,10 @@ public enum Kernels {
     /// Weight bytes per mat-mat tile: fits L1 with room for the activations' stream.
     static let matmulTileBytes = 16 * 1024
 
+    /// Test hook: run the portable (non-AVX2) integer kernels on x86-64 too, so that the path
+    /// other CPUs take is tested here.
+    nonisolated(unsafe) static var usePortableKernels = false
+
     /// The row loop, one specialised loop per weight type (the switch stays outside the loop).
     @inline(__always)
     static func rowDots(_ w: QuantizedMatrix, _ x: PreparedActivations, token: Int,
@@ -52,13 +56,32 @@ public enum Kernels {
         let stride = w.rowStride
         switch w.type {
         case .q8:
-            let blocks = w.blocksPerRow, a = x.q8Pointer(token), s = x.scalePointer(token)
+            let blocks = w.blocksPerRow, s = x.scalePointer(token)
+            #if arch(x86_64)
+            if !usePortableKernels {
+                let a = x.q8Int8Pointer(token)
+                for r in rows {
+                    y[r] = RowDot.q8AVX2(w.data + r &* stride, w.scales + r &* blocks &* 2, a, s, blocks: blocks)
+                }
+                return
+            }
+            #endif
+            let a = x.q8Pointer(token)
             for r in rows {
                 y[r] = RowDot.q8(w.data + r &* stride, w.scales + r &* blocks &* 2, a, s, blocks: blocks)
             }
         case .q4:
-            let blocks = w.blocksPerRow, a = x.q4Pointer(token), s = x.scalePointer(token)
-            let c = x.correctionPointer(token)
+            let blocks = w.blocksPerRow, s = x.scalePointer(token), c = x.correctionPointer(token)
+            #if arch(x86_64)
+            if !usePortableKernels {
+                let a = x.q4Int8Pointer(token)
+                for r in rows {
+                    y[r] = RowDot.q4AVX2(w.data + r &* stride, w.scales + r &* blocks &* 2, a, s, c, blocks: blocks)
+                }
+                return
+            }
+            #endif
+            let a = x.q4Pointer(token)
             for r in rows {
                 y[r] = RowDot.q4(w.data + r &* stride, w.scales + r &* blocks &* 2, a, s, c, blocks: blocks)
             }
