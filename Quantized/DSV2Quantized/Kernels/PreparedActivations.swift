@@ -95,11 +95,16 @@ public final class PreparedActivations: @unchecked Sendable {
         let paired = (q4 + token * q4Stride).assumingMemoryBound(to: Int16.self)
         let scale = (scales + token * scaleStride).assumingMemoryBound(to: Float.self)
         let correction = (corrections + token * correctionStride).assumingMemoryBound(to: Int32.self)
+        #if arch(x86_64)
+        let portable = Kernels.usePortableKernels
+        #else
+        let portable = true
+        #endif
         let natural8 = (q8Int8 + token * int8Stride).assumingMemoryBound(to: Int8.self)
         let paired8 = (q4Int8 + token * int8Stride).assumingMemoryBound(to: Int8.self)
         natural8.update(repeating: 0, count: pairs * 64)
         paired8.update(repeating: 0, count: pairs * 64)
-        paired.update(repeating: 0, count: pairs * 64)
+        if portable { paired.update(repeating: 0, count: pairs * 64) }
         correction.update(repeating: 0, count: pairs * 8)
         scale.update(repeating: 0, count: scaleStride / 4)
 
@@ -118,7 +123,8 @@ public final class PreparedActivations: @unchecked Sendable {
                     paired8[pair * 64 + half * 16 + j] = q[j]
                     paired8[pair * 64 + 32 + half * 16 + j] = q[16 + j]
                 }
-                // Portable layouts (Int16).
+                // Portable layouts (Int16), only where the portable kernels run.
+                guard portable else { continue }
                 for i in 0..<16 {
                     evenOddQ[start + i] = Int16(q[2 * i])
                     evenOddQ[start + 16 + i] = Int16(q[2 * i + 1])

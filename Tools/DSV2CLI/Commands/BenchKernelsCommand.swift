@@ -41,6 +41,8 @@ struct BenchKernelsCommand: ParsableCommand {
     struct Report: Codable {
         var readBandwidth: [Bandwidth]; var matvec: [MatVec]; var matmul: [MatMul]
         var regionMicroseconds: [Bandwidth]
+        /// 1-minute load average when the run started (other processes distort every figure).
+        var loadAverage: Double?
     }
 
     func run() throws {
@@ -59,7 +61,9 @@ struct BenchKernelsCommand: ParsableCommand {
         guard megabytes > 0, seconds > 0 else { throw ValidationError("--megabytes and --seconds must be positive") }
         let pools = Dictionary(uniqueKeysWithValues: threadCounts.map { ($0, WorkerPool(threadCount: $0)) })
 
-        var report = Report(readBandwidth: [], matvec: [], matmul: [], regionMicroseconds: [])
+        let load = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))
+            .flatMap { $0.split(separator: " ").first }.flatMap { Double($0) }
+        var report = Report(readBandwidth: [], matvec: [], matmul: [], regionMicroseconds: [], loadAverage: load)
         // 1. Read bandwidth probe: a streaming read over 1 GB.
         do {
             let probe = AlignedBuffer(byteCount: 1 << 30, alignment: 4096)
@@ -218,6 +222,9 @@ struct BenchKernelsCommand: ParsableCommand {
     func format(_ value: Double, _ digits: Int = 1) -> String { String(format: "%.\(digits)f", value) }
 
     func printTable(_ report: Report) {
+        if let load = report.loadAverage {
+            print("load average at start: \(format(load, 2)) (on \(WorkerPool.defaultThreadCount) cores; figures are only meaningful near 0)")
+        }
         print("read bandwidth (streaming 1 GB): " + report.readBandwidth
             .map { "\($0.threads) thread(s) \(format($0.gbPerSecond)) GB/s" }.joined(separator: ", "))
         print("parallel region start+join: " + report.regionMicroseconds
