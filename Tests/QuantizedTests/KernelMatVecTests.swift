@@ -89,7 +89,7 @@ final class KernelMatVecTests: XCTestCase {
         var random = KernelRandom(seed: 30)
         for type in WeightType.allCases {
             for (rows, columns) in [(37, 96), (64, 2048), (9, 100)] {
-                let tokens = 5
+                let tokens = 9  // two groups of four (q4 micro-kernel) and one single token
                 let w = makeMatrix(random.floats(rows * columns, scale: 0.1), rows: rows, columns: columns, type)
                 let x = random.floats(tokens * columns)
                 let prepared = x.withUnsafeBufferPointer { PreparedActivations($0.baseAddress!, columns: columns, tokens: tokens) }
