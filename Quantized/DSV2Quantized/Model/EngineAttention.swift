@@ -107,7 +107,13 @@ extension QuantizedEngine {
                 item += participants
             }
         }
-        if participants == 1 || items == 1 { for p in 0..<min(participants, items) { core(p) } } else { pool.run(core) }
+        // Bytes the core streams: every item reads its visible cache rows (and its W^UK/W^UV rows).
+        let coreBytes = tokens * heads * ((past + (tokens + 1) / 2) * rowBytes + (wUKT.streamedBytes + wUV.streamedBytes) / heads)
+        if participants == 1 || items == 1 || coreBytes < Self.parallelThresholdBytes {
+            for p in 0..<min(participants, items) { core(p) }
+        } else {
+            pool.run(core)
+        }
 
         // eq. 19: u_t = W^O [o_t,1; …; o_t,n_h].
         ws.headOutputInput.load(headOutputs)
