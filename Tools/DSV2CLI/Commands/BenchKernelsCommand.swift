@@ -196,13 +196,18 @@ struct BenchKernelsCommand: ParsableCommand {
                 let scales = (buffer.pointer + type.scalesOffset(rows: rows, columns: columns))
                     .assumingMemoryBound(to: UInt16.self)
                 for i in 0..<(rows * WeightType.blocksPerRow(columns)) { scales[i] = scale ^ UInt16(i & 7) }
-            case .f16, .bf16:
-                // Clear the top exponent bit: finite values of magnitude < 2.
+            // Float weights: random sign and mantissa, exponent fixed so every value lies in
+            // ±[2^-7, 2^-6) like real weights. Random exponents would include subnormals, whose
+            // microcode assists make FMA 100x slower and the figure meaningless.
+            case .f16:
                 let halves = buffer.pointer.assumingMemoryBound(to: UInt16.self)
-                for i in 0..<(rows * columns) { halves[i] &= 0xBFFF }
+                for i in 0..<(rows * columns) { halves[i] = (halves[i] & 0x83FF) | (8 << 10) }
+            case .bf16:
+                let halves = buffer.pointer.assumingMemoryBound(to: UInt16.self)
+                for i in 0..<(rows * columns) { halves[i] = (halves[i] & 0x807F) | (120 << 7) }
             case .f32:
                 let floats = buffer.pointer.assumingMemoryBound(to: UInt32.self)
-                for i in 0..<(rows * columns) { floats[i] &= 0xBFFF_FFFF }
+                for i in 0..<(rows * columns) { floats[i] = (floats[i] & 0x807F_FFFF) | (120 << 23) }
             }
             return try! QuantizedMatrix(type: type, rows: rows, columns: columns, data: buffer.pointer,
                                         byteCount: byteCount, owner: buffer)
