@@ -20,11 +20,11 @@ public final class QuantizedEngine: LanguageModel {
     public private(set) var cachedTokens = 0
     public var threadCount: Int { pool.threadCount }
 
-    let pool: WorkerPool
+    private(set) var pool: WorkerPool
     let rotation: PositionRotation
     let softmaxScale: Float
     let caches: [LatentKVCache]
-    let attentionScratch: AttentionScratch
+    private(set) var attentionScratch: AttentionScratch
     let decodeWorkspace: EngineWorkspace
     /// The largest multi-token workspace made so far (bytes), for `peakScratchBytes`.
     private var largestPrefillWorkspaceBytes = 0
@@ -59,6 +59,16 @@ public final class QuantizedEngine: LanguageModel {
     public convenience init(source: WeightSource, threads: Int = WorkerPool.defaultThreadCount,
                             kvCacheType: KVCacheType = .f16) throws {
         self.init(weights: try EngineWeightLoader.load(from: source), threads: threads, kvCacheType: kvCacheType)
+    }
+
+    /// Replaces the worker pool with one of `threads` participants (benchmarks sweep it; the
+    /// results do not change). The cache is kept.
+    public func setThreadCount(_ threads: Int) {
+        let count = max(1, threads)
+        guard count != pool.threadCount else { return }
+        pool = WorkerPool(threadCount: count)
+        attentionScratch = AttentionScratch(participants: count, width: config.latentCacheWidth,
+                                            rank: config.kvLoraRank, contextCapacity: attentionScratch.contextCapacity)
     }
 
     // MARK: Figures for benchmarks
