@@ -8,7 +8,7 @@ import Foundation
 /// SwiftPM's generated `Bundle.module` accessor traps when the bundle is missing, so the file is
 /// looked up by hand: first in the resource bundle next to the executable (the built product),
 /// then in the directories the executable registered (its source tree, for a binary run from a
-/// checkout), then `$DSV2_DEFAULT_MODEL` overrides everything.
+/// checkout). `$DSV2_DEFAULT_MODEL` overrides both.
 public enum DefaultModel {
     public static let fileName = "tiny-dsv2.dsv2"
 
@@ -22,9 +22,6 @@ public enum DefaultModel {
     /// Every place looked at, in order.
     static func candidates() -> [URL] {
         var result: [URL] = []
-        if let override = ProcessInfo.processInfo.environment["DSV2_DEFAULT_MODEL"], !override.isEmpty {
-            result.append(URL(fileURLWithPath: override))
-        }
         if let executable = executableURL() {
             let dir = executable.deletingLastPathComponent()
             for bundle in bundleNames {
@@ -38,7 +35,11 @@ public enum DefaultModel {
     }
 
     /// The default model file, or an error listing where it was looked for.
+    /// `$DSV2_DEFAULT_MODEL`, when set, is used as it is (no fallback behind it).
     public static func locate() throws -> URL {
+        if let override = ProcessInfo.processInfo.environment["DSV2_DEFAULT_MODEL"], !override.isEmpty {
+            return URL(fileURLWithPath: override)
+        }
         let places = candidates()
         if let found = places.first(where: { FileManager.default.isReadableFile(atPath: $0.path) }) { return found }
         throw DefaultModelError.missing(searched: places.map(\.path))
