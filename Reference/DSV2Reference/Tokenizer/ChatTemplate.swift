@@ -1,0 +1,99 @@
+import Foundation
+
+/// One chat message (`{"role": ..., "content": ...}` plus any extra string fields).
+public struct ChatMessage: Equatable {
+    public var role: String
+    public var content: String
+    /// Extra fields the template may read (e.g. `name`).
+    public var extra: [String: String]
+
+    public init(role: String, content: String, extra: [String: String] = [:]) {
+        self.role = role
+        self.content = content
+        self.extra = extra
+    }
+}
+
+/// Errors of template parsing and rendering; each names the construct or the message.
+public enum ChatTemplateError: Error, CustomStringConvertible, Equatable {
+    case syntax(String)
+    case unsupported(String)
+    /// `raise_exception(message)` was called by the template.
+    case raised(String)
+    case runtime(String)
+
+    public var description: String {
+        switch self {
+        case let .syntax(s): return "chat template syntax error: \(s)"
+        case let .unsupported(s): return "chat template uses an unsupported construct: \(s)"
+        case let .raised(s): return "chat template raised: \(s)"
+        case let .runtime(s): return "chat template error: \(s)"
+        }
+    }
+}
+
+/// A Jinja2 chat template rendered exactly as transformers' `apply_chat_template` does
+/// (sandboxed jinja2 with `trim_blocks`, `lstrip_blocks`, no trailing newline kept, loop controls).
+///
+/// Implements the subset chat templates use: `if/elif/else`, `for` (with `loop.*`, `else`, filter
+/// condition, tuple targets), `set` (incl. `namespace` attributes), `break`/`continue`,
+/// `generation` blocks; expressions with literals, `+ - * / // % ~`, comparisons, `in`,
+/// `and/or/not`, conditional expressions, subscripts and slices, attributes, common filters,
+/// tests and string methods, `raise_exception`, `namespace`, `range`. Anything else is an
+/// `unsupported` error naming the construct.
+public struct ChatTemplate {
+    public let source: String
+    let body: [JinjaNode]
+
+    public init(_ source: String) throws {
+        self.source = source
+        let tokens = try JinjaLexer.tokenize(source)
+        var parser = JinjaTemplateParser(tokens: tokens)
+        body = try parser.parseBody(until: [])
+    }
+
+    /// Renders the conversation. `bosToken`/`eosToken` fill `bos_token`/`eos_token`.
+    public func render(messages: [ChatMessage], addGenerationPrompt: Bool,
+                       bosToken: String?, eosToken: String?) throws -> String {
+        let list: [JinjaValue] = messages.map { m in
+            var members: [(String, JinjaValue)] = [("role", .string(m.role)), ("content", .string(m.content))]
+            for (k, v) in m.extra.sorted(by: { $0.key < $1.key }) { members.append((k, .string(v))) }
+            return .dict(members)
+        }
+        var variables: [String: JinjaValue] = [
+            "messages": .list(list),
+            "add_generation_prompt": .bool(addGenerationPrompt),
+        ]
+        if let bosToken { variables["bos_token"] = .string(bosToken) }
+        if let eosToken { variables["eos_token"] = .string(eosToken) }
+        return try render(variables: variables)
+    }
+
+    /// Renders with arbitrary top-level variables (JSON values become Jinja values).
+    public func render(context: [String: JSONValue]) throws -> String {
+        try render(variables: context.mapValues(JinjaValue.init(json:)))
+    }
+
+    func render(variables: [String: JinjaValue]) throws -> String {
+        var interpreter = JinjaInterpreter(globals: variables)
+        try interpreter.run(body)
+        return interpreter.output
+    }
+}
+
+extension Tokenizer {
+    /// Renders `chat_template` for `messages` and encodes the text without adding BOS (the BOS
+    /// comes from the template text, as `apply_chat_template(tokenize=True)`).
+    public func encodeChat(_ messages: [ChatMessage], addGenerationPrompt: Bool) throws -> [Int] {
+        encode(try renderChat(messages, addGenerationPrompt: addGenerationPrompt), addSpecialTokens: false)
+    }
+
+    /// The rendered chat template text.
+    public func renderChat(_ messages: [ChatMessage], addGenerationPrompt: Bool) throws -> String {
+        guard let chatTemplate else {
+            throw TokenizerError.invalidField(path: path, field: "chat_template", reason: "tokenizer_config.json has no chat_template")
+        }
+        return try chatTemplate.render(messages: messages, addGenerationPrompt: addGenerationPrompt,
+                                       bosToken: bosToken, eosToken: eosToken)
+    }
+}
