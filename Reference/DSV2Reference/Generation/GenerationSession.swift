@@ -39,7 +39,7 @@ public enum GenerationError: Error, CustomStringConvertible, Equatable {
 /// Chooses the next token from one row of logits. `history` is every token in the context so far
 /// (prompt and generated), for repetition penalties. The tokenizer branch's `Sampler` conforms.
 public protocol TokenSampler {
-    mutating func nextToken(logits: inout [Float], history: [Int]) -> Int
+    mutating func nextToken(logits: [Float], history: [Int]) -> Int
 }
 
 /// What a `GenerationSession.generate` call is asked to do.
@@ -151,7 +151,7 @@ public final class GenerationSession {
         var result = GenerationResult(text: "", generatedIds: [], promptTokens: fresh.count, reusedTokens: reused,
                                       stopReason: .maxTokens, promptSeconds: promptSeconds, generationSeconds: 0)
         var decoder = tokenizer.streamingDecoder(skipSpecialTokens: false)
-        var stops = StopStringScanner(stopStrings: request.stopStrings)
+        var stops = StopStringMatcher(stopStrings: request.stopStrings)
         var history = contextTokens
         var firstTokenTime: UInt64 = 0
 
@@ -161,14 +161,14 @@ public final class GenerationSession {
             // position contextTokens.count and must be inside the context.
             if contextTokens.count >= contextLength { result.stopReason = .contextLimit; break }
 
-            let token = sampler.nextToken(logits: &logits, history: history)
+            let token = sampler.nextToken(logits: logits, history: history)
             if firstTokenTime == 0 { firstTokenTime = DispatchTime.now().uptimeNanoseconds }
             result.generatedIds.append(token)
             history.append(token)
 
             if request.eosTokenIds.contains(token) { result.stopReason = .eos; break }
             if let piece = try decoder.step(token) {
-                let (safe, hitStop) = stops.push(piece)
+                let (safe, hitStop) = stops.feed(piece)
                 if !safe.isEmpty { result.text += safe; onText(safe) }
                 if hitStop { result.stopReason = .stopString; break }
             }
@@ -198,67 +198,8 @@ public final class GenerationSession {
     }
 }
 
-/// Finds stop strings in streamed text. Text is released only once no stop string can start in
-/// it, so a stop string split over several tokens is never shown in part.
-struct StopStringScanner {
-    let stopStrings: [String]
-    /// Text received but not yet released (a suffix that may begin a stop string).
-    private(set) var pending = ""
-
-    init(stopStrings: [String]) { self.stopStrings = stopStrings }
-
-    /// Adds `piece`; returns the text now safe to show and whether a stop string was found (then
-    /// the safe text is everything before it).
-    mutating func push(_ piece: String) -> (safe: String, stopped: Bool) {
-        guard !stopStrings.isEmpty else { return (piece, false) }
-        pending += piece
-        // Earliest occurrence of any stop string wins (compared in UTF-8, no normalization).
-        let bytes = Array(pending.utf8)
-        var earliest: Int?
-        for stop in stopStrings {
-            if let at = Self.firstIndex(of: Array(stop.utf8), in: bytes), at < (earliest ?? Int.max) { earliest = at }
-        }
-        if let earliest {
-            let safe = String(decoding: bytes[..<earliest], as: UTF8.self)
-            pending = ""
-            return (safe, true)
-        }
-        // Hold back the longest suffix that is a proper prefix of some stop string.
-        var hold = 0
-        for stop in stopStrings {
-            let s = Array(stop.utf8)
-            for length in stride(from: min(s.count - 1, bytes.count), to: hold, by: -1)
-            where bytes[(bytes.count - length)...].elementsEqual(s[..<length]) {
-                hold = length
-                break
-            }
-        }
-        // Never split a UTF-8 character: move the cut back to a character start.
-        var cut = bytes.count - hold
-        while cut > 0, cut < bytes.count, bytes[cut] & 0xC0 == 0x80 { cut -= 1 }
-        let safe = String(decoding: bytes[..<cut], as: UTF8.self)
-        pending = String(decoding: bytes[cut...], as: UTF8.self)
-        return (safe, false)
-    }
-
-    /// Releases whatever is held back (at the end of a generation that did not stop on a string).
-    mutating func flush() -> String {
-        defer { pending = "" }
-        return pending
-    }
-
-    private static func firstIndex(of needle: [UInt8], in haystack: [UInt8]) -> Int? {
-        guard !needle.isEmpty, needle.count <= haystack.count else { return nil }
-        for start in 0...(haystack.count - needle.count)
-        where haystack[start] == needle[0] && haystack[start..<(start + needle.count)].elementsEqual(needle) {
-            return start
-        }
-        return nil
-    }
-}
-
 extension Sampler: TokenSampler {
-    public mutating func nextToken(logits: inout [Float], history: [Int]) -> Int {
-        sample(logits: &logits, history: history)
+    public mutating func nextToken(logits: [Float], history: [Int]) -> Int {
+        sample(logits: logits, previousTokens: history)
     }
 }

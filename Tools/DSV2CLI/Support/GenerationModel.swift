@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import DSV2Reference
 import DSV2Converter
+import DSV2Quantized
 
 /// `--model`, `--engine`, `--quant`, `--threads`: which model `generate`/`chat` run and how.
 struct ModelArguments: ParsableArguments {
@@ -12,7 +13,7 @@ struct ModelArguments: ParsableArguments {
     @Option(name: .long, help: "Engine: reference (fp32 oracle) or quantized (default: quantized for .dsv2, reference for a folder).")
     var engine: String?
 
-    @Option(name: .long, help: "Quantization the quantized engine applies to a Hugging Face folder (q8, q4, q4-mixed, ...).")
+    @Option(name: .long, help: "Quantization the quantized engine applies to a Hugging Face folder on load (q8, q4, q4-mixed, f16, bf16, f32; default q8).")
     var quant: String?
 
     @Option(name: .long, help: "Worker threads of the quantized engine (default: the number of cores).")
@@ -38,16 +39,41 @@ struct GenerationModel {
     var label: String
 
     /// Loads `--model` (or the embedded default) with the requested engine.
+    ///
+    /// | model | engine | what runs |
+    /// |---|---|---|
+    /// | HF folder | reference (default) | `ReferenceModel`, fp32 from the safetensors |
+    /// | HF folder | quantized | `QuantizedEngine` over the folder quantized on load with `--quant` (default q8) |
+    /// | .dsv2 | quantized (default) | `QuantizedEngine` with the container's stored types |
     static func load(_ arguments: ModelArguments) throws -> GenerationModel {
         let url = try arguments.model.map { URL(fileURLWithPath: $0) } ?? DefaultModel.locate()
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
             throw GenerationModelError.notFound(path: url.path)
         }
+        let threads = arguments.threads ?? WorkerPool.defaultThreadCount
         if isDirectory.boolValue {
             let tokenizer = try Tokenizer.load(from: url)
-            let engine = try ReferenceModel(checkpoint: url)
-            return GenerationModel(engine: engine, tokenizer: tokenizer, label: "\(url.lastPathComponent) (reference)")
+            switch arguments.engine ?? "reference" {
+            case "reference":
+                if arguments.quant != nil { throw ValidationError("--quant applies to the quantized engine (add --engine quantized)") }
+                return GenerationModel(engine: try ReferenceModel(checkpoint: url), tokenizer: tokenizer,
+                                       label: "\(url.lastPathComponent) (reference, fp32)")
+            default:
+                let name = arguments.quant ?? "q8"
+                guard let policy = QuantizationPolicy.preset(name) else {
+                    throw ValidationError("unknown --quant \"\(name)\"; use one of \(QuantizationPolicy.presetNames.joined(separator: ", "))")
+                }
+                let source = QuantizingSource(try HFCheckpointSource(folder: url), policy: policy)
+                return GenerationModel(engine: try QuantizedEngine(source: source, threads: threads), tokenizer: tokenizer,
+                                       label: "\(url.lastPathComponent) (quantized, \(policy.name))")
+            }
+        }
+        if arguments.quant != nil {
+            throw ValidationError("--quant applies to a Hugging Face folder; a .dsv2 container runs in the types it was converted to")
+        }
+        if arguments.engine == "reference" {
+            throw GenerationModelError.referenceNeedsFolder(path: url.path)
         }
         let container = try ContainerReader(path: url.path)
         let files = container.tokenizerFiles
@@ -56,14 +82,16 @@ struct GenerationModel {
         }
         let tokenizer = try Tokenizer(tokenizerJSON: tokenizerJSON, configJSON: files["tokenizer_config.json"],
                                       path: "\(url.path):tokenizer.json", configPath: "\(url.path):tokenizer_config.json")
-        throw GenerationModelError.engineUnavailable(path: url.path, tokenizerIds: tokenizer.vocabularySize)
+        let engine = try QuantizedEngine(source: container, threads: threads)
+        return GenerationModel(engine: engine, tokenizer: tokenizer,
+                               label: "\(url.lastPathComponent) (quantized, \(container.metadata.quantization))")
     }
 }
 
 enum GenerationModelError: Error, CustomStringConvertible {
     case notFound(path: String)
     case noTokenizer(path: String)
-    case engineUnavailable(path: String, tokenizerIds: Int)
+    case referenceNeedsFolder(path: String)
 
     var description: String {
         switch self {
@@ -71,8 +99,8 @@ enum GenerationModelError: Error, CustomStringConvertible {
             return "\(path): no such model folder or .dsv2 file"
         case let .noTokenizer(path):
             return "\(path): the container holds no tokenizer.json (convert from a folder that has one)"
-        case let .engineUnavailable(path, _):
-            return "\(path): running a .dsv2 container needs the quantized engine, which this build lacks"
+        case let .referenceNeedsFolder(path):
+            return "\(path): the reference engine reads Hugging Face folders (safetensors); run a .dsv2 container with --engine quantized"
         }
     }
 }

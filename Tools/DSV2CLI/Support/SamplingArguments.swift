@@ -58,13 +58,7 @@ extension GenerationModel {
 extension SamplingArguments {
     /// tok's `Sampler` configured by these flags.
     func makeSampler(seed: UInt64) -> Sampler {
-        var options = SamplingOptions()
-        options.temperature = temperature
-        options.topK = topK
-        options.topP = topP
-        options.minP = minP
-        options.repetitionPenalty = repeatPenalty
-        options.seed = seed
-        return Sampler(options: options)
+        Sampler(options: SamplingOptions(temperature: temperature, topK: topK, topP: topP, minP: minP,
+                                         repetitionPenalty: repeatPenalty, seed: seed))
     }
 }
