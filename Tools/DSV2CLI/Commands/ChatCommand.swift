@@ -36,7 +36,7 @@ struct ChatCommand: ParsableCommand {
         let request = sampling.request(eosTokenIds: model.eosTokenIds)
         let interactive = Terminal.stdinIsTTY
 
-        InterruptMonitor.shared.install()
+        InterruptMonitor.install()
         if interactive {
             Terminal.writeError("dsv2 chat with \(model.label), seed \(seed). Ctrl-C stops a reply, Ctrl-D leaves.\n")
         }
@@ -74,16 +74,16 @@ struct ChatCommand: ParsableCommand {
                                      sampler: inout Sampler) throws -> GenerationResult {
         let stream: (String) -> Void = { piece in if !json { Terminal.write(piece) } }
         do {
-            return try InterruptMonitor.shared.whileGenerating {
+            return try InterruptMonitor.whileGenerating {
                 try chat.reply(to: message, request: request, sampler: &sampler, onText: stream,
-                               shouldStop: { InterruptMonitor.shared.isInterrupted })
+                               shouldStop: { InterruptMonitor.isInterrupted })
             }
         } catch GenerationError.promptTooLong where chat.messages.count > 1 {
             Terminal.writeError("[the conversation no longer fits in the context; starting over]\n")
             chat.reset()
-            return try InterruptMonitor.shared.whileGenerating {
+            return try InterruptMonitor.whileGenerating {
                 try chat.reply(to: message, request: request, sampler: &sampler, onText: stream,
-                               shouldStop: { InterruptMonitor.shared.isInterrupted })
+                               shouldStop: { InterruptMonitor.isInterrupted })
             }
         }
     }

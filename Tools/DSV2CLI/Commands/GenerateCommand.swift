@@ -47,15 +47,15 @@ struct GenerateCommand: ParsableCommand {
         let seed = sampling.resolvedSeed()
         var sampler = sampling.makeSampler(seed: seed)
 
-        InterruptMonitor.shared.install()
+        InterruptMonitor.install()
         if !json && !noEcho { Terminal.write(text) }
         let result: GenerationResult
         do {
-            result = try InterruptMonitor.shared.whileGenerating {
+            result = try InterruptMonitor.whileGenerating {
                 try session.generate(prompt: promptIds, request: sampling.request(eosTokenIds: model.eosTokenIds),
                                      sampler: &sampler,
                                      onText: { piece in if !json { Terminal.write(piece) } },
-                                     shouldStop: { InterruptMonitor.shared.isInterrupted })
+                                     shouldStop: { InterruptMonitor.isInterrupted })
             }
         } catch let error as GenerationError {
             throw ValidationError(error.description)

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 private let systemWrite = Glibc.write
@@ -37,48 +38,43 @@ enum Terminal {
 /// Ctrl-C (SIGINT) while a reply is being generated sets a flag that the generation loop polls
 /// once per token; Ctrl-C at any other time exits with status 130, as a shell expects.
 ///
-/// The handler runs on a dispatch queue (signal delivery itself is ignored), so it may take a lock
-/// and write; the generation thread reads the flag under the same lock.
-final class InterruptMonitor: @unchecked Sendable {
-    static let shared = InterruptMonitor()
-
-    private let lock = NSLock()
-    private var generating = false
-    private var interrupted = false
-    private var source: DispatchSourceSignal?
-
+/// A plain `sigaction` handler, not a dispatch signal source: on Linux those only see signals
+/// blocked in every thread, and the BLAS and worker-pool threads do not block SIGINT. The handler
+/// only touches lock-free atomics and calls `write`/`_exit` (async-signal-safe).
+enum InterruptMonitor {
     /// Installs the handler (idempotent).
-    func install() {
-        lock.lock(); defer { lock.unlock() }
-        guard source == nil else { return }
-        signal(SIGINT, SIG_IGN)
-        let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: DispatchQueue.global())
-        source.setEventHandler { [weak self] in self?.handleSignal() }
-        source.resume()
-        self.source = source
+    static func install() {
+        guard installed.exchange(true, ordering: .relaxed) == false else { return }
+        // Globals initialize lazily (swift_once, not signal-safe): touch them here, before any signal.
+        generating.store(false, ordering: .relaxed)
+        interrupted.store(false, ordering: .relaxed)
+        var action = sigaction()
+        action.__sigaction_handler.sa_handler = { _ in
+            if generating.load(ordering: .relaxed) {
+                interrupted.store(true, ordering: .relaxed)
+            } else {
+                let newline: [UInt8] = [0x0A]
+                _ = newline.withUnsafeBytes { Glibc.write(STDERR_FILENO, $0.baseAddress, 1) }
+                _exit(130)
+            }
+        }
+        sigemptyset(&action.sa_mask)
+        action.sa_flags = SA_RESTART
+        sigaction(SIGINT, &action, nil)
     }
 
     /// Runs `body` with Ctrl-C meaning "stop this generation"; `isInterrupted` turns true then.
-    func whileGenerating<T>(_ body: () throws -> T) rethrows -> T {
-        lock.lock(); generating = true; interrupted = false; lock.unlock()
-        defer { lock.lock(); generating = false; lock.unlock() }
+    static func whileGenerating<T>(_ body: () throws -> T) rethrows -> T {
+        interrupted.store(false, ordering: .relaxed)
+        generating.store(true, ordering: .relaxed)
+        defer { generating.store(false, ordering: .relaxed) }
         return try body()
     }
 
     /// Whether Ctrl-C was pressed during the current generation.
-    var isInterrupted: Bool {
-        lock.lock(); defer { lock.unlock() }
-        return interrupted
-    }
-
-    private func handleSignal() {
-        lock.lock()
-        let stopReply = generating
-        if stopReply { interrupted = true }
-        lock.unlock()
-        if !stopReply {
-            Terminal.writeError("\n")
-            exit(130)
-        }
-    }
+    static var isInterrupted: Bool { interrupted.load(ordering: .relaxed) }
 }
+
+private let installed = Atomic<Bool>(false)
+private let generating = Atomic<Bool>(false)
+private let interrupted = Atomic<Bool>(false)
