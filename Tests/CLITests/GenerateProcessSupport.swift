@@ -36,8 +36,8 @@ struct DSV2Run {
         process.standardInput = input
         try process.run()
         // Read both pipes concurrently so a full pipe never blocks the child.
-        var errData = Data()
-        let errReader = Thread { errData = err.fileHandleForReading.readDataToEndOfFile() }
+        let errBox = DataBox()
+        let errReader = Thread { errBox.data = err.fileHandleForReading.readDataToEndOfFile() }
         errReader.start()
         if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
         try input.fileHandleForWriting.close()
@@ -45,6 +45,11 @@ struct DSV2Run {
         process.waitUntilExit()
         while errReader.isExecuting || !errReader.isFinished { usleep(1000) }
         return DSV2Run(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                       stderr: String(decoding: errData, as: UTF8.self))
+                       stderr: String(decoding: errBox.data, as: UTF8.self))
     }
+}
+
+/// Holds what the stderr reader thread read (written once, read after the thread finished).
+private final class DataBox: @unchecked Sendable {
+    var data = Data()
 }
