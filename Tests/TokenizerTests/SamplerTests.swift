@@ -50,12 +50,30 @@ final class SamplerTests: XCTestCase {
         func kept(_ topP: Float) -> [Int] { Sampler.candidates(l, options: SamplingOptions(temperature: 1, topP: topP)).map { $0.id } }
         XCTAssertEqual(kept(0.5), [0])          // 0.5 alone reaches 0.5
         XCTAssertEqual(kept(0.6), [0, 1])
-        XCTAssertEqual(kept(0.8), [0, 1])       // 0.5 + 0.3 = 0.8
+        XCTAssertEqual(kept(0.75), [0, 1])      // 0.5 + 0.3 = 0.8 >= 0.75
         XCTAssertEqual(kept(0.9), [0, 1, 2])
         XCTAssertEqual(kept(0.99), [0, 1, 2, 3])
         XCTAssertEqual(kept(0.01), [0])         // the top token always stays
-        let renormalized = Sampler.candidates(l, options: SamplingOptions(temperature: 1, topP: 0.8))
+        let renormalized = Sampler.candidates(l, options: SamplingOptions(temperature: 1, topP: 0.75))
         XCTAssertEqual(renormalized[0].probability, 0.5 / 0.8, accuracy: 1e-6)
+    }
+
+    func testTopPShortcutEqualsPlainDefinitionOnALargeVocabulary() {
+        var rng = SeededGenerator(seed: 7)
+        let logits = (0..<20_000).map { _ in Float(rng.nextUnitDouble() * 12 - 6) }
+        for topP: Float in [0.5, 0.9, 0.99] {
+            let fast = Set(Sampler.candidates(logits, options: SamplingOptions(temperature: 0.8, topP: topP)).map { $0.id })
+            // Plain HF definition: ascending sort, drop while the cumulative probability <= 1 - topP.
+            let p = Sampler.softmax(logits.map { Double($0) / Double(Float(0.8)) })
+            let ascending = p.indices.sorted { p[$0] < p[$1] }
+            var cumulative = 0.0
+            var removed = Set<Int>()
+            for k in ascending.dropLast() {
+                cumulative += p[k]
+                if cumulative <= 1 - Double(topP) { removed.insert(k) } else { break }
+            }
+            XCTAssertEqual(fast, Set(p.indices).subtracting(removed), "topP \(topP)")
+        }
     }
 
     func testMinP() {

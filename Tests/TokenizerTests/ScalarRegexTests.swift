@@ -88,6 +88,23 @@ final class TokenizerLoaderTests: XCTestCase {
         XCTAssertEqual(t.decode([97, 300, 98], skipSpecialTokens: true), "ab")
     }
 
+    func testByteLevelPrefixSpaceAndSplitBehaviors() throws {
+        let prefixed = try Tokenizer(tokenizerJSON: minimalTokenizer(
+            preTokenizer: #"{"type": "ByteLevel", "add_prefix_space": true, "use_regex": true}"#), configJSON: nil)
+        XCTAssertEqual(prefixed.encode("hello"), [32, 257, 108, 111])   // " hello": prefix space, then BPE
+        // Removed drops the matches; MergedWithPrevious glues them to the piece before.
+        let removed = try Tokenizer(tokenizerJSON: minimalTokenizer(preTokenizer: """
+            {"type": "Sequence", "pretokenizers": [{"type": "Split", "pattern": {"String": "-"}, "behavior": "Removed", "invert": false},
+             {"type": "ByteLevel", "add_prefix_space": false, "use_regex": false}]}
+            """), configJSON: nil)
+        XCTAssertEqual(removed.encode("he-l"), [256, 108])
+        let merged = try Tokenizer(tokenizerJSON: minimalTokenizer(preTokenizer: """
+            {"type": "Sequence", "pretokenizers": [{"type": "Split", "pattern": {"Regex": "l"}, "behavior": "MergedWithNext", "invert": false},
+             {"type": "ByteLevel", "add_prefix_space": false, "use_regex": false}]}
+            """), configJSON: nil)
+        XCTAssertEqual(merged.encode("hel"), [256, 108])   // "he" | "l": the match starts the next piece
+    }
+
     func testLongPiecesUseTheHeapPathConsistently() throws {
         let t = try TokenizerFixtures.tokenizer("deepseek-v2")
         // 300 letters is one piece (> 64 symbols: heap merge); it must round-trip and agree with

@@ -129,14 +129,24 @@ public struct Sampler {
         // (the most likely token always stays).
         if options.topP < 1 {
             let probabilities = softmax(ids.map { scaled[$0] })
-            let order = ids.indices.sorted { probabilities[$0] != probabilities[$1] ? probabilities[$0] < probabilities[$1] : ids[$0] > ids[$1] }
+            let removable = 1 - Double(options.topP)
+            // Exact shortcut for large vocabularies: tokens with p <= removable / n come first in
+            // ascending order and together weigh <= removable, so they are always dropped; only
+            // their mass is needed. The rest is sorted.
+            let threshold = removable / Double(ids.count)
             var cumulative = 0.0
-            var removed = Set<Int>()
+            var rest: [Int] = []
+            for k in ids.indices {
+                if probabilities[k] <= threshold { cumulative += probabilities[k] } else { rest.append(k) }
+            }
+            if rest.isEmpty { rest = [probabilities.indices.max { probabilities[$0] < probabilities[$1] }!] ; cumulative = 0 }
+            let order = rest.sorted { probabilities[$0] != probabilities[$1] ? probabilities[$0] < probabilities[$1] : ids[$0] > ids[$1] }
+            var kept = Set(order.map { ids[$0] })
             for (position, k) in order.enumerated() where position < order.count - 1 {
                 cumulative += probabilities[k]
-                if cumulative <= 1 - Double(options.topP) { removed.insert(ids[k]) } else { break }
+                if cumulative <= removable { kept.remove(ids[k]) } else { break }
             }
-            ids = ids.filter { !removed.contains($0) }
+            ids = ids.filter { kept.contains($0) }
         }
         // min-p: drop tokens below minP x the top probability.
         if options.minP > 0 {

@@ -5,7 +5,7 @@ import Foundation
 /// Open addressing over two arenas, so a lookup allocates nothing. Bounded: when it is half full
 /// or its arenas grow past a few MB it is simply cleared (HF's cache behaves alike).
 struct PieceCache {
-    static let maxKeyLength = 96
+    static let maxKeyLength = 512
     private static let slotCount = 1 << 15
     private static let maxEntries = slotCount / 2
 

@@ -39,7 +39,7 @@ public final class Tokenizer: @unchecked Sendable {
     let tokenStrings: [String?]
     let specialIds: [Bool]
     /// Token string (as UTF-8 bytes) -> id, for `id(forToken:)`.
-    let tokenIds: [[UInt8]: Int]
+    let tokenIds: ByteStringTable
     /// `TemplateProcessing` post-processor ids around a single sequence (used only when the
     /// config does not say `add_bos_token`/`add_eos_token`).
     let templatePrefix: [UInt32]
@@ -122,8 +122,8 @@ public final class Tokenizer: @unchecked Sendable {
         bosToken = try tokenContent("bos_token")
         eosToken = try tokenContent("eos_token")
         let ids = tokenIds
-        bosTokenId = bosToken.flatMap { ids[Array($0.utf8)] }
-        eosTokenId = eosToken.flatMap { ids[Array($0.utf8)] }
+        bosTokenId = bosToken.flatMap { ids.lookup(utf8: $0) }
+        eosTokenId = eosToken.flatMap { ids.lookup(utf8: $0) }
         if let bosToken, bosTokenId == nil {
             throw TokenizerError.invalidField(path: configPath, field: "bos_token", reason: "`\(bosToken)` is not a token of \(path)")
         }
@@ -183,7 +183,7 @@ public final class Tokenizer: @unchecked Sendable {
     }
 
     /// The id of a vocabulary string or added token content (compared scalar by scalar).
-    public func id(forToken token: String) -> Int? { tokenIds[Array(token.utf8)] }
+    public func id(forToken token: String) -> Int? { tokenIds.lookup(utf8: token) }
 
     /// Whether `id` is a special added token (what `skipSpecialTokens` removes).
     public func isSpecial(_ id: Int) -> Bool { id >= 0 && id < specialIds.count && specialIds[id] }
@@ -331,7 +331,7 @@ public final class Tokenizer: @unchecked Sendable {
             runSteps(text, s, e, step: step + 1, state: &state, ids: &ids)
             i += 1
         }
-        state.pieces.removeSubrange(base...)
+        state.pieces.removeLast(state.pieces.count - base)
     }
 
     private func isolate(_ found: [(Int, Int)], _ lower: Int, _ upper: Int, into out: inout [(Int, Int)]) {

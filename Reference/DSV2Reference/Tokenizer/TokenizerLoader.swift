@@ -8,7 +8,7 @@ struct TokenizerLoader {
     var decodeBytes: [[UInt8]] = []
     var tokenStrings: [String?] = []
     var specialIds: [Bool] = []
-    var tokenIds: [[UInt8]: Int] = [:]
+    var tokenIds = ByteStringTable(capacity: 16)
     var templatePrefix: [UInt32] = []
     var templateSuffix: [UInt32] = []
 
@@ -120,23 +120,26 @@ struct TokenizerLoader {
         var decodeBytes = [[UInt8]](repeating: [], count: count)
         var tokenStrings = [String?](repeating: nil, count: count)
         var specialIds = [Bool](repeating: false, count: count)
-        var tokenIds: [[UInt8]: Int] = [:]
-        tokenIds.reserveCapacity(count)
+        var tokenIds = ByteStringTable(capacity: count)
         // Vocabulary keyed by the bytes each token stands for (BPE works on bytes).
-        var byteVocab: [[UInt8]: UInt32] = [:]
-        byteVocab.reserveCapacity(count)
+        var byteVocab = ByteStringTable(capacity: count)
+        var wholeTokens: [[UInt8]: UInt32] = [:]
+        let ignoreMerges = modelValue["ignore_merges"]?.boolValue == true
         for (token, id) in entries {
             let bytes = ByteLevel.bytes(ofToken: token)
             decodeBytes[id] = bytes ?? Array(token.utf8)
             tokenStrings[id] = token
-            tokenIds[Array(token.utf8)] = id
-            if let bytes { byteVocab[bytes] = UInt32(id) }
+            tokenIds.insert(utf8: token, id)
+            if let bytes {
+                byteVocab.insert(bytes, id)
+                if ignoreMerges { wholeTokens[bytes] = UInt32(id) }
+            }
         }
         for token in added {
             // HF decodes added tokens through the ByteLevel decoder too (e.g. `ü` becomes byte 0xFC).
             decodeBytes[token.id] = ByteLevel.bytes(ofToken: token.content) ?? Array(token.content.utf8)
             tokenStrings[token.id] = token.content
-            tokenIds[Array(token.content.utf8)] = token.id
+            tokenIds.insert(utf8: token.content, token.id)
         }
         // `skip_special_tokens` drops every token whose string is a special token's content.
         let specialContents = Set(added.filter { $0.special }.map { Array($0.content.utf8) })
@@ -147,37 +150,53 @@ struct TokenizerLoader {
         self.tokenIds = tokenIds
 
         var byteIds = [Int32](repeating: -1, count: 256)
-        for b in 0..<256 { if let id = byteVocab[[UInt8(b)]] { byteIds[b] = Int32(id) } }
+        for b in 0..<256 { if let id = byteVocab.lookup([UInt8(b)]) { byteIds[b] = Int32(id) } }
 
         // Merges: legacy "a b" strings or ["a", "b"] pairs; rank = position.
         guard let mergeList = modelValue["merges"]?.arrayValue else { throw field("model.merges", "expected a list") }
         var mergeEntries: [(left: UInt32, right: UInt32, rank: UInt32, merged: UInt32)] = []
         mergeEntries.reserveCapacity(mergeList.count)
+        var scratch = [UInt8](repeating: 0, count: 1024)
         for (rank, item) in mergeList.enumerated() {
-            let a: String, b: String
+            let a: Substring, b: Substring
             if let line = item.stringValue {
                 let parts = line.split(separator: " ", omittingEmptySubsequences: false)
                 guard parts.count == 2 else { throw field("model.merges[\(rank)]", "expected \"left right\"") }
-                a = String(parts[0]); b = String(parts[1])
+                a = parts[0]; b = parts[1]
             } else if let pair = item.arrayValue, pair.count == 2, let l = pair[0].stringValue, let r = pair[1].stringValue {
-                a = l; b = r
+                a = Substring(l); b = Substring(r)
             } else {
                 throw field("model.merges[\(rank)]", "expected \"left right\" or [\"left\", \"right\"]")
             }
-            guard let ab = ByteLevel.bytes(ofToken: a), let bb = ByteLevel.bytes(ofToken: b),
-                  let left = byteVocab[ab], let right = byteVocab[bb], let merged = byteVocab[ab + bb] else {
+            // Bytes of a then b in one buffer: a, b and a+b are three slices of it.
+            var n = 0
+            var valid = true
+            var split = 0
+            for (part, text) in [a, b].enumerated() {
+                if part == 1 { split = n }
+                for scalar in text.unicodeScalars {
+                    let v = Int(scalar.value)
+                    guard v < ByteLevel.scalarToByte.count, ByteLevel.scalarToByte[v] >= 0, n < scratch.count else { valid = false; break }
+                    scratch[n] = UInt8(ByteLevel.scalarToByte[v]); n += 1
+                }
+            }
+            let ids: (Int, Int, Int)? = valid ? scratch.withUnsafeBufferPointer { buffer in
+                guard let l = byteVocab.lookup(UnsafeBufferPointer(rebasing: buffer[0..<split])),
+                      let r = byteVocab.lookup(UnsafeBufferPointer(rebasing: buffer[split..<n])),
+                      let m = byteVocab.lookup(UnsafeBufferPointer(rebasing: buffer[0..<n])) else { return nil }
+                return (l, r, m)
+            } : nil
+            guard let (left, right, merged) = ids else {
                 throw field("model.merges[\(rank)]", "`\(a) \(b)` uses a token that is not in the vocabulary")
             }
-            mergeEntries.append((left, right, UInt32(rank), merged))
+            mergeEntries.append((UInt32(left), UInt32(right), UInt32(rank), UInt32(merged)))
         }
         var unkId: UInt32? = nil
         if let unk = modelValue["unk_token"]?.stringValue {
-            guard let id = tokenIds[Array(unk.utf8)] else { throw field("model.unk_token", "`\(unk)` is not in the vocabulary") }
+            guard let id = tokenIds.lookup(utf8: unk) else { throw field("model.unk_token", "`\(unk)` is not in the vocabulary") }
             unkId = UInt32(id)
         }
-        var wholeTokens: [[UInt8]: UInt32]? = nil
-        if modelValue["ignore_merges"]?.boolValue == true { wholeTokens = byteVocab }
-        model = BPEModel(byteIds: byteIds, merges: MergeTable(mergeEntries), wholeTokens: wholeTokens,
+        model = BPEModel(byteIds: byteIds, merges: MergeTable(mergeEntries), wholeTokens: ignoreMerges ? wholeTokens : nil,
                          unkId: unkId, fuseUnk: modelValue["fuse_unk"]?.boolValue ?? false)
 
         // MARK: post_processor: ByteLevel only trims offsets; TemplateProcessing adds special tokens.

@@ -58,8 +58,19 @@ enum UnicodeTables {
     @inline(__always)
     static func isRustNumeric(_ v: UInt32) -> Bool {
         if v < 0x80 { return v >= 0x30 && v <= 0x39 }
+        if v < 0x10000 { return rustNumericBMP[Int(v >> 6)] & (1 << UInt64(v & 63)) != 0 }
         return contains(rustNumeric, v)
     }
+
+    /// `rustNumeric` as a BMP bitmap (the Digits step asks once per scalar of the text).
+    static let rustNumericBMP: UnsafeMutablePointer<UInt64> = {
+        let bitmap = UnsafeMutablePointer<UInt64>.allocate(capacity: 1024)
+        bitmap.initialize(repeating: 0, count: 1024)
+        for (lo, hi) in rustNumeric where lo < 0x10000 {
+            for v in lo...min(hi, 0xFFFF) { bitmap[Int(v >> 6)] |= 1 << UInt64(v & 63) }
+        }
+        return bitmap
+    }()
 
     /// Binary search in a sorted range table.
     static func contains(_ table: ScalarRanges, _ v: UInt32) -> Bool {
