@@ -18,6 +18,10 @@ enum EngineTestSupport {
         try SafetensorsFile(url: Fixtures.url(fixture).appendingPathComponent("golden.safetensors")).int32s("input_ids")
     }
 
+    static func generatedIds(_ fixture: String) throws -> [Int32] {
+        try SafetensorsFile(url: Fixtures.url(fixture).appendingPathComponent("golden.safetensors")).int32s("generated_ids")
+    }
+
     /// Runs `model` on `ids` (empty cache) and returns the traced tensors and the logits [T, vocab].
     static func trace(_ model: LanguageModel, _ ids: [Int32]) throws -> (tracer: RecordingTracer, logits: [Float]) {
         model.resetCache()

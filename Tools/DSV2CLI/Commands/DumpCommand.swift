@@ -1,4 +1,5 @@
 import ArgumentParser
+import DSV2Quantized
 import DSV2Reference
 import Foundation
 
@@ -18,7 +19,7 @@ struct DumpCommand: AsyncParsableCommand {
             are greedy, one token at a time through the KV cache, without stopping at EOS.
             """)
 
-    @Option(name: .long, help: "Model: a Hugging Face checkpoint folder (config.json + safetensors).")
+    @Option(name: .long, help: "Model: a Hugging Face checkpoint folder (config.json + safetensors), or a .dsv2 container (quantized engine).")
     var model: String
 
     @Option(name: .long, help: "Engine: \(EngineKind.allCases.map(\.rawValue).joined(separator: ", ")).")
@@ -26,6 +27,15 @@ struct DumpCommand: AsyncParsableCommand {
 
     @Option(name: .long, help: "MLA form of the reference engine: expanded or absorbed.")
     var mla: AttentionForm = .expanded
+
+    @Option(name: .long, help: "Reference weights: fp32 (widened at load) or mapped (kept in the mmap'd checkpoint, for models larger than RAM).")
+    var weights: WeightStorage = .fp32
+
+    @Option(name: .long, help: "Quantized engine: preset applied to a Hugging Face folder (\(QuantizationPolicy.presetNames.joined(separator: ", ")); default q8) or to a container's stored values.")
+    var quant: String?
+
+    @Option(name: .long, help: "Quantized engine: worker threads (default: all cores; results do not depend on it).")
+    var threads: Int?
 
     @Option(name: .long, help: "Comma-separated input token ids, e.g. 1,2,3.")
     var ids: String
@@ -41,13 +51,15 @@ struct DumpCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard generate >= 0 else { throw ValidationError("--generate must not be negative") }
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
     }
 
     func run() async throws {
         let tokens = try parseTokenIDs(ids)
         let patterns = trace.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }
             ?? TraceName.goldenPatterns
-        let engine = try makeEngine(kind: engine, modelPath: URL(fileURLWithPath: model), attentionForm: mla)
+        let engine = try makeEngine(kind: engine, modelPath: URL(fileURLWithPath: model), attentionForm: mla,
+                                    weightStorage: weights, quant: quant, threads: threads)
         let vocab = engine.config.vocabSize
 
         let tracer = RecordingTracer(patterns: patterns)
@@ -55,8 +67,9 @@ struct DumpCommand: AsyncParsableCommand {
         let logits = try engine.forward(tokens: tokens, logits: rows, tracer: tracer)
 
         var writer = SafetensorsWriter()
-        writer.metadata = ["producer": "dsv2 dump", "engine": self.engine.rawValue, "mla": mla.rawValue,
+        writer.metadata = ["producer": "dsv2 dump", "engine": self.engine.rawValue, "mla": mla.rawValue, "weights": weights.rawValue,
                            "model": model, "input_ids": tokens.map(String.init).joined(separator: ",")]
+        if self.engine == .quantized { writer.metadata["quant"] = quant ?? "default" }
         try writer.add("input_ids", int32s: tokens, shape: [tokens.count])
         for name in tracer.names {
             guard let tensor = tracer[name] else { continue }
