@@ -11,9 +11,9 @@ struct ModelArguments: ParsableArguments {
     var model: String?
 
     @Option(name: .long, help: "Engine: reference (fp32 oracle) or quantized (default: quantized for .dsv2, reference for a folder).")
-    var engine: String?
+    var engine: EngineKind?
 
-    @Option(name: .long, help: "Quantization the quantized engine applies to a Hugging Face folder on load (q8, q4, q4-mixed, f16, bf16, f32; default q8).")
+    @Option(name: .long, help: "Quantized engine: the preset to quantize to while loading (q8, q4, q4-mixed, f16, bf16, f32; default q8 for a folder, the stored one for a .dsv2).")
     var quant: String?
 
     @Option(name: .long, help: "Worker threads of the quantized engine (default: the number of cores).")
@@ -23,9 +23,6 @@ struct ModelArguments: ParsableArguments {
     var contextSize: Int?
 
     func validate() throws {
-        if let engine, !["reference", "quantized"].contains(engine) {
-            throw ValidationError("unknown --engine \"\(engine)\"; use reference or quantized")
-        }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         if let contextSize, contextSize < 1 { throw ValidationError("--ctx-size must be at least 1") }
     }
@@ -38,41 +35,33 @@ struct GenerationModel {
     /// What was loaded, for messages (`tiny-dsv2.dsv2 (quantized, q8)`).
     var label: String
 
-    /// Loads `--model` (or the embedded default) with the requested engine.
+    /// Loads `--model` (or the embedded default) with the requested engine through the engine
+    /// factory (`makeEngine`), and the tokenizer that comes with the model.
     ///
     /// | model | engine | what runs |
     /// |---|---|---|
     /// | HF folder | reference (default) | `ReferenceModel`, fp32 from the safetensors |
-    /// | HF folder | quantized | `QuantizedEngine` over the folder quantized on load with `--quant` (default q8) |
-    /// | .dsv2 | quantized (default) | `QuantizedEngine` with the container's stored types |
+    /// | HF folder | quantized | `QuantizedEngine`, quantized on load with `--quant` (default q8) |
+    /// | .dsv2 | quantized (default) | `QuantizedEngine` with the container's stored types (or `--quant`) |
     static func load(_ arguments: ModelArguments) throws -> GenerationModel {
         let url = try arguments.model.map { URL(fileURLWithPath: $0) } ?? DefaultModel.locate()
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
             throw GenerationModelError.notFound(path: url.path)
         }
-        let threads = arguments.threads ?? WorkerPool.defaultThreadCount
+        let name = url.lastPathComponent
         if isDirectory.boolValue {
             let tokenizer = try Tokenizer.load(from: url)
-            switch arguments.engine ?? "reference" {
-            case "reference":
-                if arguments.quant != nil { throw ValidationError("--quant applies to the quantized engine (add --engine quantized)") }
-                return GenerationModel(engine: try ReferenceModel(checkpoint: url), tokenizer: tokenizer,
-                                       label: "\(url.lastPathComponent) (reference, fp32)")
-            default:
-                let name = arguments.quant ?? "q8"
-                guard let policy = QuantizationPolicy.preset(name) else {
-                    throw ValidationError("unknown --quant \"\(name)\"; use one of \(QuantizationPolicy.presetNames.joined(separator: ", "))")
-                }
-                let source = QuantizingSource(try HFCheckpointSource(folder: url), policy: policy)
-                return GenerationModel(engine: try QuantizedEngine(source: source, threads: threads), tokenizer: tokenizer,
-                                       label: "\(url.lastPathComponent) (quantized, \(policy.name))")
+            switch arguments.engine ?? .reference {
+            case .reference:
+                let engine = try makeEngine(kind: .reference, modelPath: url, quant: arguments.quant)
+                return GenerationModel(engine: engine, tokenizer: tokenizer, label: "\(name) (reference, fp32)")
+            case .quantized:
+                let made = try makeQuantizedEngine(modelPath: url, quant: arguments.quant, threads: arguments.threads)
+                return GenerationModel(engine: made.engine, tokenizer: tokenizer, label: "\(name) (quantized, \(made.quantization))")
             }
         }
-        if arguments.quant != nil {
-            throw ValidationError("--quant applies to a Hugging Face folder; a .dsv2 container runs in the types it was converted to")
-        }
-        if arguments.engine == "reference" {
+        if arguments.engine == .reference {
             throw GenerationModelError.referenceNeedsFolder(path: url.path)
         }
         let container = try ContainerReader(path: url.path)
@@ -82,9 +71,8 @@ struct GenerationModel {
         }
         let tokenizer = try Tokenizer(tokenizerJSON: tokenizerJSON, configJSON: files["tokenizer_config.json"],
                                       path: "\(url.path):tokenizer.json", configPath: "\(url.path):tokenizer_config.json")
-        let engine = try QuantizedEngine(source: container, threads: threads)
-        return GenerationModel(engine: engine, tokenizer: tokenizer,
-                               label: "\(url.lastPathComponent) (quantized, \(container.metadata.quantization))")
+        let made = try makeQuantizedEngine(modelPath: url, quant: arguments.quant, threads: arguments.threads)
+        return GenerationModel(engine: made.engine, tokenizer: tokenizer, label: "\(name) (quantized, \(made.quantization))")
     }
 }
 
