@@ -47,18 +47,18 @@ struct GenerateCommand: ParsableCommand {
         let seed = sampling.resolvedSeed()
         var sampler = sampling.makeSampler(seed: seed)
 
+        // Input errors before anything is printed.
+        if promptIds.isEmpty { throw GenerationError.emptyPrompt }
+        if promptIds.count > session.contextLength {
+            throw GenerationError.promptTooLong(promptTokens: promptIds.count, contextLength: session.contextLength)
+        }
         InterruptMonitor.install()
         if !json && !noEcho { Terminal.write(text) }
-        let result: GenerationResult
-        do {
-            result = try InterruptMonitor.whileGenerating {
-                try session.generate(prompt: promptIds, request: sampling.request(eosTokenIds: model.eosTokenIds),
-                                     sampler: &sampler,
-                                     onText: { piece in if !json { Terminal.write(piece) } },
-                                     shouldStop: { InterruptMonitor.isInterrupted })
-            }
-        } catch let error as GenerationError {
-            throw ValidationError(error.description)
+        let result = try InterruptMonitor.whileGenerating {
+            try session.generate(prompt: promptIds, request: sampling.request(eosTokenIds: model.eosTokenIds),
+                                 sampler: &sampler,
+                                 onText: { piece in if !json { Terminal.write(piece) } },
+                                 shouldStop: { InterruptMonitor.isInterrupted })
         }
 
         if json {
