@@ -208,4 +208,33 @@ final class GenerationSessionTests: XCTestCase {
         XCTAssertFalse(pieces.contains { $0.contains("\u{FFFD}") })
         XCTAssertEqual(pieces.joined(), text)
     }
+
+    // MARK: On the real tiny-dsv2 with tok's Sampler
+
+    /// The session with the fp32 reference and a greedy `Sampler` reproduces golden.json's 32 ids
+    /// (logits match the original code to ~1e-5; the smallest top-1 gap on the path is 2.5e-2).
+    func testReferenceGreedyMatchesGolden() throws {
+        let data = try Data(contentsOf: Fixtures.url("tiny-dsv2/golden.json"))
+        let golden = try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let inputIds = try XCTUnwrap(golden["input_ids"] as? [Int])
+        let expected = try XCTUnwrap(golden["generated_ids"] as? [Int])
+        XCTAssertEqual(prompt("The best way to learn"), inputIds, "BOS + prompt, as add_bos_token says")
+
+        let model = try ReferenceModel(checkpoint: Fixtures.url("tiny-dsv2"))
+        let session = try GenerationSession(model: model, tokenizer: tokenizer)
+        var sampler = Sampler(options: .greedy)
+        let r = try session.generate(prompt: inputIds, request: GenerationRequest(maxTokens: 32, eosTokenIds: [eos]),
+                                     sampler: &sampler)
+        XCTAssertEqual(r.generatedIds, expected)
+        XCTAssertEqual(r.text, golden["decoded_generated"] as? String)
+
+        // Same seed, same tokens; the session state does not leak between fresh sessions.
+        let options = SamplingOptions(temperature: 0.9, topK: 0, topP: 0.95, minP: 0, seed: 1234)
+        var a = Sampler(options: options), b = Sampler(options: options)
+        let first = try GenerationSession(model: model, tokenizer: tokenizer)
+            .generate(prompt: inputIds, request: GenerationRequest(maxTokens: 16), sampler: &a)
+        let second = try GenerationSession(model: model, tokenizer: tokenizer)
+            .generate(prompt: inputIds, request: GenerationRequest(maxTokens: 16), sampler: &b)
+        XCTAssertEqual(first.generatedIds, second.generatedIds)
+    }
 }
