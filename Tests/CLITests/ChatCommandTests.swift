@@ -95,4 +95,29 @@ final class ChatCommandTests: XCTestCase {
         XCTAssertEqual(try run.jsonLines().count, 3)
         XCTAssertTrue(run.stderr.contains("starting over"), run.stderr)
     }
+
+    /// Ctrl-C while waiting for the next message leaves with status 130 (as a shell expects).
+    func testInterruptAtThePromptExits() throws {
+        let binary = Fixtures.dsv2Binary
+        guard FileManager.default.isExecutableFile(atPath: binary.path) else { throw XCTSkip("no dsv2 binary") }
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = ["chat", "--model", model, "--temp", "0", "-n", "8"]
+        let input = Pipe(), out = Pipe(), err = Pipe()
+        process.standardInput = input
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        input.fileHandleForWriting.write(Data("Hello\n".utf8))
+        var stderr = ""
+        while !stderr.contains("generated:") {           // the reply is done: back at the prompt
+            let chunk = err.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            stderr += String(decoding: chunk, as: UTF8.self)
+        }
+        process.interrupt()
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 130, stderr)
+        try? input.fileHandleForWriting.close()
+    }
 }

@@ -151,4 +151,27 @@ final class GenerateCommandTests: XCTestCase {
         let json = try generate(["--quant", "f32", "--threads", "1", "--temp", "0", "-n", "8", "--json"], engine: "quantized").json()
         XCTAssertEqual(json["generated_ids"] as? [Int], Array(g.ids.prefix(8)))
     }
+
+    /// Ctrl-C (SIGINT) stops the generation at the next token; the statistics still come out and
+    /// the exit status is 0. Temperature 5 over the whole vocabulary with a fixed seed makes a long,
+    /// EOS-free run (≈1000 tokens to the context limit), so the signal lands mid-generation.
+    func testInterruptStopsGeneration() throws {
+        let binary = Fixtures.dsv2Binary
+        guard FileManager.default.isExecutableFile(atPath: binary.path) else { throw XCTSkip("no dsv2 binary") }
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = ["generate", "--model", model, "--engine", "reference", "--prompt", "Once", "-n", "2000",
+                             "--seed", "3", "--temp", "5", "--top-k", "0", "--top-p", "1", "--min-p", "0"]
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        _ = out.fileHandleForReading.availableData      // the prompt echo: generation has started
+        process.interrupt()
+        _ = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 0, stderr)
+        XCTAssertTrue(stderr.contains("stop: interrupted"), stderr)
+    }
 }
