@@ -53,9 +53,10 @@ struct GenerateCommand: ParsableCommand {
             throw GenerationError.promptTooLong(promptTokens: promptIds.count, contextLength: session.contextLength)
         }
         InterruptMonitor.install()
-        if !json && !noEcho { Terminal.write(text) }
         let result = try InterruptMonitor.whileGenerating {
-            try session.generate(prompt: promptIds, request: sampling.request(eosTokenIds: model.eosTokenIds),
+            // Echoed inside, so a Ctrl-C right after the prompt appears already stops cleanly.
+            if !json && !noEcho { Terminal.write(text) }
+            return try session.generate(prompt: promptIds, request: sampling.request(eosTokenIds: model.eosTokenIds),
                                  sampler: &sampler,
                                  onText: { piece in if !json { Terminal.write(piece) } },
                                  shouldStop: { InterruptMonitor.isInterrupted })
