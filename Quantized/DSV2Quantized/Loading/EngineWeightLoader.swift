@@ -45,8 +45,11 @@ public enum EngineWeightLoader {
             guard info.shape == shape else { throw EngineLoadError.wrongShape(tensor: name, expected: shape, found: info.shape) }
         }
 
+        // Fetch (and, for a `QuantizingSource`, quantize) the tensors on every core: each is
+        // converted alone, so memory beyond the result stays one chunk per thread.
+        let fetched = try fetchAll(config.expectedTensorShapes().map(\.name), from: source)
         func stored(_ name: String) throws -> StoredTensor {
-            let tensor = try source.tensor(name)
+            guard let tensor = fetched[name] else { throw EngineLoadError.missingTensor(tensor: name) }
             guard tensor.shape == shapes[name] else {
                 throw EngineLoadError.wrongShape(tensor: name, expected: shapes[name] ?? [], found: tensor.shape)
             }
@@ -101,6 +104,35 @@ public enum EngineWeightLoader {
         let finalNorm = try vector(CheckpointNames.finalNorm)
         let lmHead = config.tieWordEmbeddings ? embedding : try matrix(CheckpointNames.lmHead)
         return EngineWeights(config: config, embedding: embedding, layers: layers, finalNorm: finalNorm, lmHead: lmHead)
+    }
+
+    /// `source.tensor(name)` for every name, in parallel (`WeightSource.tensor` is thread-safe);
+    /// the first error wins.
+    static func fetchAll(_ names: [String], from source: WeightSource) throws -> [String: StoredTensor] {
+        let lock = NSLock()
+        var results: [String: StoredTensor] = [:]
+        var firstError: Error?
+        let threads = max(1, ProcessInfo.processInfo.activeProcessorCount)
+        // Largest first, so the expensive tensors do not end up last on one thread.
+        let order = names.sorted { (source.tensorInfo($0)?.shape.reduce(1, *) ?? 0) > (source.tensorInfo($1)?.shape.reduce(1, *) ?? 0) }
+        var next = 0
+        DispatchQueue.concurrentPerform(iterations: threads) { _ in
+            while true {
+                lock.lock()
+                guard firstError == nil, next < order.count else { lock.unlock(); return }
+                let name = order[next]
+                next += 1
+                lock.unlock()
+                do {
+                    let tensor = try source.tensor(name)
+                    lock.lock(); results[name] = tensor; lock.unlock()
+                } catch {
+                    lock.lock(); if firstError == nil { firstError = error }; lock.unlock()
+                }
+            }
+        }
+        if let firstError { throw firstError }
+        return results
     }
 
     /// A tensor's values widened to fp32 (norm vectors; kv_b_proj before its split).

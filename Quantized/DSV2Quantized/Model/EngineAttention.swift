@@ -85,7 +85,8 @@ extension QuantizedEngine {
         let scratchState = attentionScratch
         let query = ws.query.pointer, headOutputs = ws.headOutputs.pointer
         let wUKT = w.wUKT, wUV = w.wUV
-        let core: (Int) -> Void = { p in
+        // A local function (not a closure value) so that passing it to the pool allocates no context.
+        func core(_ p: Int) {
             let queryLatent = scratchState.queryLatent[p].pointer  // [rank + ropeDim]
             let context = scratchState.context[p].pointer          // [rank]
             let scores = scratchState.scores[p].pointer            // [visible]
