@@ -4,7 +4,7 @@ import Foundation
 
 /// `dsv2 bench reference`: prefill speed of the fp32 reference on one DeepSeek-V2-Lite MoE
 /// decoder layer (real shapes, random seeded weights generated in memory).
-struct BenchReferenceCommand: AsyncParsableCommand {
+struct BenchReferenceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "reference",
         abstract: "Prefill tokens/s of the fp32 reference on one DeepSeek-V2-Lite MoE layer (random weights).",
@@ -46,7 +46,7 @@ struct BenchReferenceCommand: AsyncParsableCommand {
         return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
     }
 
-    func run() async throws {
+    func run() throws {
         let lengths = try tokens.split(separator: ",").map { part -> Int in
             guard let n = Int(part.trimmingCharacters(in: .whitespaces)), n > 0 else {
                 throw ValidationError("--tokens: \"\(part)\" is not a positive length")
