@@ -35,8 +35,8 @@ public enum DSV2Process {
         // on the other one.
         let folder = TemporaryDirectory(prefix: "dsv2-run")
         let out = folder.file("stdout"), err = folder.file("stderr")
-        FileManager.default.createFile(atPath: out.path, contents: nil)
-        FileManager.default.createFile(atPath: err.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: err.path, contents: nil)
         process.standardOutput = try FileHandle(forWritingTo: out)
         process.standardError = try FileHandle(forWritingTo: err)
         if let input {
