@@ -40,12 +40,6 @@ struct BenchReferenceCommand: ParsableCommand {
                     firstKDenseReplace: 0, normTopkProb: false, rmsNormEps: 1e-6)
     }
 
-    static func processCPUSeconds() -> Double {
-        var time = timespec()
-        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &time)
-        return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
-    }
-
     func run() throws {
         let lengths = try tokens.split(separator: ",").map { part -> Int in
             guard let n = Int(part.trimmingCharacters(in: .whitespaces)), n > 0 else {
@@ -81,10 +75,10 @@ struct BenchReferenceCommand: ParsableCommand {
                 var best = Double.infinity, bestCPU = Double.infinity
                 for _ in 0..<repeats {
                     model.resetCache()
-                    let start = DispatchTime.now().uptimeNanoseconds, startCPU = Self.processCPUSeconds()
+                    let start = DispatchTime.now().uptimeNanoseconds, startCPU = BenchClock.processCPU()
                     _ = try model.forward(tokens: ids, logits: .last, tracer: nil)
                     best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
-                    bestCPU = min(bestCPU, Self.processCPUSeconds() - startCPU)
+                    bestCPU = min(bestCPU, BenchClock.processCPU() - startCPU)
                 }
                 // Wall time is what users see; CPU time (all threads) shows the work when other
                 // jobs share the cores.
