@@ -9,8 +9,8 @@ struct ConvertCommand: ParsableCommand {
         commandName: "convert",
         abstract: "Convert a Hugging Face checkpoint (or a .dsv2 container) into a .dsv2 container.",
         discussion: """
-        Presets (--quant): q8, q4, q4-mixed, f16, bf16, f32 (see docs/FORMAT.md). Every tensor is
-        checked against config.json first. The output is written to a temporary file next to it
+        Presets (--quant): q8, q4, q4-mixed, f16, bf16, f32 (see docs/FORMAT.md). Every tensor is \
+        checked against config.json first. The output is written to a temporary file next to it \
         and renamed at the end, so an interrupted conversion leaves nothing at the target path.
         """)
 
