@@ -1,4 +1,5 @@
 import DSV2Reference
+import Foundation
 
 /// max |actual − expected| / max |expected|: the error relative to the expected tensor's
 /// magnitude (the absolute error when `expected` is all zeros).
