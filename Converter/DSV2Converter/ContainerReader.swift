@@ -3,7 +3,7 @@ import DSV2Quantized
 import DSV2Reference
 
 /// Reads a `.dsv2` container. Raw tensors are returned zero-copy from the mapped file (owner:
-/// the `MappedFile`); compressed tensors are decoded straight into an aligned `TensorBuffer`
+/// the `MappedFile`); compressed tensors are decoded straight into an aligned `AlignedBuffer`
 /// and their XXH64 checked. Thread-safe.
 public final class ContainerReader: WeightSource, @unchecked Sendable {
     public let path: String
@@ -116,7 +116,7 @@ public final class ContainerReader: WeightSource, @unchecked Sendable {
             if verifyRawChecksums { try check(entry, bytes) }
             return StoredTensor(name: name, type: entry.type, shape: entry.shape, bytes: bytes, owner: file)
         }
-        let buffer = TensorBuffer(count: entry.rawSize)
+        let buffer = AlignedBuffer(byteCount: entry.rawSize)
         try TensorCodec.decode(entry, file: file, into: buffer.pointer, threads: threads)
         try check(entry, buffer.bytes)
         return StoredTensor(name: name, type: entry.type, shape: entry.shape, bytes: buffer.bytes, owner: buffer)

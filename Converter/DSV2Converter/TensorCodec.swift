@@ -60,8 +60,8 @@ enum TensorCodec {
         let usePlanes = options.bytePlanes && elementSize > 1
         var chunks: [ContainerChunk] = []
         var segments: [[UInt8]] = []
-        var scratch: TensorBuffer?
-        if usePlanes { scratch = TensorBuffer(count: min(raw.count, ContainerFormat.chunkSize)) }
+        var scratch: AlignedBuffer?
+        if usePlanes { scratch = AlignedBuffer(byteCount: min(raw.count, ContainerFormat.chunkSize)) }
         var start = 0
         while start < raw.count {
             let count = min(ContainerFormat.chunkSize, raw.count - start)
@@ -164,7 +164,7 @@ enum TensorCodec {
     static func decodeChunk(_ chunk: ContainerChunk, planes: Int, storedOffset: Int, file: MappedFile,
                             into destination: UnsafeMutableRawPointer, tensor: String) throws {
         let planeSize = chunk.rawSize / planes
-        let scratch = planes > 1 ? TensorBuffer(count: chunk.rawSize) : nil
+        let scratch = planes > 1 ? AlignedBuffer(byteCount: chunk.rawSize) : nil
         let target = scratch?.pointer ?? destination
         var offset = storedOffset
         for (k, segment) in chunk.segments.enumerated() {

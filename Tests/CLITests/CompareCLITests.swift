@@ -14,7 +14,7 @@ final class CompareCLITests: XCTestCase {
     }
 
     func testDumpIsBitIdenticalRunAfterRunAndHoldsTheGoldenNames() throws {
-        let scratch = try AnalysisScratch()
+        let scratch = TemporaryDirectory()
         for form in ["expanded", "absorbed"] {
             for name in ["a", "b"] {
                 let r = try DSV2Process.run(["dump", "--model", model, "--ids", try goldenIDs, "--engine", "reference", "--mla", form, "-o", scratch.path("\(name).st")])
@@ -50,7 +50,7 @@ final class CompareCLITests: XCTestCase {
     }
 
     func testSelfComparisonGivesExactZerosAndExitZero() throws {
-        let scratch = try AnalysisScratch()
+        let scratch = TemporaryDirectory()
         XCTAssertEqual(try DSV2Process.run(["dump", "--model", model, "--ids", try goldenIDs, "--trace", "*", "-o", scratch.path("a.st")]).status, 0)
         let r = try DSV2Process.run(["compare", scratch.path("a.st"), scratch.path("a.st"), "--json",
                                      "--fail-above", "*:cos<1,*:maxabs>0,*:rrms>0,logits:kl>0,logits:klmax>0,router.*:jaccard<1"])
@@ -72,7 +72,7 @@ final class CompareCLITests: XCTestCase {
     func testReferenceDumpMatchesTheGoldenFile() throws {
         // The golden file is DeepSeek's code in fp32; the reference agrees to ~1e-5 (NUMERICS.md), so
         // these limits hold with a wide margin and fail on any real bug.
-        let scratch = try AnalysisScratch()
+        let scratch = TemporaryDirectory()
         XCTAssertEqual(try DSV2Process.run(["dump", "--model", model, "--ids", try goldenIDs, "-o", scratch.path("ref.st")]).status, 0)
         let r = try DSV2Process.run(["compare", Fixtures.url("tiny-dsv2/golden.safetensors").path, scratch.path("ref.st"),
                                      "--fail-above", "hidden.*:rrms>1e-5,logits:kl>1e-9,logits:top1<1,router.*:identical<1"])
@@ -84,7 +84,7 @@ final class CompareCLITests: XCTestCase {
     /// A deliberate deviation in layer 2 (its o_proj scaled by 1.01 in a copy of the model) is
     /// reported at attn.2, the first tensor that depends on it, with exit status 1.
     func testPerturbedLayerIsTheFirstFailure() throws {
-        let scratch = try AnalysisScratch()
+        let scratch = TemporaryDirectory()
         let perturbed = try scratch.perturbedModel("tiny-dsv2", tensor: "model.layers.2.self_attn.o_proj.weight", factor: 1.01)
         for (name, folder) in [("good.st", model), ("bad.st", perturbed)] {
             let r = try DSV2Process.run(["dump", "--model", folder, "--ids", "6000,671,1505,3302,301,2000,17,5",
@@ -114,7 +114,7 @@ final class CompareCLITests: XCTestCase {
     }
 
     func testUsageErrorsExitTwoWithAClearMessage() throws {
-        let scratch = try AnalysisScratch()
+        let scratch = TemporaryDirectory()
         XCTAssertEqual(try DSV2Process.run(["dump", "--model", model, "--ids", "1,2", "-o", scratch.path("a.st")]).status, 0)
         let cases: [([String], String)] = [
             (["--fail-above", "hidden.*:cosine<0.9"], "bad threshold 'hidden.*:cosine<0.9': unknown metric 'cosine'"),
@@ -142,7 +142,7 @@ final class CompareCLITests: XCTestCase {
     }
 
     func testShapeMismatchesAndOneSidedTensorsAreReported() throws {
-        let scratch = try AnalysisScratch()
+        let scratch = TemporaryDirectory()
         XCTAssertEqual(try DSV2Process.run(["dump", "--model", model, "--ids", try goldenIDs, "-o", scratch.path("seven.st")]).status, 0)
         XCTAssertEqual(try DSV2Process.run(["dump", "--model", model, "--ids", "1,2,3", "-o", scratch.path("three.st")]).status, 0)
         XCTAssertEqual(try DSV2Process.run(["dump", "--model", model, "--ids", try goldenIDs, "--trace", "hidden.*", "-o", scratch.path("hidden.st")]).status, 0)
@@ -159,7 +159,7 @@ final class CompareCLITests: XCTestCase {
 
     /// The JSON of `--json` has exactly the keys docs/COMPARE.md documents.
     func testJSONFollowsTheDocumentedSchema() throws {
-        let scratch = try AnalysisScratch()
+        let scratch = TemporaryDirectory()
         XCTAssertEqual(try DSV2Process.run(["dump", "--model", model, "--ids", try goldenIDs, "-o", scratch.path("a.st")]).status, 0)
         XCTAssertEqual(try DSV2Process.run(["dump", "--model", model, "--ids", try goldenIDs, "--mla", "absorbed",
                                             "--trace", "*", "-o", scratch.path("b.st")]).status, 0)

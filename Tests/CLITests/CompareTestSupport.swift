@@ -3,51 +3,9 @@ import Foundation
 import TestSupport
 import XCTest
 
-/// Runs the built `dsv2` binary (`swift build -c release --product dsv2` first) for the compare,
-/// dump and perplexity tests.
-enum DSV2Process {
-    struct Result {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-        var stdoutData: Data
-    }
-
-    static func run(_ arguments: [String], file: StaticString = #filePath, line: UInt = #line) throws -> Result {
-        let binary = Fixtures.dsv2Binary
-        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
-            throw XCTSkip("dsv2 binary not built (swift build -c release --product dsv2): \(binary.path)")
-        }
-        // Output goes to files, not pipes: a full pipe would block the child.
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("dsv2-cli-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: folder) }
-        let out = folder.appendingPathComponent("stdout"), err = folder.appendingPathComponent("stderr")
-        FileManager.default.createFile(atPath: out.path, contents: nil)
-        FileManager.default.createFile(atPath: err.path, contents: nil)
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = arguments
-        process.standardOutput = try FileHandle(forWritingTo: out)
-        process.standardError = try FileHandle(forWritingTo: err)
-        try process.run()
-        process.waitUntilExit()
-        let stdoutData = try Data(contentsOf: out)
-        return Result(status: process.terminationStatus, stdout: String(decoding: stdoutData, as: UTF8.self),
-                      stderr: String(decoding: try Data(contentsOf: err), as: UTF8.self), stdoutData: stdoutData)
-    }
-}
-
-/// A fresh folder under the system temp dir, removed when the object goes away.
-final class AnalysisScratch {
-    let url: URL
-    init() throws {
-        url = FileManager.default.temporaryDirectory.appendingPathComponent("dsv2-cmp-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    }
-    deinit { try? FileManager.default.removeItem(at: url) }
-
-    func path(_ name: String) -> String { url.appendingPathComponent(name).path }
+extension TemporaryDirectory {
+    /// The path of `name` inside the folder, as a command line takes it.
+    func path(_ name: String) -> String { file(name).path }
 
     /// A copy of a fixture model whose tensor `name` is multiplied by `factor` (stored as F32):
     /// the test-only way to put a known deviation into one layer of a real engine run. Every

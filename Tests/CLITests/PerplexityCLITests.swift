@@ -20,7 +20,7 @@ final class PerplexityCLITests: XCTestCase {
     his promise to write something down every single day, even when there was nothing to say.
     """
 
-    private func writeText(_ scratch: AnalysisScratch) throws -> String {
+    private func writeText(_ scratch: TemporaryDirectory) throws -> String {
         let path = scratch.path("text.txt")
         try Data(Self.text.utf8).write(to: URL(fileURLWithPath: path))
         return path
@@ -31,7 +31,7 @@ final class PerplexityCLITests: XCTestCase {
     /// Both read the same fp32 logits, so they differ only by summation order (~1e-15 relative);
     /// 1e-6 leaves room for nothing but a real difference (a wrong window, an off-by-one target).
     func testPerplexityMatchesAnIndependentComputation() throws {
-        let scratch = try AnalysisScratch()
+        let scratch = TemporaryDirectory()
         let textPath = try writeText(scratch)
         let ctx = 64
         let r = try DSV2Process.run(["perplexity", "--model", model, "--text", textPath, "--ctx", "\(ctx)", "--json"])
@@ -77,7 +77,7 @@ final class PerplexityCLITests: XCTestCase {
     }
 
     func testSaveBaseThenKLBaseOnTheSameEngineGivesZeroKLAndRatioOne() throws {
-        let scratch = try AnalysisScratch()
+        let scratch = TemporaryDirectory()
         let textPath = try writeText(scratch)
         let base = scratch.path("base.bin")
         let save = try DSV2Process.run(["perplexity", "--model", model, "--text", textPath, "--ctx", "100", "--save-base", base])
@@ -110,7 +110,7 @@ final class PerplexityCLITests: XCTestCase {
     }
 
     func testQuantizedEngineAgainstTheReferenceBase() throws {
-        let scratch = try AnalysisScratch()
+        let scratch = TemporaryDirectory()
         let textPath = try writeText(scratch)
         let base = scratch.path("base.bin")
         XCTAssertEqual(try DSV2Process.run(["perplexity", "--model", model, "--text", textPath, "--ctx", "128",
@@ -135,7 +135,7 @@ final class PerplexityCLITests: XCTestCase {
     }
 
     func testClearErrors() throws {
-        let scratch = try AnalysisScratch()
+        let scratch = TemporaryDirectory()
         let textPath = try writeText(scratch)
         func check(_ arguments: [String], _ message: String, line: UInt = #line) throws {
             let r = try DSV2Process.run(["perplexity"] + arguments)

@@ -41,7 +41,7 @@ final class BadInputTests: XCTestCase {
     }
 
     func testShardedCheckpointConvertsLikeTheSingleFile() throws {
-        let folder = TemporaryFolder()
+        let folder = TemporaryDirectory()
         try rewrite(into: folder.url, shards: 3) { ($1, $2, $3) }
         let (sharded, provenance) = try Converter.openSource(folder.url)
         XCTAssertEqual(provenance.files.filter { $0.name.hasPrefix("model-") }.count, 3)
@@ -52,17 +52,17 @@ final class BadInputTests: XCTestCase {
     }
 
     func testMissingShardIsNamed() throws {
-        let folder = TemporaryFolder()
+        let folder = TemporaryDirectory()
         try rewrite(into: folder.url, shards: 2) { ($1, $2, $3) }
-        try FileManager.default.removeItem(at: folder.path("model-00002-of-00002.safetensors"))
+        try FileManager.default.removeItem(at: folder.file("model-00002-of-00002.safetensors"))
         let message = openError(folder.url)
         XCTAssertTrue(message.contains("model-00002-of-00002.safetensors") && message.contains(SafetensorsCheckpoint.indexFileName), message)
     }
 
     func testTruncatedShardIsNamed() throws {
-        let folder = TemporaryFolder()
+        let folder = TemporaryDirectory()
         try rewrite(into: folder.url, shards: 2) { ($1, $2, $3) }
-        let shard = folder.path("model-00001-of-00002.safetensors")
+        let shard = folder.file("model-00001-of-00002.safetensors")
         let size = (try FileManager.default.attributesOfItem(atPath: shard.path)[.size] as! NSNumber).intValue
         truncateFile(shard, to: size - 100)
         let message = openError(folder.url)
@@ -70,7 +70,7 @@ final class BadInputTests: XCTestCase {
     }
 
     func testWrongShapeIsNamed() throws {
-        let folder = TemporaryFolder()
+        let folder = TemporaryDirectory()
         let victim = "model.layers.1.self_attn.kv_a_proj_with_mqa.weight"
         try rewrite(into: folder.url) { name, dtype, shape, bytes in
             name == victim ? (dtype, [shape[1], shape[0]], bytes) : (dtype, shape, bytes)
@@ -80,7 +80,7 @@ final class BadInputTests: XCTestCase {
     }
 
     func testWrongDTypeIsNamed() throws {
-        let folder = TemporaryFolder()
+        let folder = TemporaryDirectory()
         let victim = "model.layers.0.input_layernorm.weight"
         try rewrite(into: folder.url) { name, dtype, shape, bytes in
             name == victim ? (.i16, shape, bytes) : (dtype, shape, bytes)
@@ -90,7 +90,7 @@ final class BadInputTests: XCTestCase {
     }
 
     func testMissingTensorIsNamed() throws {
-        let folder = TemporaryFolder()
+        let folder = TemporaryDirectory()
         let victim = "model.layers.1.mlp.experts.3.down_proj.weight"
         try rewrite(into: folder.url) { name, dtype, shape, bytes in name == victim ? nil : (dtype, shape, bytes) }
         let message = openError(folder.url)
@@ -99,9 +99,9 @@ final class BadInputTests: XCTestCase {
 
     func testConfigThatDoesNotMatchTheTensors() throws {
         // More layers than the checkpoint has: the first missing tensor is named.
-        let folder = TemporaryFolder()
+        let folder = TemporaryDirectory()
         try copyFixture(fixture, to: folder.url)
-        let configURL = folder.path("config.json")
+        let configURL = folder.file("config.json")
         var config = try JSONSerialization.jsonObject(with: Data(contentsOf: configURL)) as! [String: Any]
         let layers = config["num_hidden_layers"] as! Int
         config["num_hidden_layers"] = layers + 1
@@ -121,9 +121,9 @@ final class BadInputTests: XCTestCase {
     }
 
     func testUnwritableOutputFolderLeavesNothing() throws {
-        let folder = TemporaryFolder()
+        let folder = TemporaryDirectory()
         let (source, provenance) = try Converter.openSource(Fixtures.url(fixture))
-        let blocker = folder.path("file")
+        let blocker = folder.file("file")
         FileManager.default.createFile(atPath: blocker.path, contents: Data())
         let target = blocker.appendingPathComponent("model.dsv2")
         let message = describe {
@@ -146,9 +146,9 @@ final class BadInputTests: XCTestCase {
                 return try base.tensor(name)
             }
         }
-        let folder = TemporaryFolder()
+        let folder = TemporaryDirectory()
         let (source, provenance) = try Converter.openSource(Fixtures.url(fixture))
-        let target = folder.path("model.dsv2")
+        let target = folder.file("model.dsv2")
         let message = describe {
             _ = try Converter.convert(source: Failing(source), provenance: provenance, to: target,
                                       options: ConversionOptions(policy: .q4, compression: .zstd, threads: 2))

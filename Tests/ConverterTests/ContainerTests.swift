@@ -1,4 +1,5 @@
 import XCTest
+import TestSupport
 import DSV2Quantized
 import DSV2Reference
 @testable import DSV2Converter
@@ -32,11 +33,11 @@ final class ContainerTests: XCTestCase {
     }
 
     func testRoundTripRawAndCompressed() throws {
-        let folder = TemporaryFolder()
+        let folder = TemporaryDirectory()
         let source = makeSource()
         for (label, compression) in [("raw", CompressionOptions.none), ("zstd", .zstd),
                                      ("zstd-noplanes", CompressionOptions(zstd: true, bytePlanes: false))] {
-            let url = folder.path("\(label).dsv2")
+            let url = folder.file("\(label).dsv2")
             _ = try write(source, to: url, compression: compression)
             let reader = try ContainerReader(path: url.path)
             XCTAssertEqual(reader.configJSON, source.configJSON)
@@ -87,9 +88,9 @@ final class ContainerTests: XCTestCase {
     }
 
     func testFlippedByteIsReportedByNameOnVerifyAndLoad() throws {
-        let folder = TemporaryFolder()
+        let folder = TemporaryDirectory()
         for compression in [CompressionOptions.none, .zstd] {
-            let url = folder.path("flip-\(compression.zstd).dsv2")
+            let url = folder.file("flip-\(compression.zstd).dsv2")
             let metadata = try write(makeSource(), to: url, compression: compression)
             let target = metadata.tensors.first { $0.name == "d.q8" }!
             try flipByte(url, at: target.offset + target.storedSize / 2)
@@ -107,8 +108,8 @@ final class ContainerTests: XCTestCase {
     }
 
     func testFlippedMetadataOrHeaderByteIsACleanError() throws {
-        let folder = TemporaryFolder()
-        let url = folder.path("m.dsv2")
+        let folder = TemporaryDirectory()
+        let url = folder.file("m.dsv2")
         _ = try write(makeSource(), to: url, compression: .zstd)
         let size = (try FileManager.default.attributesOfItem(atPath: url.path)[.size] as! NSNumber).intValue
         try flipByte(url, at: size - 10)   // inside the JSON metadata
@@ -129,8 +130,8 @@ final class ContainerTests: XCTestCase {
     }
 
     func testTruncatedContainerIsAClearError() throws {
-        let folder = TemporaryFolder()
-        let url = folder.path("t.dsv2")
+        let folder = TemporaryDirectory()
+        let url = folder.file("t.dsv2")
         _ = try write(makeSource(), to: url, compression: .none)
         let full = (try FileManager.default.attributesOfItem(atPath: url.path)[.size] as! NSNumber).intValue
         for size in [full - 1, full / 2, 1000, 63, 0] {
@@ -143,8 +144,8 @@ final class ContainerTests: XCTestCase {
     }
 
     func testUnknownFormatVersionIsAClearError() throws {
-        let folder = TemporaryFolder()
-        let url = folder.path("v.dsv2")
+        let folder = TemporaryDirectory()
+        let url = folder.file("v.dsv2")
         _ = try write(makeSource(), to: url, compression: .none)
         let handle = try FileHandle(forUpdating: url)
         try handle.seek(toOffset: 8)
@@ -157,8 +158,8 @@ final class ContainerTests: XCTestCase {
     }
 
     func testUnfinishedWriterLeavesNothing() throws {
-        let folder = TemporaryFolder()
-        let url = folder.path("u.dsv2")
+        let folder = TemporaryDirectory()
+        let url = folder.file("u.dsv2")
         do {
             let writer = try ContainerWriter(destination: url, overwrite: false)
             try writer.add(TensorCodec.encode(try makeSource().tensor("a.f32"), options: .none))
@@ -174,15 +175,15 @@ final class ContainerTests: XCTestCase {
     }
 
     func testWriterRefusesToOverwriteAndReportsUnwritableFolders() throws {
-        let folder = TemporaryFolder()
-        let url = folder.path("exists.dsv2")
+        let folder = TemporaryDirectory()
+        let url = folder.file("exists.dsv2")
         FileManager.default.createFile(atPath: url.path, contents: Data("keep".utf8))
         XCTAssertThrowsError(try ContainerWriter(destination: url, overwrite: false)) {
             XCTAssertEqual($0 as? ContainerError, .exists(path: url.path))
         }
         XCTAssertEqual(try Data(contentsOf: url), Data("keep".utf8))
         // A "folder" that is a regular file, and one that does not exist (root ignores chmod).
-        for bad in [url.appendingPathComponent("out.dsv2"), folder.path("missing/out.dsv2")] {
+        for bad in [url.appendingPathComponent("out.dsv2"), folder.file("missing/out.dsv2")] {
             XCTAssertThrowsError(try ContainerWriter(destination: bad, overwrite: true)) {
                 guard case let .cannotWrite(path, _) = $0 as? ContainerError else { return XCTFail("\($0)") }
                 XCTAssertEqual(path, bad.path)

@@ -10,7 +10,7 @@ import DSV2Reference
 /// `TensorConversion` and the container stores bytes verbatim.
 final class ConversionRoundTripTests: XCTestCase {
     func testEveryFixtureEveryPresetRawAndCompressed() throws {
-        let folder = TemporaryFolder()
+        let folder = TemporaryDirectory()
         for fixture in Fixtures.modelCases {
             let (source, provenance) = try Converter.openSource(Fixtures.url(fixture))
             let hf = source as! HFCheckpointSource
@@ -20,7 +20,7 @@ final class ConversionRoundTripTests: XCTestCase {
                 var expectedBytes: [String: [UInt8]] = [:]
                 for name in hf.tensorNames { expectedBytes[name] = bytesOf(try expected.tensor(name)) }
                 for compression in [CompressionOptions.none, .zstd] {
-                    let url = folder.path("\(fixture)-\(preset)-\(compression.zstd).dsv2")
+                    let url = folder.file("\(fixture)-\(preset)-\(compression.zstd).dsv2")
                     let options = ConversionOptions(policy: policy, compression: compression, threads: 2)
                     let summary = try Converter.convert(source: hf, provenance: provenance, to: url, options: options)
                     XCTAssertEqual(summary.metadata.quantization, preset)
@@ -67,15 +67,15 @@ final class ConversionRoundTripTests: XCTestCase {
     }
 
     func testConvertingAContainerRequantizesAndKeepsProvenance() throws {
-        let folder = TemporaryFolder()
+        let folder = TemporaryDirectory()
         let (hf, provenance) = try Converter.openSource(Fixtures.url("lite-greedy"))
-        let first = folder.path("bf16.dsv2")
+        let first = folder.file("bf16.dsv2")
         _ = try Converter.convert(source: hf, provenance: provenance, to: first,
                                   options: ConversionOptions(policy: .bf16, compression: .zstd))
         let (container, derived) = try Converter.openSource(first)
         XCTAssertTrue(container is ContainerReader)
         XCTAssertEqual(derived.derivedFrom, provenance.files)
-        let second = folder.path("q4.dsv2")
+        let second = folder.file("q4.dsv2")
         _ = try Converter.convert(source: container, provenance: derived, to: second,
                                   options: ConversionOptions(policy: .q4, compression: .none))
         // bf16 → bf16 is lossless, so re-quantizing the container equals quantizing the checkpoint.
@@ -85,7 +85,7 @@ final class ConversionRoundTripTests: XCTestCase {
             XCTAssertTrue(bytesOf(try reader.tensor(name)) == bytesOf(try expected.tensor(name)), name)
         }
         // unpack: same bytes, raw.
-        let third = folder.path("unpacked.dsv2")
+        let third = folder.file("unpacked.dsv2")
         _ = try Converter.unpack(try ContainerReader(path: first.path), to: third)
         let unpacked = try ContainerReader(path: third.path)
         XCTAssertEqual(unpacked.metadata.provenance, provenance)

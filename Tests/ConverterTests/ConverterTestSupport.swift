@@ -5,15 +5,11 @@ import DSV2Quantized
 import DSV2Reference
 @testable import DSV2Converter
 
-/// A temporary folder removed at the end of the test.
-final class TemporaryFolder {
-    let url: URL
-    init() {
-        url = FileManager.default.temporaryDirectory.appendingPathComponent("dsv2-conv-\(UUID().uuidString)")
-        try! FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    }
-    deinit { try? FileManager.default.removeItem(at: url) }
-    func path(_ name: String) -> URL { url.appendingPathComponent(name) }
+/// The Synth tests' name for `TemporaryDirectory` (one implementation, in TestSupport).
+typealias TemporaryFolder = TemporaryDirectory
+
+extension TemporaryDirectory {
+    func path(_ name: String) -> URL { file(name) }
 }
 
 /// A `WeightSource` over tensors held in memory (synthetic tests).
@@ -21,21 +17,21 @@ final class MemorySource: WeightSource {
     var configJSON = Data("{}".utf8)
     var tokenizerFiles: [String: Data] = [:]
     var tensors: [(name: String, type: WeightType, shape: [Int], bytes: [UInt8])] = []
-    private var buffers: [String: TensorBuffer] = [:]
+    private var buffers: [String: AlignedBuffer] = [:]
 
     var tensorNames: [String] { tensors.map(\.name) }
 
     func add(_ name: String, type: WeightType, shape: [Int], bytes: [UInt8]) {
         precondition(bytes.count == StoredTensor.byteCount(shape: shape, type: type))
         tensors.append((name, type, shape, bytes))
-        let buffer = TensorBuffer(count: bytes.count)
+        let buffer = AlignedBuffer(byteCount: bytes.count)
         bytes.withUnsafeBytes { if $0.count > 0 { buffer.pointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) } }
         buffers[name] = buffer
     }
 
     /// bf16-like data: random normal-ish floats of small magnitude, stored as `type`.
     func addFloats(_ name: String, type: WeightType, shape: [Int], seed: UInt64) {
-        var rng = SplitMix(seed)
+        var rng = SplitMix64(seed: seed)
         let count = shape.reduce(1, *)
         let floats = (0..<count).map { _ in Float(rng.normal() * 0.02) }
         let (rows, columns) = StoredTensor.rowsAndColumns(shape)
@@ -55,23 +51,6 @@ final class MemorySource: WeightSource {
             throw WeightSourceError.missingTensor(source: "memory", tensor: name)
         }
         return StoredTensor(name: name, type: t.type, shape: t.shape, bytes: buffer.bytes, owner: buffer)
-    }
-}
-
-struct SplitMix {
-    var state: UInt64
-    init(_ seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func uniform() -> Double { Double(next() >> 11) / Double(1 << 53) }
-    mutating func normal() -> Double {
-        let u = max(uniform(), 1e-300), v = uniform()
-        return (-2 * log(u)).squareRoot() * cos(2 * .pi * v)
     }
 }
 

@@ -71,7 +71,7 @@ final class EngineGoldenTests: XCTestCase {
             let a = name == TraceName.logits ? actual.logits : try XCTUnwrap(actual.tracer[name]?.floats, "\(fixture): \(name) not traced")
             let b = name == TraceName.logits ? expected.logits : try XCTUnwrap(expected.tracer[name]?.floats)
             let width = name == TraceName.logits ? config.vocabSize : config.hiddenSize
-            m.relative[name] = engineRelativeError(a, b)
+            m.relative[name] = relativeError(a, b)
             m.cosine[name] = engineMinRowCosine(a, b, width: width)
             let stable = (0..<tokens).filter { !flippedUpTo[layerOf(name)][$0] }
             if !stable.isEmpty {

@@ -10,9 +10,7 @@ import XCTest
 /// (raw: zero-copy from the mapping; zstd: decompressed).
 final class EngineLoadingTests: XCTestCase {
     func testHuggingFaceInMemoryAndContainerAreBitIdentical() throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("engine-loading-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: folder) }
+        let folder = TemporaryDirectory(prefix: "engine-loading")
         for (fixture, preset) in [("v2-grouped", "q4"), ("tiny-dsv2", "q8"), ("lite-fp32-norope", "f32")] {
             let policy = try XCTUnwrap(QuantizationPolicy.preset(preset))
             let ids = try EngineTestSupport.inputIds(fixture)
@@ -20,7 +18,7 @@ final class EngineLoadingTests: XCTestCase {
             let expected = try inMemory.forward(tokens: ids, logits: .all)
 
             let (source, provenance) = try Converter.openSource(Fixtures.url(fixture))
-            let container = folder.appendingPathComponent("\(fixture)-\(preset).dsv2")
+            let container = folder.file("\(fixture)-\(preset).dsv2")
             _ = try Converter.convert(source: source, provenance: provenance, to: container,
                                       options: ConversionOptions(policy: policy, threads: 2))
             let fromContainer = try QuantizedEngine(source: try ContainerReader(path: container.path), threads: 2)

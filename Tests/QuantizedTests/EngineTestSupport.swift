@@ -15,11 +15,11 @@ enum EngineTestSupport {
     }
 
     static func inputIds(_ fixture: String) throws -> [Int32] {
-        try SafetensorsFile(url: Fixtures.url(fixture).appendingPathComponent("golden.safetensors")).int32s("input_ids")
+        try Fixtures.golden(fixture).int32s("input_ids")
     }
 
     static func generatedIds(_ fixture: String) throws -> [Int32] {
-        try SafetensorsFile(url: Fixtures.url(fixture).appendingPathComponent("golden.safetensors")).int32s("generated_ids")
+        try Fixtures.golden(fixture).int32s("generated_ids")
     }
 
     /// Runs `model` on `ids` (empty cache) and returns the traced tensors and the logits [T, vocab].
@@ -29,17 +29,6 @@ enum EngineTestSupport {
         let logits = try model.forward(tokens: ids, logits: .all, tracer: tracer)
         return (tracer, logits)
     }
-}
-
-/// max |a − b| / max |b|: the error relative to the reference tensor's magnitude.
-func engineRelativeError(_ actual: [Float], _ expected: [Float]) -> Float {
-    precondition(actual.count == expected.count, "size \(actual.count) vs \(expected.count)")
-    var worst: Float = 0, scale: Float = 0
-    for i in expected.indices {
-        worst = max(worst, abs(actual[i] - expected[i]))
-        scale = max(scale, abs(expected[i]))
-    }
-    return scale == 0 ? worst : worst / scale
 }
 
 /// The smallest cosine similarity over the rows of two [rows, width] tensors (per token: a

@@ -1,16 +1,10 @@
 import DSV2Quantized
+import DSV2Reference
 
-/// Deterministic random numbers for the kernel tests (SplitMix64).
-struct KernelRandom {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+/// Deterministic random numbers for the kernel tests.
+typealias KernelRandom = SplitMix64
+
+extension SplitMix64 {
     /// Uniform in [-1, 1).
     mutating func float() -> Float { Float(Double(next() >> 11) / Double(1 << 53) * 2 - 1) }
     mutating func int(_ range: ClosedRange<Int>) -> Int {

@@ -46,7 +46,7 @@ final class AnalysisPerplexityTests: XCTestCase {
         }
         let directMean = sum / Double(count)
 
-        let folder = try TemporaryDirectory()
+        let folder = TemporaryDirectory()
         let baseURL = folder.file("base.bin")
         let writer = try LogitsBaseWriter(url: baseURL, vocab: vocab, ctx: 5, tokens: tokens)
         let first = try PerplexityEvaluator.run(model: model, tokens: tokens, ctx: 5, saveBase: writer)
@@ -80,7 +80,7 @@ final class AnalysisPerplexityTests: XCTestCase {
     }
 
     func testBaseFileRejectsCorruption() throws {
-        let folder = try TemporaryDirectory()
+        let folder = TemporaryDirectory()
         let url = folder.file("base.bin")
         let writer = try LogitsBaseWriter(url: url, vocab: 3, ctx: 4, tokens: [1, 2, 3])
         try [Float](arrayLiteral: 1, 2, 3).withUnsafeBufferPointer { try writer.append(row: $0) }

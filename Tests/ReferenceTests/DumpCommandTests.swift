@@ -5,31 +5,12 @@ import XCTest
 
 /// `dsv2 dump` end to end through the built binary (`swift build -c release --product dsv2`).
 final class DumpCommandTests: XCTestCase {
-    private struct Run { let status: Int32; let stdout: String; let stderr: String }
-
-    private func dsv2(_ arguments: [String]) throws -> Run {
-        let binary = Fixtures.dsv2Binary
-        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
-            throw XCTSkip("build the CLI first: swift build -c release --product dsv2 (looked for \(binary.path))")
-        }
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Run(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-                   stderr: String(decoding: stderr, as: UTF8.self))
-    }
+    private func dsv2(_ arguments: [String]) throws -> DSV2Process.Result { try DSV2Process.run(arguments) }
 
     /// The dump of a fixture's input reproduces its golden file (same names, shapes, values).
     func testDumpMatchesGolden() throws {
         let fixture = try GoldenCase("v2-grouped")
-        let dir = try TemporaryDirectory()
+        let dir = TemporaryDirectory()
         let out = dir.file("dump.safetensors")
         let ids = try fixture.inputIds.map(String.init).joined(separator: ",")
         let generated = try fixture.generatedIds
@@ -59,7 +40,7 @@ final class DumpCommandTests: XCTestCase {
 
     /// Bad inputs exit non-zero with the library's message on stderr and write nothing.
     func testDumpErrorsExitNonZeroWithTheMessage() throws {
-        let dir = try TemporaryDirectory()
+        let dir = TemporaryDirectory()
         let source = Fixtures.url("lite-greedy")
 
         // A config with the misspelt original default topk_method.

@@ -3,17 +3,6 @@ import Foundation
 import TestSupport
 import XCTest
 
-/// max |actual − expected| / max |expected|: the error relative to the tensor's magnitude.
-func relativeError(_ actual: [Float], _ expected: [Float]) -> Float {
-    precondition(actual.count == expected.count, "size \(actual.count) vs \(expected.count)")
-    var worst: Float = 0, scale: Float = 0
-    for i in expected.indices {
-        worst = max(worst, abs(actual[i] - expected[i]))
-        scale = max(scale, abs(expected[i]))
-    }
-    return scale == 0 ? worst : worst / scale
-}
-
 /// One fixture: its checkpoint folder and golden tensors.
 struct GoldenCase {
     let name: String
@@ -24,7 +13,7 @@ struct GoldenCase {
     init(_ name: String) throws {
         self.name = name
         folder = Fixtures.url(name)
-        golden = try SafetensorsFile(url: folder.appendingPathComponent("golden.safetensors"))
+        golden = try Fixtures.golden(name)
         config = try ModelConfig.load(from: folder)
     }
 

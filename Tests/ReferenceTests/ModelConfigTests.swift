@@ -12,7 +12,7 @@ final class ModelConfigTests: XCTestCase {
     /// Writes `json` as config.json in a temp folder and loads it, expecting an error on `field`.
     private func assertRejected(_ json: [String: Any], field: String, mentioning word: String,
                                 file: StaticString = #filePath, line: UInt = #line) throws {
-        let dir = try TemporaryDirectory()
+        let dir = TemporaryDirectory()
         let url = dir.file("config.json")
         try JSONSerialization.data(withJSONObject: json).write(to: url)
         XCTAssertThrowsError(try ModelConfig.load(from: dir.url), file: file, line: line) { error in

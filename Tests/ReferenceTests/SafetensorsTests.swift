@@ -7,7 +7,7 @@ import XCTest
 /// message names the file and the tensor, never a crash.
 final class SafetensorsTests: XCTestCase {
     func testWriterRoundTripWithMetadata() throws {
-        let dir = try TemporaryDirectory()
+        let dir = TemporaryDirectory()
         var writer = SafetensorsWriter()
         writer.metadata = ["format": "pt", "note": "round trip"]
         try writer.add("a", floats: [1, -2.5, 3, 4e-8, .greatestFiniteMagnitude, 0], shape: [2, 3])
@@ -33,7 +33,7 @@ final class SafetensorsTests: XCTestCase {
     }
 
     func testHalfPrecisionWidensExactly() throws {
-        let dir = try TemporaryDirectory()
+        let dir = TemporaryDirectory()
         // BF16 0x3FC0 = 1.5, 0xC020 = −2.5; F16 0x3E00 = 1.5, 0xC100 = −2.5, 0x0001 = 2^−24.
         let url = try dir.writeSafetensors("h.safetensors",
             header: #"{"b":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]},"h":{"dtype":"F16","shape":[3],"data_offsets":[4,10]},"__metadata__":{"format":"pt"}}"#,
@@ -55,7 +55,7 @@ final class SafetensorsTests: XCTestCase {
     }
 
     func testTruncatedFilesAreErrors() throws {
-        let dir = try TemporaryDirectory()
+        let dir = TemporaryDirectory()
         let original = try Data(contentsOf: Fixtures.url("lite-greedy/model.safetensors"))
         // Truncated inside the data section: the last tensors point past the end.
         let inData = dir.file("data.safetensors")
@@ -77,7 +77,7 @@ final class SafetensorsTests: XCTestCase {
     }
 
     func testMalformedHeadersAreErrors() throws {
-        let dir = try TemporaryDirectory()
+        let dir = TemporaryDirectory()
         let past = try dir.writeSafetensors("past.safetensors",
             header: #"{"w":{"dtype":"F32","shape":[100],"data_offsets":[0,400]}}"#, data: [UInt8](repeating: 0, count: 16))
         assertError(try SafetensorsFile(url: past), mentions: [past.path, "\"w\"", "past the end"])
@@ -128,7 +128,7 @@ final class SafetensorsTests: XCTestCase {
     }
 
     func testMissingTensorAndWrongShapeAreErrors() throws {
-        let dir = try TemporaryDirectory()
+        let dir = TemporaryDirectory()
         let missingName = CheckpointNames.layer(1).kvBProj
         let missing = try rewrittenCheckpoint("lite-greedy", in: dir) { name, values, shape in
             name == missingName ? nil : (values, shape)
@@ -138,7 +138,7 @@ final class SafetensorsTests: XCTestCase {
             XCTAssertTrue("\(error)".contains(missingName))
         }
 
-        let dir2 = try TemporaryDirectory()
+        let dir2 = TemporaryDirectory()
         let wrongName = CheckpointNames.layer(2).expertUpProj(3)
         let wrong = try rewrittenCheckpoint("lite-greedy", in: dir2) { name, values, shape in
             name == wrongName ? (values, [shape[1], shape[0]]) : (values, shape)
@@ -157,7 +157,7 @@ final class SafetensorsTests: XCTestCase {
     /// A sharded copy (index.json + two shards, F16/BF16/F32 mixed as real checkpoints are not,
     /// but the reader must not care) gives the same logits as the single file.
     func testShardedCheckpointMatchesSingleFile() throws {
-        let dir = try TemporaryDirectory()
+        let dir = TemporaryDirectory()
         let source = Fixtures.url("v2-grouped")
         let checkpoint = try SafetensorsCheckpoint(url: source)
         let folder = dir.file("sharded")
@@ -195,7 +195,7 @@ final class SafetensorsTests: XCTestCase {
     }
 
     func testEmptyFolderIsAnError() throws {
-        let dir = try TemporaryDirectory()
+        let dir = TemporaryDirectory()
         assertError(try SafetensorsCheckpoint(url: dir.url), mentions: [dir.url.path, "model.safetensors"])
         assertError(try SafetensorsCheckpoint(url: dir.file("nope")), mentions: ["nope"])
     }

@@ -1,3 +1,4 @@
+import DSV2Reference
 import Foundation
 
 /// Locates the test fixtures copied into `Tests/Fixtures/` (so a fresh clone tests alone).
@@ -17,6 +18,11 @@ public enum Fixtures {
     public static let modelCases = ["lite-fp32-norope", "lite-greedy", "v2-grouped", "tiny-dsv2"]
 
     public static func url(_ relative: String) -> URL { root.appendingPathComponent(relative) }
+
+    /// The golden tensors of a checkpoint fixture (`<fixture>/golden.safetensors`).
+    public static func golden(_ fixture: String) throws -> SafetensorsFile {
+        try SafetensorsFile(url: url(fixture).appendingPathComponent("golden.safetensors"))
+    }
 
     /// The release `dsv2` binary built by `make test` (falls back to the debug one).
     public static var dsv2Binary: URL {

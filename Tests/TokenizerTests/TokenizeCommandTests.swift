@@ -5,24 +5,9 @@ import TestSupport
 
 /// `dsv2 tokenize` through the built binary and a pipe (`make test` builds it first).
 final class TokenizeCommandTests: XCTestCase {
-    func runTokenize(_ arguments: [String], input: String) throws -> (status: Int32, stdout: String, stderr: String) {
-        let binary = Fixtures.dsv2Binary
-        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: binary.path),
-                          "build it first: swift build -c release --product dsv2")
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = ["tokenize", "--tokenizer", TokenizerFixtures.folder("deepseek-v2").path] + arguments
-        let stdin = Pipe(), stdout = Pipe(), stderr = Pipe()
-        process.standardInput = stdin
-        process.standardOutput = stdout
-        process.standardError = stderr
-        try process.run()
-        stdin.fileHandleForWriting.write(Data(input.utf8))
-        try stdin.fileHandleForWriting.close()
-        let out = stdout.fileHandleForReading.readDataToEndOfFile()
-        let err = stderr.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+    func runTokenize(_ arguments: [String], input: String) throws -> DSV2Process.Result {
+        try DSV2Process.run(["tokenize", "--tokenizer", TokenizerFixtures.folder("deepseek-v2").path] + arguments,
+                            input: Data(input.utf8))
     }
 
     func testEncodeChatAndDecodeThroughThePipe() throws {

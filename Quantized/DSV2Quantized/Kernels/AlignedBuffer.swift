@@ -1,13 +1,17 @@
-/// A zero-filled heap buffer aligned to `alignment` bytes (64 by default: one cache line, so a
-/// 32-byte vector load never straddles two lines by accident). Class so that a
-/// `QuantizedMatrix` or `PreparedActivations` can keep it alive as its `owner`.
+/// A zero-filled heap buffer aligned for SIMD loads: the storage of quantized matrices,
+/// activations, workspaces and caches, and the destination of decompressed or converted tensors.
+/// Class so that a `QuantizedMatrix`, `PreparedActivations` or `StoredTensor` can keep it alive
+/// as its `owner`.
 public final class AlignedBuffer: @unchecked Sendable {
     public let pointer: UnsafeMutableRawPointer
     public let byteCount: Int
     public let alignment: Int
 
-    /// `alignment` must be a power of two (64 = cache line, 4096 = page).
-    public init(byteCount: Int, alignment: Int = 64) {
+    /// `alignment` must be a power of two. By default 64 bytes (one cache line, so a 32-byte
+    /// vector load never straddles two lines by accident), or a page (4096) from 1 MiB on, so
+    /// large tensors start on a page boundary.
+    public init(byteCount: Int, alignment: Int? = nil) {
+        let alignment = alignment ?? (byteCount >= 1 << 20 ? 4096 : 64)
         precondition(byteCount >= 0 && alignment > 0 && alignment & (alignment - 1) == 0,
                      "AlignedBuffer: bad size \(byteCount) or alignment \(alignment)")
         self.byteCount = byteCount
@@ -18,4 +22,7 @@ public final class AlignedBuffer: @unchecked Sendable {
     }
 
     deinit { pointer.deallocate() }
+
+    public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: pointer, count: byteCount) }
+    public var mutableBytes: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(start: pointer, count: byteCount) }
 }

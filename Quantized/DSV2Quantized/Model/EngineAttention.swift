@@ -46,7 +46,7 @@ extension QuantizedEngine {
         }
         if case let .lowRank(a, norm, b) = w.query {
             // q_a_layernorm (eps 1e-6), then eqs. 13-14: [q^C | q^R] = W^UQ c^Q, W^QR c^Q.
-            EngineMath.rmsNorm(ws.queryLatent!.pointer, rows: tokens, width: a.rows, weight: norm, eps: Self.latentNormEps,
+            Elementwise.rmsNorm(ws.queryLatent!.pointer, rows: tokens, width: a.rows, weight: norm, eps: Self.latentNormEps,
                                into: ws.queryLatent!.pointer)
             ws.queryLatentInput!.load(ws.queryLatent!.pointer)
             phase(ws) { $0.append(MatrixProduct(matrix: b, input: ws.queryLatentInput!, token: token, output: ws.query.pointer)) }
@@ -58,13 +58,14 @@ extension QuantizedEngine {
         w.kvANorm.withUnsafeBufferPointer { norm in
             for t in 0..<tokens {
                 let source = ws.kvA.pointer + t * width, row = ws.cacheRows.pointer + t * width
-                EngineMath.rmsNorm(source, width: rank, weight: norm.baseAddress!, eps: Self.latentNormEps, into: row)
+                Elementwise.rmsNorm(source, width: rank, weight: norm.baseAddress!, eps: Self.latentNormEps, into: row)
                 (row + rank).update(from: source + rank, count: ropeDim)
                 let cos = ws.cosines.pointer + t * rotation.half, sin = ws.sines.pointer + t * rotation.half
-                rotation.rotate(row + rank, cos: cos, sin: sin, scratch: scratch)
+                RotaryEmbedding.rotate(row + rank, half: rotation.half, cos: cos, sin: sin, into: row + rank, scratch: scratch)
                 cache.write(row: past + t, from: row)
                 for h in 0..<heads {
-                    rotation.rotate(ws.query.pointer + (t * heads + h) * qHead + nope, cos: cos, sin: sin, scratch: scratch)
+                    let vector = ws.query.pointer + (t * heads + h) * qHead + nope
+                    RotaryEmbedding.rotate(vector, half: rotation.half, cos: cos, sin: sin, into: vector, scratch: scratch)
                 }
             }
         }
@@ -106,7 +107,7 @@ extension QuantizedEngine {
                 for j in 0..<visible {
                     scores[j] = LatentAttentionKernels.dot(cacheBase + j * rowBytes, queryLatent, columns: width, type: cacheType) * scale
                 }
-                EngineMath.softmax(scores, count: visible)
+                Elementwise.softmax(scores, count: visible)
                 LatentAttentionKernels.weightedRowSum(base: cacheBase, rowBytes: rowBytes, count: visible, weights: scores,
                                                       columns: rank, type: cacheType, into: context)
                 // W^UV_i after attention: o_t,i = W^UV_i (Σ_j p_j c_KV_j), [vDim].

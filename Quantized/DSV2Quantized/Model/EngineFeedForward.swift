@@ -178,7 +178,7 @@ extension QuantizedEngine {
         }
         for t in 0..<ws.tokens {
             let row = ws.routerScores.pointer + t * experts
-            EngineMath.softmax(row, count: experts)
+            Elementwise.softmax(row, count: experts)
             candidate.update(from: row, count: experts)
             if c.topkMethod == .groupLimitedGreedy, let nGroup = c.nGroup, let topkGroup = c.topkGroup {
                 // Group score = max of its experts; keep the topk_group best groups and zero

@@ -56,9 +56,6 @@ final class LatentKVCache {
         }
     }
 
-    /// The first `rows` rows as a matrix for the score kernel ([rows, width] of f16/f32).
-    func rowPointer(_ row: Int) -> UnsafeRawPointer { base + row * rowBytes }
-
     func commit(_ rows: Int) { count = rows }
 
     func removeAll() { count = 0 }

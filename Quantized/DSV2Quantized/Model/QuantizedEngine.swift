@@ -21,7 +21,7 @@ public final class QuantizedEngine: LanguageModel {
     public var threadCount: Int { pool.threadCount }
 
     private(set) var pool: WorkerPool
-    let rotation: PositionRotation
+    let rotation: RotaryEmbedding
     let softmaxScale: Float
     let caches: [LatentKVCache]
     private(set) var attentionScratch: AttentionScratch
@@ -42,8 +42,7 @@ public final class QuantizedEngine: LanguageModel {
         self.kvCacheType = kvCacheType
         let config = weights.config
         pool = WorkerPool(threadCount: max(1, threads))
-        let rotary = RotaryEmbedding(config: config)
-        rotation = PositionRotation(inverseFrequencies: rotary.inverseFrequencies, amplitude: rotary.amplitude)
+        rotation = RotaryEmbedding(config: config)
         softmaxScale = Float(config.softmaxScale)
         let context = min(max(1, initialContext), config.maxPositionEmbeddings)
         caches = (0..<config.numHiddenLayers).map { _ in
@@ -98,22 +97,14 @@ public final class QuantizedEngine: LanguageModel {
     }
 
     public func truncateCache(to count: Int) throws {
-        guard count >= 0, count <= cachedTokens else {
-            throw LanguageModelError.badCacheLength(requested: count, cached: cachedTokens)
-        }
+        try checkCacheTruncation(to: count)
         caches.forEach { $0.truncate(to: count) }
         cachedTokens = count
     }
 
     public func forward(tokens: [Int32], logits rows: LogitsRows, tracer: ForwardTracer?) throws -> [Float] {
         let count = tokens.count, hidden = config.hiddenSize
-        guard count > 0 else { throw LanguageModelError.emptyInput }
-        if let bad = tokens.first(where: { $0 < 0 || Int($0) >= config.vocabSize }) {
-            throw LanguageModelError.tokenOutOfRange(token: bad, vocabSize: config.vocabSize)
-        }
-        guard cachedTokens + count <= config.maxPositionEmbeddings else {
-            throw LanguageModelError.contextOverflow(requested: cachedTokens + count, maxPositions: config.maxPositionEmbeddings)
-        }
+        try checkForwardInput(tokens)
         let ws: EngineWorkspace
         if count == 1 {
             ws = decodeWorkspace
@@ -135,13 +126,13 @@ public final class QuantizedEngine: LanguageModel {
         trace(tracer, TraceName.hidden(0), x, [count, hidden])
 
         for (l, layer) in weights.layers.enumerated() {
-            EngineMath.rmsNorm(x, rows: count, width: hidden, weight: layer.inputNorm, eps: config.rmsNormEps,
+            Elementwise.rmsNorm(x, rows: count, width: hidden, weight: layer.inputNorm, eps: config.rmsNormEps,
                                into: ws.normed.pointer)
             attention(layer: l, weights: layer.attention, ws: ws, tracer: tracer)
             EngineMath.add(ws.blockOutput.pointer, into: x, count: count * hidden)
             trace(tracer, TraceName.attn(l), x, [count, hidden])
 
-            EngineMath.rmsNorm(x, rows: count, width: hidden, weight: layer.postAttentionNorm, eps: config.rmsNormEps,
+            Elementwise.rmsNorm(x, rows: count, width: hidden, weight: layer.postAttentionNorm, eps: config.rmsNormEps,
                                into: ws.normed.pointer)
             switch layer.feedForward {
             case let .dense(mlp): denseMLP(mlp, ws: ws)
@@ -153,7 +144,7 @@ public final class QuantizedEngine: LanguageModel {
         }
         cachedTokens += count
 
-        EngineMath.rmsNorm(x, rows: count, width: hidden, weight: weights.finalNorm, eps: config.rmsNormEps,
+        Elementwise.rmsNorm(x, rows: count, width: hidden, weight: weights.finalNorm, eps: config.rmsNormEps,
                            into: ws.normed.pointer)
         trace(tracer, TraceName.finalNorm, ws.normed.pointer, [count, hidden])
         let vocab = config.vocabSize

@@ -14,7 +14,7 @@ public struct StoredTensor: @unchecked Sendable {
     public let shape: [Int]
     /// `type.byteCount(rows:columns:)` bytes (see `StoredTensor.rowsAndColumns`).
     public let bytes: UnsafeRawBufferPointer
-    /// Keeps `bytes` valid (a `MappedFile`, a `TensorBuffer`, ...).
+    /// Keeps `bytes` valid (a `MappedFile`, an `AlignedBuffer`, ...).
     public let owner: AnyObject
 
     public init(name: String, type: WeightType, shape: [Int], bytes: UnsafeRawBufferPointer, owner: AnyObject) {
@@ -41,28 +41,11 @@ public struct StoredTensor: @unchecked Sendable {
     }
 }
 
-/// A heap buffer aligned for SIMD loads and page-granular access (the destination of
-/// decompressed or quantized tensors). Memory is zero-initialised.
-public final class TensorBuffer: @unchecked Sendable {
-    public let pointer: UnsafeMutableRawPointer
-    public let count: Int
+/// Transition name: `TensorConversion.swift` still says `TensorBuffer`; everything else uses
+/// `AlignedBuffer` (one aligned-buffer type). Remove together with this extension once it moves.
+public typealias TensorBuffer = AlignedBuffer
 
-    /// `alignment` must be a power of two ≥ 16; 64 (a cache line) by default, 4096 for large buffers.
-    public init(count: Int, alignment: Int? = nil) {
-        let align = alignment ?? (count >= 1 << 20 ? 4096 : 64)
-        var raw: UnsafeMutableRawPointer?
-        let status = posix_memalign(&raw, align, max(count, 1))
-        guard status == 0, let raw else {
-            // Out of memory is not user input: nothing sensible to continue with.
-            fatalError("TensorBuffer: cannot allocate \(count) bytes")
-        }
-        memset(raw, 0, max(count, 1))
-        pointer = raw
-        self.count = count
-    }
-
-    deinit { free(pointer) }
-
-    public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: pointer, count: count) }
-    public var mutableBytes: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(start: pointer, count: count) }
+extension AlignedBuffer {
+    public convenience init(count: Int, alignment: Int? = nil) { self.init(byteCount: count, alignment: alignment) }
+    public var count: Int { byteCount }
 }

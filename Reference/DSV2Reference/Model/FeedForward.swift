@@ -7,7 +7,7 @@ extension MLPWeights {
         let up = upProj.apply(x, tokens: tokens)      // [tokens, intermediate]
         gate.withUnsafeMutableBufferPointer { g in
             up.withUnsafeBufferPointer { u in
-                for i in 0..<g.count { g[i] = silu(g[i]) * u[i] }
+                for i in 0..<g.count { g[i] = Elementwise.silu(g[i]) * u[i] }
             }
         }
         return downProj.apply(gate, tokens: tokens)   // [tokens, hidden]
@@ -39,7 +39,7 @@ public enum ExpertRouting {
         scores.withUnsafeMutableBufferPointer { sp in
             for t in 0..<tokens {
                 let row = sp.baseAddress! + t * experts
-                softmaxInPlace(row, count: experts)
+                Elementwise.softmax(row, count: experts)
                 for e in 0..<experts { candidate[e] = row[e] }
                 if config.topkMethod == .groupLimitedGreedy, let nGroup = config.nGroup, let topkGroup = config.topkGroup {
                     // Group score = max of its experts (V3's sum-of-top-2 is not V2); keep the

@@ -198,7 +198,7 @@ private func causalSoftmax(_ scores: UnsafeMutablePointer<Float>, tokens: Int, t
     for t in 0..<tokens {
         let row = scores + t * total
         let visible = past + t + 1
-        softmaxInPlace(row, count: visible)
+        Elementwise.softmax(row, count: visible)
         for j in visible..<total { row[j] = 0 }
     }
 }

@@ -46,22 +46,14 @@ public final class ReferenceModel: LanguageModel {
     }
 
     public func truncateCache(to count: Int) throws {
-        guard count >= 0, count <= cachedTokens else {
-            throw LanguageModelError.badCacheLength(requested: count, cached: cachedTokens)
-        }
+        try checkCacheTruncation(to: count)
         caches.forEach { $0.truncate(to: count) }
         cachedTokens = count
     }
 
     public func forward(tokens: [Int32], logits rows: LogitsRows, tracer: ForwardTracer?) throws -> [Float] {
         let count = tokens.count, hidden = config.hiddenSize
-        guard count > 0 else { throw LanguageModelError.emptyInput }
-        if let bad = tokens.first(where: { $0 < 0 || Int($0) >= config.vocabSize }) {
-            throw LanguageModelError.tokenOutOfRange(token: bad, vocabSize: config.vocabSize)
-        }
-        guard cachedTokens + count <= config.maxPositionEmbeddings else {
-            throw LanguageModelError.contextOverflow(requested: cachedTokens + count, maxPositions: config.maxPositionEmbeddings)
-        }
+        try checkForwardInput(tokens)
         func trace(_ name: @autoclosure () -> String, _ shape: [Int], _ values: @autoclosure () -> [Float]) {
             guard let tracer else { return }
             let name = name()

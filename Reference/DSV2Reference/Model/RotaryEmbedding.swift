@@ -51,29 +51,58 @@ public struct RotaryEmbedding: Sendable {
         return (max(low, 0), min(high, config.qkRopeHeadDim - 1))
     }
 
+    /// Rotated pairs per vector: d/2.
+    public var half: Int { dimension / 2 }
+
     /// cos and sin of position·inv_freq[i] (angle in fp32), times the amplitude: [d/2] each.
     public func cosSin(position: Int) -> (cos: [Float], sin: [Float]) {
-        let p = Float(position)
-        var c = [Float](repeating: 0, count: dimension / 2), s = c
-        for i in 0..<dimension / 2 {
-            let angle = p * inverseFrequencies[i]
-            c[i] = cosf(angle) * amplitude
-            s[i] = sinf(angle) * amplitude
+        var c = [Float](repeating: 0, count: half), s = c
+        c.withUnsafeMutableBufferPointer { cp in
+            s.withUnsafeMutableBufferPointer { sp in angles(position: position, cos: cp.baseAddress!, sin: sp.baseAddress!) }
         }
         return (c, s)
     }
 
+    /// `cosSin(position:)` written into `cos` and `sin` (d/2 values each): no allocation, for a
+    /// decode step.
+    public func angles(position: Int, cos: UnsafeMutablePointer<Float>, sin: UnsafeMutablePointer<Float>) {
+        let p = Float(position)
+        inverseFrequencies.withUnsafeBufferPointer { f in
+            for i in 0..<half {
+                let angle = p * f[i]
+                cos[i] = cosf(angle) * amplitude
+                sin[i] = sinf(angle) * amplitude
+            }
+        }
+    }
+
+    /// Rotates one vector of the checkpoint's interleaved layout (x0, x1 is the first pair) by
+    /// the angles `cos`, `sin` (d/2 each), writing the half-split layout the original produces
+    /// after its de-interleave + rotate_half (NUMERICS.md item 1):
+    /// out[i] = x[2i]·cos − x[2i+1]·sin, out[i + d/2] = x[2i+1]·cos + x[2i]·sin.
+    /// `x` and `out` may be the same memory; `scratch` holds d values.
+    @inlinable @inline(__always)
+    public static func rotate(_ x: UnsafePointer<Float>, half: Int, cos: UnsafePointer<Float>, sin: UnsafePointer<Float>,
+                              into out: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
+        for i in 0..<2 * half { scratch[i] = x[i] }
+        for i in 0..<half {
+            let even = scratch[2 * i], odd = scratch[2 * i + 1]
+            out[i] = even * cos[i] - odd * sin[i]
+            out[i + half] = odd * cos[i] + even * sin[i]
+        }
+    }
+
     /// cos/sin for positions start ..< start + count, row-major [count, d/2].
     func table(start: Int, count: Int) -> RopeTable {
-        var cosines: [Float] = [], sines: [Float] = []
-        cosines.reserveCapacity(count * dimension / 2)
-        sines.reserveCapacity(count * dimension / 2)
-        for t in 0..<count {
-            let (c, s) = cosSin(position: start + t)
-            cosines += c
-            sines += s
+        var cosines = [Float](repeating: 0, count: count * half), sines = cosines
+        cosines.withUnsafeMutableBufferPointer { c in
+            sines.withUnsafeMutableBufferPointer { s in
+                for t in 0..<count {
+                    angles(position: start + t, cos: c.baseAddress! + t * half, sin: s.baseAddress! + t * half)
+                }
+            }
         }
-        return RopeTable(half: dimension / 2, cosines: cosines, sines: sines)
+        return RopeTable(half: half, cosines: cosines, sines: sines)
     }
 }
 
@@ -83,22 +112,13 @@ struct RopeTable {
     let cosines: [Float]
     let sines: [Float]
 
-    /// Rotates one vector of the checkpoint's interleaved layout (x0, x1 is the first pair) by the
-    /// angles of row `t`, writing the half-split layout the original produces after its
-    /// de-interleave + rotate_half (NUMERICS.md item 1):
-    /// out[i] = x[2i]·cos − x[2i+1]·sin, out[i + d/2] = x[2i+1]·cos + x[2i]·sin.
-    /// `x` and `out` may be the same memory.
+    /// Rotates one vector by the angles of row `t` (see `RotaryEmbedding.rotate`).
     func rotate(_ x: UnsafePointer<Float>, row t: Int, into out: UnsafeMutablePointer<Float>,
                 scratch: UnsafeMutablePointer<Float>) {
-        for i in 0..<2 * half { scratch[i] = x[i] }
         cosines.withUnsafeBufferPointer { c in
             sines.withUnsafeBufferPointer { s in
-                for i in 0..<half {
-                    let cosine = c[t * half + i], sine = s[t * half + i]
-                    let even = scratch[2 * i], odd = scratch[2 * i + 1]
-                    out[i] = even * cosine - odd * sine
-                    out[i + half] = odd * cosine + even * sine
-                }
+                RotaryEmbedding.rotate(x, half: half, cos: c.baseAddress! + t * half, sin: s.baseAddress! + t * half,
+                                       into: out, scratch: scratch)
             }
         }
     }

@@ -77,9 +77,9 @@ struct BenchKernelsCommand: ParsableCommand {
         for n in threadCounts {
             let pool = pools[n]!
             let count = 20000
-            let start = now()
+            let start = BenchClock.monotonic()
             for _ in 0..<count { pool.run { _ in } }
-            report.regionMicroseconds.append(Bandwidth(threads: n, gbPerSecond: (now() - start) / Double(count) * 1e6))
+            report.regionMicroseconds.append(Bandwidth(threads: n, gbPerSecond: (BenchClock.monotonic() - start) / Double(count) * 1e6))
         }
         // 2. Mat-vec over DRAM-resident weights.
         for type in weightTypes {
@@ -135,23 +135,17 @@ struct BenchKernelsCommand: ParsableCommand {
 
     // MARK: Measurements
 
-    func now() -> Double {
-        var t = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &t)
-        return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
-    }
-
     /// Seconds per call of `body`: one warm-up call, then calls until `seconds` have passed
     /// (at least 3); the mean over the timed calls.
     func measure(_ body: () -> Void) -> Double {
         body()
         var calls = 0
-        let start = now()
+        let start = BenchClock.monotonic()
         var elapsed = 0.0
         repeat {
             body()
             calls += 1
-            elapsed = now() - start
+            elapsed = BenchClock.monotonic() - start
         } while elapsed < seconds || calls < 3
         return elapsed / Double(calls)
     }

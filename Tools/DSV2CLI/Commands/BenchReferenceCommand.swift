@@ -4,7 +4,7 @@ import Foundation
 
 /// `dsv2 bench reference`: prefill speed of the fp32 reference on one DeepSeek-V2-Lite MoE
 /// decoder layer (real shapes, random seeded weights generated in memory).
-struct BenchReferenceCommand: AsyncParsableCommand {
+struct BenchReferenceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "reference",
         abstract: "Prefill tokens/s of the fp32 reference on one DeepSeek-V2-Lite MoE layer (random weights).",
@@ -40,13 +40,7 @@ struct BenchReferenceCommand: AsyncParsableCommand {
                     firstKDenseReplace: 0, normTopkProb: false, rmsNormEps: 1e-6)
     }
 
-    static func processCPUSeconds() -> Double {
-        var time = timespec()
-        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &time)
-        return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
-    }
-
-    func run() async throws {
+    func run() throws {
         let lengths = try tokens.split(separator: ",").map { part -> Int in
             guard let n = Int(part.trimmingCharacters(in: .whitespaces)), n > 0 else {
                 throw ValidationError("--tokens: \"\(part)\" is not a positive length")
@@ -81,10 +75,10 @@ struct BenchReferenceCommand: AsyncParsableCommand {
                 var best = Double.infinity, bestCPU = Double.infinity
                 for _ in 0..<repeats {
                     model.resetCache()
-                    let start = DispatchTime.now().uptimeNanoseconds, startCPU = Self.processCPUSeconds()
+                    let start = DispatchTime.now().uptimeNanoseconds, startCPU = BenchClock.processCPU()
                     _ = try model.forward(tokens: ids, logits: .last, tracer: nil)
                     best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
-                    bestCPU = min(bestCPU, Self.processCPUSeconds() - startCPU)
+                    bestCPU = min(bestCPU, BenchClock.processCPU() - startCPU)
                 }
                 // Wall time is what users see; CPU time (all threads) shows the work when other
                 // jobs share the cores.

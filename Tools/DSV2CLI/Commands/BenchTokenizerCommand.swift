@@ -76,19 +76,19 @@ struct BenchTokenizerCommand: ParsableCommand {
         for _ in 0..<max(1, runs) {
             let fresh = try Tokenizer(tokenizerJSON: tokenizerData, configJSON: configData, path: jsonURL.path)
             let start = DispatchTime.now()
-            let cpuStart = threadCPUSeconds()
+            let cpuStart = BenchClock.threadCPU()  // CPU time: the HF anchor figures are CPU-time based too
             var count = 0
             for item in items { count += fresh.encode(item).count }
             bestItems = min(bestItems, seconds(since: start))
-            cpuItems = min(cpuItems, threadCPUSeconds() - cpuStart)
+            cpuItems = min(cpuItems, BenchClock.threadCPU() - cpuStart)
             tokensItems = count
 
             let fresh2 = try Tokenizer(tokenizerJSON: tokenizerData, configJSON: configData, path: jsonURL.path)
             let start2 = DispatchTime.now()
-            let cpuStart2 = threadCPUSeconds()
+            let cpuStart2 = BenchClock.threadCPU()
             tokensJoined = fresh2.encode(joined).count
             bestJoined = min(bestJoined, seconds(since: start2))
-            cpuJoined = min(cpuJoined, threadCPUSeconds() - cpuStart2)
+            cpuJoined = min(cpuJoined, BenchClock.threadCPU() - cpuStart2)
         }
         let mbItems = Double(bytes) / 1e6 / bestItems
         let mbJoined = Double(joined.utf8.count) / 1e6 / bestJoined
@@ -126,14 +126,6 @@ struct BenchTokenizerCommand: ParsableCommand {
             print(String(format: "one string %7.2f MB/s wall  %7.2f MB/cpu-s  %9.0f tokens/s   (HF one encode():         %.2f-%.2f MB/cpu-s) -> %.1fx",
                          mbJoined, cpuMBJoined, Double(tokensJoined) / bestJoined, hfOne.lowerBound, hfOne.upperBound, cpuMBJoined / hfOne.upperBound))
         }
-    }
-
-    /// CPU time of this thread: the HF anchor is CPU-time based too, and other jobs on the
-    /// machine do not inflate it.
-    private func threadCPUSeconds() -> Double {
-        var t = timespec()
-        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t)
-        return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
     }
 
     private func seconds(since start: DispatchTime) -> Double {

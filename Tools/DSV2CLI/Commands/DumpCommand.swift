@@ -7,7 +7,7 @@ import Foundation
 /// tensors in a safetensors file laid out like the golden files (`input_ids`, `logits`,
 /// `hidden.N`, `attn.N`, `final_norm`, `router.N.indices/weights`, and with `--generate N` the
 /// greedy `generated_ids` and `decode_logits`, computed through the KV cache).
-struct DumpCommand: AsyncParsableCommand {
+struct DumpCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dump",
         abstract: "Run a model on token ids and write its named intermediates to a .safetensors file.",
@@ -54,7 +54,7 @@ struct DumpCommand: AsyncParsableCommand {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
     }
 
-    func run() async throws {
+    func run() throws {
         let tokens = try parseTokenIDs(ids)
         let patterns = trace.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }
             ?? TraceName.goldenPatterns

@@ -1,0 +1,25 @@
+import DSV2Reference
+import Foundation
+
+/// max |actual − expected| / max |expected|: the error relative to the expected tensor's
+/// magnitude (the absolute error when `expected` is all zeros).
+public func relativeError(_ actual: [Float], _ expected: [Float]) -> Float {
+    precondition(actual.count == expected.count, "size \(actual.count) vs \(expected.count)")
+    var worst: Float = 0, scale: Float = 0
+    for i in expected.indices {
+        worst = max(worst, abs(actual[i] - expected[i]))
+        scale = max(scale, abs(expected[i]))
+    }
+    return scale == 0 ? worst : worst / scale
+}
+
+extension SplitMix64 {
+    /// Uniform in [0, 1) with 53 random bits.
+    public mutating func unitDouble() -> Double { Double(next() >> 11) / Double(1 << 53) }
+
+    /// Standard normal (Box-Muller).
+    public mutating func normal() -> Double {
+        let u = max(unitDouble(), 1e-300), v = unitDouble()
+        return (-2 * log(u)).squareRoot() * cos(2 * .pi * v)
+    }
+}
