@@ -1,3 +1,5 @@
+import _Builtin_intrinsics.intel
+
 /// The SIMD quantizer of the converter and of in-memory quantization: float rows → q8/q4
 /// planes, bit-identical to the normative `ScalarQuantization` (tested on random rows, ties,
 /// zeros, subnormals and huge values in `FastQuantizationTests`), several times faster.
@@ -12,7 +14,7 @@ enum FastQuantization {
 
     /// A block whose values are not all finite: the index (0…31) of the first such value.
     struct NonFiniteValue: Error { let index: Int }
-    /// A block whose largest magnitude overflows every f16 scale (q8: > 65504·127, q4: > 65504·10).
+    /// A block whose largest magnitude overflows every f16 scale (q8: > 65504·127, q4: > 65504·9.5).
     struct ScaleOverflow: Error {}
 
     /// Quantizes `rows` rows of `columns` floats into `type` (q8 or q4): quants of block
@@ -55,17 +57,22 @@ enum FastQuantization {
         UnsafeRawPointer(x + 8 * i).loadUnaligned(as: Vector.self)
     }
 
+    @inline(__always)
+    static func maxBits(_ a: Bits, _ b: Bits) -> Bits {
+        unsafeBitCast(_mm256_max_epu32(unsafeBitCast(a, to: __m256i.self), unsafeBitCast(b, to: __m256i.self)), to: Bits.self)
+    }
+
     /// max|x| of a block as bits (integer max of the magnitudes' bit patterns orders finite
     /// floats like their values, and puts inf/NaN above every finite value).
     @inline(__always)
     static func maxMagnitudeBits(_ v0: Vector, _ v1: Vector, _ v2: Vector, _ v3: Vector) -> UInt32 {
         let mask = Bits(repeating: 0x7FFF_FFFF)
-        let m01 = pointwiseMax(unsafeBitCast(v0, to: Bits.self) & mask, unsafeBitCast(v1, to: Bits.self) & mask)
-        let m23 = pointwiseMax(unsafeBitCast(v2, to: Bits.self) & mask, unsafeBitCast(v3, to: Bits.self) & mask)
-        let m = pointwiseMax(m01, m23)
-        let m4 = pointwiseMax(m.lowHalf, m.highHalf)
-        let m2 = pointwiseMax(m4.lowHalf, m4.highHalf)
-        return max(m2[0], m2[1])
+        let m01 = maxBits(unsafeBitCast(v0, to: Bits.self) & mask, unsafeBitCast(v1, to: Bits.self) & mask)
+        let m23 = maxBits(unsafeBitCast(v2, to: Bits.self) & mask, unsafeBitCast(v3, to: Bits.self) & mask)
+        let m = maxBits(m01, m23)
+        var result: UInt32 = 0
+        for l in 0..<8 { result = max(result, m[l]) }
+        return result
     }
 
     /// The first index whose magnitude has bits `amaxBits`.
@@ -76,25 +83,30 @@ enum FastQuantization {
         return j
     }
 
-    /// round(y), ties away from zero, for |y| ≤ 2²²: the magnitude is rounded to nearest even by
-    /// adding and subtracting 2²³, floored, then incremented when the fraction is ≥ ½ — all exact.
+    /// clamp(round(clamp(y, low − 1, high + 1)), low, high) as Int32 lanes, rounding ties away
+    /// from zero, with exact steps: the magnitude is truncated (cvttps2dq), incremented when
+    /// the remaining fraction is ≥ ½ (compared as bit patterns: both are non-negative floats),
+    /// and given y's sign back (vpsignd; y = ±0 gives 0).
     @inline(__always)
-    static func roundHalfAway(_ y: Vector) -> Vector {
-        let bits = unsafeBitCast(y, to: Bits.self)
-        let a = unsafeBitCast(bits & 0x7FFF_FFFF, to: Vector.self)
-        let magic = Vector(repeating: 8_388_608)
-        let nearest = (a + magic) - magic
-        let one = Bits(repeating: Float(1).bitPattern)
-        let floor = nearest - unsafeBitCast(unsafeBitCast(nearest .> a, to: Bits.self) & one, to: Vector.self)
-        let rounded = floor + unsafeBitCast(unsafeBitCast(a - floor .>= 0.5, to: Bits.self) & one, to: Vector.self)
-        return unsafeBitCast(unsafeBitCast(rounded, to: Bits.self) | (bits & 0x8000_0000), to: Vector.self)
+    static func roundedCodes(_ y: Vector, low: Int32, high: Int32) -> __m256i {
+        let clamped = _mm256_min_ps(_mm256_max_ps(y, Vector(repeating: Float(low - 1))), Vector(repeating: Float(high + 1)))
+        let magnitude = _mm256_and_ps(clamped, unsafeBitCast(Bits(repeating: 0x7FFF_FFFF), to: Vector.self))
+        let whole = _mm256_cvttps_epi32(magnitude)
+        let fraction = _mm256_sub_ps(magnitude, _mm256_cvtepi32_ps(whole))
+        let roundsUp = _mm256_cmpgt_epi32(_mm256_castps_si256(fraction), _mm256_set1_epi32(0x3EFF_FFFF)) // ≥ 0.5
+        let signed = _mm256_sign_epi32(_mm256_sub_epi32(whole, roundsUp), _mm256_castps_si256(clamped))
+        return _mm256_min_epi32(_mm256_max_epi32(signed, _mm256_set1_epi32(low)), _mm256_set1_epi32(high))
     }
 
-    /// Low byte of each lane of small integer-valued floats c (−2²² < c < 2²²): the bits of
-    /// c + 1.5·2²³ are 0x4B40_0000 + c.
+    /// Byte 0 of each 32-bit lane of `codes` (values 0…255), the 8 bytes in lane order, at `q`.
     @inline(__always)
-    static func integerBits(_ c: Vector) -> Bits {
-        unsafeBitCast(c + Vector(repeating: 12_582_912), to: Bits.self)
+    static func storeLowBytes(_ codes: __m256i, _ q: UnsafeMutablePointer<UInt8>) {
+        // Gather bytes 0, 4, 8, 12 of each 128-bit half into its first 4 bytes.
+        let gather = _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                                      0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1)
+        let words = unsafeBitCast(_mm256_shuffle_epi8(codes, gather), to: SIMD8<UInt32>.self)
+        UnsafeMutableRawPointer(q).storeBytes(of: words[0], as: UInt32.self)
+        UnsafeMutableRawPointer(q + 4).storeBytes(of: words[4], as: UInt32.self)
     }
 
     // MARK: q8
@@ -115,18 +127,14 @@ enum FastQuantization {
 
     @inline(__always)
     static func q8Store(_ v: Vector, _ inverse: Vector, _ q: UnsafeMutablePointer<UInt8>) {
-        let y = (v * inverse).clamped(lowerBound: Vector(repeating: -128), upperBound: Vector(repeating: 128))
-        let c = roundHalfAway(y).clamped(lowerBound: Vector(repeating: -127), upperBound: Vector(repeating: 127))
-        let bits = integerBits(c)
-        for l in 0..<8 { q[l] = UInt8(truncatingIfNeeded: bits[l]) }
+        storeLowBytes(roundedCodes(_mm256_mul_ps(v, inverse), low: -127, high: 127), q)
     }
 
     // MARK: q4
 
     @inline(__always)
     static func q4Codes(_ v: Vector, _ inverse: Vector) -> Vector {
-        let y = (v * inverse).clamped(lowerBound: Vector(repeating: -9), upperBound: Vector(repeating: 8))
-        return roundHalfAway(y).clamped(lowerBound: Vector(repeating: -8), upperBound: Vector(repeating: 7))
+        _mm256_cvtepi32_ps(roundedCodes(_mm256_mul_ps(v, inverse), low: -8, high: 7))
     }
 
     /// Σx·q (in the order of `ScalarQuantization.q4Sums`) and Σq² for scale d.
@@ -134,15 +142,18 @@ enum FastQuantization {
     static func q4Sums(_ v0: Vector, _ v1: Vector, _ v2: Vector, _ v3: Vector, scale d: Float16) -> (Float, Float) {
         let inverse = Vector(repeating: 1 / Float(d))
         let c0 = q4Codes(v0, inverse), c1 = q4Codes(v1, inverse), c2 = q4Codes(v2, inverse), c3 = q4Codes(v3, inverse)
-        var sxq = Vector.zero
-        sxq = sxq.addingProduct(v0, c0)
-        sxq = sxq.addingProduct(v1, c1)
-        sxq = sxq.addingProduct(v2, c2)
-        sxq = sxq.addingProduct(v3, c3)
-        let squares = (c0 * c0 + c1 * c1) + (c2 * c2 + c3 * c3) // small integers: exact
-        let four = sxq.lowHalf + sxq.highHalf
-        let two = four.lowHalf + four.highHalf
-        return (two[0] + two[1], squares.sum())
+        var sxq = _mm256_fmadd_ps(v0, c0, Vector.zero) // the spec starts each lane at fma(x, q, +0)
+        sxq = _mm256_fmadd_ps(v1, c1, sxq)
+        sxq = _mm256_fmadd_ps(v2, c2, sxq)
+        sxq = _mm256_fmadd_ps(v3, c3, sxq)
+        var squares = _mm256_mul_ps(c0, c0)    // small integers: exact in any order
+        squares = _mm256_fmadd_ps(c1, c1, squares)
+        squares = _mm256_fmadd_ps(c2, c2, squares)
+        squares = _mm256_fmadd_ps(c3, c3, squares)
+        let s = sxq, q = squares
+        let sum = ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]))
+        let sqq = ((q[0] + q[4]) + (q[2] + q[6])) + ((q[1] + q[5]) + (q[3] + q[7]))
+        return (sum, sqq)
     }
 
     static func quantizeQ4Block(_ x: UnsafePointer<Float>, into q: UnsafeMutablePointer<UInt8>) throws -> Float16 {
@@ -154,10 +165,10 @@ enum FastQuantization {
             return 0
         }
         let m = x[firstIndex(ofMagnitude: amaxBits, in: x)]
-        if !Float16(m / ScalarQuantization.q4Divisors[0]).isFinite { throw ScaleOverflow() }
+        if !Float16(m / -9.5).isFinite { throw ScaleOverflow() }
         var best = Float.infinity, bestScale: Float16 = 0, bestSxq: Float = 0, bestSqq: Float = 0
-        for t in ScalarQuantization.q4Divisors {
-            let d = Float16(m / t)
+        for k in 0..<5 {
+            let d = Float16(m / (-7.5 - Float(k) * 0.5)) // ScalarQuantization.q4Divisors[k], exactly
             guard d.isFinite, d != 0 else { continue }
             let (sxq, sqq) = q4Sums(v0, v1, v2, v3, scale: d)
             let score = ScalarQuantization.q4Score(scale: d, sxq: sxq, sqq: sqq)
@@ -171,15 +182,11 @@ enum FastQuantization {
             }
         }
         let inverse = Vector(repeating: Float(bestScale) != 0 ? 1 / Float(bestScale) : 0)
-        let eight = Vector(repeating: 8)
-        let u0 = integerBits(q4Codes(v0, inverse) + eight) & 0xF, u1 = integerBits(q4Codes(v1, inverse) + eight) & 0xF
-        let u2 = integerBits(q4Codes(v2, inverse) + eight) & 0xF, u3 = integerBits(q4Codes(v3, inverse) + eight) & 0xF
+        let eight = _mm256_set1_epi32(8)
+        func u(_ v: Vector) -> __m256i { _mm256_add_epi32(roundedCodes(_mm256_mul_ps(v, inverse), low: -8, high: 7), eight) }
         // Byte j: value j in the low nibble, value j + 16 in the high one (FORMAT.md "q4 block").
-        let low = u0 | (u2 &<< 4), high = u1 | (u3 &<< 4)
-        for l in 0..<8 {
-            q[l] = UInt8(truncatingIfNeeded: low[l])
-            q[8 + l] = UInt8(truncatingIfNeeded: high[l])
-        }
+        storeLowBytes(_mm256_or_si256(u(v0), _mm256_slli_epi32(u(v2), 4)), q)
+        storeLowBytes(_mm256_or_si256(u(v1), _mm256_slli_epi32(u(v3), 4)), q + 8)
         return bestScale
     }
 }

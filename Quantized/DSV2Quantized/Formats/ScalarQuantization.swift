@@ -89,11 +89,12 @@ public enum ScalarQuantization {
         return d
     }
 
-    /// q4 candidate divisors t_k = −10 + k/4, k = 0…15: candidate scales d_k = f16(m / t_k).
-    /// t = −8 is GGML Q4_0 (m maps exactly to −8·d); |t| > 8 clips m to −8·d for a finer step,
-    /// |t| < 8 widens the step. On Gaussian blocks the best of these plus one least-squares
-    /// refinement has 11% less squared error than Q4_0 alone (docs/FORMAT.md, "q4 block").
-    public static let q4Divisors: [Float] = (0..<16).map { -10 + Float($0) / 4 }
+    /// q4 candidate divisors t_k = −7.5 − k/2, k = 0…4: candidate scales d_k = f16(m / t_k).
+    /// t = −8 is GGML Q4_0 (m maps exactly to −8·d); |t| > 8 clips m to −8·d for a finer step
+    /// for the rest, t = −7.5 widens the step. On Gaussian blocks the best of these plus one
+    /// least-squares refinement has 9.7% less squared error than Q4_0 alone (16 divisors from −10
+    /// to −6.25 gain 11.3% at three times the cost; docs/FORMAT.md, "q4 block").
+    public static let q4Divisors: [Float] = [-7.5, -8, -8.5, -9, -9.5]
 
     /// q4, error-minimizing scale: m is the value of largest magnitude (the first one, with its
     /// sign). Each candidate d_k = f16(m / t_k) (see `q4Divisors`), then the least-squares scale

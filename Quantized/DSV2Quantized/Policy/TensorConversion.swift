@@ -4,7 +4,7 @@ import Foundation
 public enum TensorConversionError: Error, CustomStringConvertible, Equatable {
     /// A NaN or infinite weight: quantizing it would give garbage (a NaN scale poisons its block).
     case nonFinite(tensor: String, row: Int, column: Int)
-    /// A value too large for the type (q8: a block max |x| > 65504·127, q4: > 65504·10, f16: > 65504).
+    /// A value too large for the type (q8: a block max |x| > 65504·127, q4: > 65504·9.5, f16: > 65504).
     case scaleOverflow(tensor: String, type: WeightType, row: Int, column: Int)
 
     public var description: String {
