@@ -88,8 +88,11 @@ enum FastQuantization {
     /// the remaining fraction is ≥ ½ (compared as bit patterns: both are non-negative floats),
     /// and given y's sign back (vpsignd; y = ±0 gives 0).
     @inline(__always)
-    static func roundedCodes(_ y: Vector, low: Int32, high: Int32) -> __m256i {
-        let clamped = _mm256_min_ps(_mm256_max_ps(y, Vector(repeating: Float(low - 1))), Vector(repeating: Float(high + 1)))
+    static func roundedCodes(_ y: Vector, low: Int32, high: Int32, bounded: Bool = false) -> __m256i {
+        // `bounded`: the caller knows |y| < 2³¹ (cvttps2dq's range), so the first clamp, which
+        // only guards that range, is skipped; the result is the same.
+        let clamped = bounded ? y
+            : _mm256_min_ps(_mm256_max_ps(y, Vector(repeating: Float(low - 1))), Vector(repeating: Float(high + 1)))
         let magnitude = _mm256_and_ps(clamped, unsafeBitCast(Bits(repeating: 0x7FFF_FFFF), to: Vector.self))
         let whole = _mm256_cvttps_epi32(magnitude)
         let fraction = _mm256_sub_ps(magnitude, _mm256_cvtepi32_ps(whole))
@@ -133,15 +136,17 @@ enum FastQuantization {
     // MARK: q4
 
     @inline(__always)
-    static func q4Codes(_ v: Vector, _ inverse: Vector) -> Vector {
-        _mm256_cvtepi32_ps(roundedCodes(_mm256_mul_ps(v, inverse), low: -8, high: 7))
+    static func q4Codes(_ v: Vector, _ inverse: Vector, bounded: Bool) -> Vector {
+        _mm256_cvtepi32_ps(roundedCodes(_mm256_mul_ps(v, inverse), low: -8, high: 7, bounded: bounded))
     }
 
     /// Σx·q (in the order of `ScalarQuantization.q4Sums`) and Σq² for scale d.
     @inline(__always)
-    static func q4Sums(_ v0: Vector, _ v1: Vector, _ v2: Vector, _ v3: Vector, scale d: Float16) -> (Float, Float) {
+    static func q4Sums(_ v0: Vector, _ v1: Vector, _ v2: Vector, _ v3: Vector, scale d: Float16,
+                       bounded: Bool) -> (Float, Float) {
         let inverse = Vector(repeating: 1 / Float(d))
-        let c0 = q4Codes(v0, inverse), c1 = q4Codes(v1, inverse), c2 = q4Codes(v2, inverse), c3 = q4Codes(v3, inverse)
+        let c0 = q4Codes(v0, inverse, bounded: bounded), c1 = q4Codes(v1, inverse, bounded: bounded)
+        let c2 = q4Codes(v2, inverse, bounded: bounded), c3 = q4Codes(v3, inverse, bounded: bounded)
         var sxq = _mm256_fmadd_ps(v0, c0, Vector.zero) // the spec starts each lane at fma(x, q, +0)
         sxq = _mm256_fmadd_ps(v1, c1, sxq)
         sxq = _mm256_fmadd_ps(v2, c2, sxq)
@@ -170,14 +175,16 @@ enum FastQuantization {
         for k in 0..<5 {
             let d = Float16(m / (-7.5 - Float(k) * 0.5)) // ScalarQuantization.q4Divisors[k], exactly
             guard d.isFinite, d != 0 else { continue }
-            let (sxq, sqq) = q4Sums(v0, v1, v2, v3, scale: d)
+            // |x / d| ≤ |m / d| ≤ 1.5·9.5 even when d is an f16 subnormal (within half its ulp
+            // 2⁻²⁵ of m/t, and ≥ 2⁻²⁴): bounded.
+            let (sxq, sqq) = q4Sums(v0, v1, v2, v3, scale: d, bounded: true)
             let score = ScalarQuantization.q4Score(scale: d, sxq: sxq, sqq: sqq)
             if score < best { best = score; bestScale = d; bestSxq = sxq; bestSqq = sqq }
         }
         if bestSqq > 0 {
             let d = Float16(bestSxq / bestSqq)
             if d.isFinite, d != 0 {
-                let (sxq, sqq) = q4Sums(v0, v1, v2, v3, scale: d)
+                let (sxq, sqq) = q4Sums(v0, v1, v2, v3, scale: d, bounded: false)
                 if ScalarQuantization.q4Score(scale: d, sxq: sxq, sqq: sqq) < best { bestScale = d }
             }
         }
