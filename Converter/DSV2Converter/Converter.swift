@@ -180,7 +180,7 @@ public enum Converter {
                 do {
                     let tensor = try source.tensor(name)
                     sourceTensor = tensor
-                    let converted = TensorConversion.convert(tensor, to: typeFor(name, tensor.shape))
+                    let converted = try TensorConversion.convert(tensor, to: typeFor(name, tensor.shape))
                     encoded = TensorCodec.encode(converted, options: options.compression)
                 } catch {
                     condition.lock()

@@ -89,18 +89,82 @@ public enum ScalarQuantization {
         return d
     }
 
-    /// q4: the value of largest magnitude m (with its sign) maps to −8: d = m / −8,
-    /// u = clamp(round(x / d) + 8, 0, 15). Returns the f16 scale.
+    /// q4 candidate divisors t_k = −7.5 − k/2, k = 0…4: candidate scales d_k = f16(m / t_k).
+    /// t = −8 is GGML Q4_0 (m maps exactly to −8·d); |t| > 8 clips m to −8·d for a finer step
+    /// for the rest, t = −7.5 widens the step. On Gaussian blocks the best of these plus one
+    /// least-squares refinement has 9.7% less squared error than Q4_0 alone (16 divisors from −10
+    /// to −6.25 gain 11.3% at three times the cost; docs/FORMAT.md, "q4 block").
+    public static let q4Divisors: [Float] = [-7.5, -8, -8.5, -9, -9.5]
+
+    /// q4, error-minimizing scale: m is the value of largest magnitude (the first one, with its
+    /// sign). Each candidate d_k = f16(m / t_k) (see `q4Divisors`), then the least-squares scale
+    /// f16(Σx·q / Σq²) of the best candidate's codes q, is scored by the squared error it gives
+    /// with its own codes u = clamp(round(x / d) + 8, 0, 15); the first candidate with the
+    /// smallest score wins, the refinement only if strictly smaller. Returns the f16 scale.
+    /// Requires finite x (`TensorConversion` rejects non-finite weights with a named error).
     static func quantizeQ4Block(_ x: [Float], into q: UnsafeMutablePointer<UInt8>) -> Float16 {
-        var amax: Float = 0, m: Float = 0
-        for v in x where abs(v) > amax { amax = abs(v); m = v }
-        let d = Float16(m / -8)
+        let d = x.withUnsafeBufferPointer { q4Scale($0.baseAddress!) }
         let inverse: Float = Float(d) != 0 ? 1 / Float(d) : 0
-        func code(_ v: Float) -> UInt8 {
-            UInt8(max(0, min(15, (v * inverse).rounded(.toNearestOrAwayFromZero) + 8)))
+        for j in 0..<16 {
+            let low = q4Code(x[j], inverse: inverse) + 8, high = q4Code(x[j + 16], inverse: inverse) + 8
+            q[j] = UInt8(low) | (UInt8(high) << 4)
         }
-        for j in 0..<16 { q[j] = code(x[j]) | (code(x[j + 16]) << 4) }
         return d
+    }
+
+    /// The error-minimizing f16 scale of one q4 block of 32 values (see `quantizeQ4Block`).
+    public static func q4Scale(_ x: UnsafePointer<Float>) -> Float16 {
+        var amax: Float = 0, m: Float = 0
+        for j in 0..<32 where abs(x[j]) > amax { amax = abs(x[j]); m = x[j] }
+        if amax == 0 { return 0 }
+        var best = Float.infinity, bestScale: Float16 = 0, bestSxq: Float = 0, bestSqq: Float = 0
+        for t in q4Divisors {
+            let d = Float16(m / t)
+            guard d.isFinite, d != 0 else { continue }
+            let (sxq, sqq) = q4Sums(x, scale: d)
+            let score = q4Score(scale: d, sxq: sxq, sqq: sqq)
+            if score < best { best = score; bestScale = d; bestSxq = sxq; bestSqq = sqq }
+        }
+        if bestSqq > 0 {
+            let d = Float16(bestSxq / bestSqq)
+            if d.isFinite, d != 0 {
+                let (sxq, sqq) = q4Sums(x, scale: d)
+                if q4Score(scale: d, sxq: sxq, sqq: sqq) < best { bestScale = d }
+            }
+        }
+        return bestScale
+    }
+
+    /// The signed q4 code clamp(round(x · inverse), −8, 7), ties away from zero.
+    @inline(__always)
+    static func q4Code(_ x: Float, inverse: Float) -> Float {
+        max(-8, min(7, (x * inverse).rounded(.toNearestOrAwayFromZero)))
+    }
+
+    /// Σx·q and Σq² of a block for the codes of scale d, in a fixed order (so the SIMD quantizer
+    /// gets the same bits): eight lane sums s_l = Σ_i x[l+8i]·q[l+8i] (i = 0…3, fused
+    /// multiply-adds from 0), then (s_l + s_{l+4}), then pairs (0+2, 1+3), then 0+1.
+    static func q4Sums(_ x: UnsafePointer<Float>, scale d: Float16) -> (sxq: Float, sqq: Float) {
+        let inverse = 1 / Float(d)
+        var lanes = [Float](repeating: 0, count: 8), squares: Float = 0
+        for i in 0..<4 {
+            for l in 0..<8 {
+                let v = x[l + 8 * i], code = q4Code(v, inverse: inverse)
+                lanes[l] = lanes[l].addingProduct(v, code)
+                squares += code * code // integers ≤ 2048: exact in any order
+            }
+        }
+        let four = (0..<4).map { lanes[$0] + lanes[$0 + 4] }
+        let two = [four[0] + four[2], four[1] + four[3]]
+        return (two[0] + two[1], squares)
+    }
+
+    /// Squared error of a block with scale d minus Σx² (a constant of the block):
+    /// d·(d·Σq² − 2·Σx·q), evaluated in Float in exactly this order.
+    @inline(__always)
+    static func q4Score(scale d: Float16, sxq: Float, sqq: Float) -> Float {
+        let f = Float(d)
+        return f * (f * sqq - 2 * sxq)
     }
 
     /// Activation quantization (runtime only, never stored): the q8/q4 kernels multiply the

@@ -102,6 +102,6 @@ public final class QuantizingSource: WeightSource, @unchecked Sendable {
     }
     public func tensor(_ name: String) throws -> StoredTensor {
         let source = try base.tensor(name)
-        return TensorConversion.convert(source, to: policy.type(for: name, shape: source.shape))
+        return try TensorConversion.convert(source, to: policy.type(for: name, shape: source.shape))
     }
 }
