@@ -7,7 +7,7 @@ import DSV2Quantized
 final class FastQuantizationTests: XCTestCase {
     /// Converts `values` ([rows, columns] f32) to `type` through the fast path.
     func fast(_ values: [Float], rows: Int, columns: Int, _ type: WeightType, name: String = "w") throws -> [UInt8] {
-        let buffer = TensorBuffer(count: values.count * 4)
+        let buffer = AlignedBuffer(byteCount: values.count * 4)
         values.withUnsafeBytes { buffer.pointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
         let tensor = StoredTensor(name: name, type: .f32, shape: [rows, columns], bytes: buffer.bytes, owner: buffer)
         let converted = try TensorConversion.convert(tensor, to: type, threads: 2)

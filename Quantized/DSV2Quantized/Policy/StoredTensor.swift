@@ -40,12 +40,3 @@ public struct StoredTensor: @unchecked Sendable {
         return type.byteCount(rows: rows, columns: columns)
     }
 }
-
-/// Transition name: `TensorConversion.swift` still says `TensorBuffer`; everything else uses
-/// `AlignedBuffer` (one aligned-buffer type). Remove together with this extension once it moves.
-public typealias TensorBuffer = AlignedBuffer
-
-extension AlignedBuffer {
-    public convenience init(count: Int, alignment: Int? = nil) { self.init(byteCount: count, alignment: alignment) }
-    public var count: Int { byteCount }
-}

@@ -41,12 +41,12 @@ public enum TensorConversion {
     static func rowsPerChunk(columns: Int) -> Int { max(1, (1 << 18) / max(columns, 1)) }
 
     /// `tensor` stored as `type`. Same type: the tensor itself (no copy). Otherwise a new
-    /// `TensorBuffer`-owned tensor. Quantized sources are dequantized first (re-quantizing q8 →
+    /// `AlignedBuffer`-owned tensor. Quantized sources are dequantized first (re-quantizing q8 →
     /// q4 compounds the errors; converting from the original checkpoint is better).
     public static func convert(_ tensor: StoredTensor, to type: WeightType, threads: Int = 1) throws -> StoredTensor {
         if tensor.type == type { return tensor }
         let (rows, columns) = StoredTensor.rowsAndColumns(tensor.shape)
-        let output = TensorBuffer(count: type.byteCount(rows: rows, columns: columns))
+        let output = AlignedBuffer(byteCount: type.byteCount(rows: rows, columns: columns))
         let chunkRows = rowsPerChunk(columns: columns)
         let chunks = (rows + chunkRows - 1) / chunkRows
         let source = tensor.bytes.baseAddress!
@@ -93,7 +93,7 @@ public enum TensorConversion {
             // normative dequantizer.
             let blocks = WeightType.blocksPerRow(columns)
             let quantRow = blocks * type.quantBytesPerBlock
-            let chunk = TensorBuffer(count: type.byteCount(rows: count, columns: columns))
+            let chunk = AlignedBuffer(byteCount: type.byteCount(rows: count, columns: columns))
             chunk.pointer.copyMemory(from: source + first * quantRow, byteCount: count * quantRow)
             (chunk.pointer + type.scalesOffset(rows: count, columns: columns)).copyMemory(
                 from: source + type.scalesOffset(rows: rows, columns: columns) + first * blocks * 2,
