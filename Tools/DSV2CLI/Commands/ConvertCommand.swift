@@ -1,7 +1,75 @@
 import ArgumentParser
+import Foundation
+import DSV2Converter
+import DSV2Quantized
 
-// Scaffold: replaced by the real command.
-struct ConvertCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "convert", abstract: "(not built yet)")
-    func run() async throws { throw ValidationError("dsv2 convert is not built yet") }
+/// `dsv2 convert`: HF safetensors folder (or a container) → `.dsv2` container.
+struct ConvertCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "convert",
+        abstract: "Convert a Hugging Face checkpoint (or a .dsv2 container) into a .dsv2 container.",
+        discussion: """
+        Presets (--quant): q8, q4, q4-mixed, f16, bf16, f32 (see docs/FORMAT.md). Every tensor is
+        checked against config.json first. The output is written to a temporary file next to it
+        and renamed at the end, so an interrupted conversion leaves nothing at the target path.
+        """)
+
+    @Argument(help: "A Hugging Face folder (model.safetensors or a sharded index) or a .dsv2 container.")
+    var source: String
+
+    @Option(name: .shortAndLong, help: "The container to write.")
+    var output: String
+
+    @Option(help: "Quantization preset: \(QuantizationPolicy.presetNames.joined(separator: ", ")).")
+    var quant: String
+
+    @Option(help: "Tensor storage: zstd (compressed; byte planes for float tensors) or none (raw, mmap-ready).")
+    var compress: String = "none"
+
+    @Option(help: "zstd level (1-19).")
+    var level: Int32 = 3
+
+    @Flag(name: .customLong("no-byte-planes"), help: "Compress float tensors without grouping their bytes into planes (for measurements).")
+    var noBytePlanes = false
+
+    @Option(help: "Tensors converted in parallel (default: the number of cores).")
+    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    @Flag(help: "Overwrite the output if it exists.")
+    var force = false
+
+    @Flag(help: "No progress output.")
+    var quiet = false
+
+    func run() throws {
+        guard let policy = QuantizationPolicy.preset(quant) else {
+            throw ValidationError("unknown --quant \"\(quant)\"; use one of \(QuantizationPolicy.presetNames.joined(separator: ", "))")
+        }
+        let compression: CompressionOptions
+        switch compress {
+        case "zstd": compression = CompressionOptions(zstd: true, level: level, bytePlanes: !noBytePlanes)
+        case "none": compression = .none
+        default: throw ValidationError("unknown --compress \"\(compress)\"; use zstd or none")
+        }
+        guard (1...22).contains(level) else { throw ValidationError("--level must be 1...22") }
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        let destination = URL(fileURLWithPath: output)
+        if !force, FileManager.default.fileExists(atPath: destination.path) {
+            throw ContainerError.exists(path: destination.path)
+        }
+        let reporter = ProgressReporter(quiet: quiet)
+        reporter.note("reading \(source)")
+        let (weights, provenance) = try Converter.openSource(URL(fileURLWithPath: source))
+        let options = ConversionOptions(policy: policy, compression: compression, threads: threads, overwrite: force)
+        let summary = try Converter.convert(source: weights, provenance: provenance, to: destination, options: options) { p in
+            reporter.update(done: p.inputBytesDone, total: p.inputBytesTotal, items: p.tensorsDone, itemCount: p.tensorCount,
+                            label: p.tensorName, elapsed: p.elapsedSeconds, force: p.tensorsDone == p.tensorCount)
+        }
+        reporter.finish()
+        reporter.note(String(format: "wrote %@: %d tensors, %@ from %@ of source (ratio %.3f) in %.1f s (%.0f MB/s of input)",
+                             output, summary.metadata.tensors.count, ProgressReporter.bytes(summary.outputBytes),
+                             ProgressReporter.bytes(summary.inputBytes),
+                             Double(summary.inputBytes) / Double(max(summary.outputBytes, 1)), summary.seconds,
+                             Double(summary.inputBytes) / max(summary.seconds, 1e-9) / 1e6))
+    }
 }

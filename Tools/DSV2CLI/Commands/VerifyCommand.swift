@@ -1,7 +1,46 @@
 import ArgumentParser
+import Foundation
+import DSV2Converter
 
-// Scaffold: replaced by the real command.
-struct VerifyCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "verify", abstract: "(not built yet)")
-    func run() async throws { throw ValidationError("dsv2 verify is not built yet") }
+/// `dsv2 verify`: structure and every checksum; exit code 0 only if all is well.
+struct VerifyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify",
+        abstract: "Check a .dsv2 container's structure and every checksum (exit code 0 only if all is well).")
+
+    @Argument(help: "The container.")
+    var container: String
+
+    @Option(help: "Tensors checked in parallel.")
+    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    @Flag(help: "Print only problems.")
+    var quiet = false
+
+    func run() throws {
+        let reader: ContainerReader
+        do {
+            reader = try ContainerReader(path: container)
+        } catch {
+            FileHandle.standardError.write(Data("\(error)\n".utf8))
+            throw ExitCode(1)
+        }
+        let reporter = ProgressReporter(quiet: quiet)
+        let start = Date()
+        let total = reader.metadata.tensors.reduce(0) { $0 + $1.rawSize }
+        let problems = reader.verify(threads: max(1, threads)) { done, count, bytes, totalBytes in
+            reporter.update(done: bytes, total: totalBytes, items: done, itemCount: count, label: "",
+                            elapsed: Date().timeIntervalSince(start), force: done == count)
+        }
+        reporter.finish()
+        for problem in problems { FileHandle.standardError.write(Data("\(problem)\n".utf8)) }
+        if !problems.isEmpty {
+            FileHandle.standardError.write(Data("\(container): \(problems.count) problem(s)\n".utf8))
+            throw ExitCode(1)
+        }
+        if !quiet {
+            print("\(container): OK (\(reader.metadata.tensors.count) tensors, \(reader.metadata.files.count) files, "
+                  + "\(ProgressReporter.bytes(total)) decoded, \(String(format: "%.1f", Date().timeIntervalSince(start))) s)")
+        }
+    }
 }

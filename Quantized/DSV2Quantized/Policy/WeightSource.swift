@@ -1,0 +1,32 @@
+import Foundation
+
+/// Anything a model can be loaded from: a `.dsv2` container (`ContainerReader` in DSV2Converter)
+/// or a Hugging Face folder, raw or quantized in memory. The quantized engine's loader consumes
+/// only this protocol.
+public protocol WeightSource: AnyObject {
+    /// `config.json`, byte for byte as the source holds it.
+    var configJSON: Data { get }
+    /// Tokenizer and generation files by file name (`tokenizer.json`, `tokenizer_config.json`,
+    /// `generation_config.json`), those the source has.
+    var tokenizerFiles: [String: Data] { get }
+    /// Every tensor name, in storage order.
+    var tensorNames: [String] { get }
+    /// Type and shape of a tensor without reading its data (nil when there is no such tensor).
+    func tensorInfo(_ name: String) -> (type: WeightType, shape: [Int])?
+    /// The tensor's bytes in the normative layout of its type. Thread-safe.
+    func tensor(_ name: String) throws -> StoredTensor
+}
+
+public enum WeightSourceError: Error, CustomStringConvertible, Equatable {
+    case missingTensor(source: String, tensor: String)
+    case unsupportedConversion(tensor: String, from: WeightType, to: WeightType)
+
+    public var description: String {
+        switch self {
+        case let .missingTensor(source, tensor):
+            return "\(source): no tensor named \(tensor)"
+        case let .unsupportedConversion(tensor, from, to):
+            return "\(tensor): cannot convert \(from.rawValue) to \(to.rawValue)"
+        }
+    }
+}
