@@ -103,6 +103,28 @@ public enum ScalarQuantization {
         return d
     }
 
+    /// Activation quantization (runtime only, never stored): the q8/q4 kernels multiply the
+    /// weights' integers with activations quantized to int8 per block of 32, as GGML does for
+    /// Q4_0×Q8_0. `count` (≤ 32) values from `x`; the rest of the block is zero.
+    /// da = max|x| / 127 kept as Float (not rounded to f16: it costs nothing and loses less),
+    /// q = clamp(round(x · (1 / da)), −127, 127), ties away from zero. Returns da (0 for a zero block).
+    public static func quantizeActivationBlock(_ x: UnsafePointer<Float>, count: Int,
+                                               into q: UnsafeMutablePointer<Int8>) -> Float {
+        var amax: Float = 0
+        for j in 0..<count { amax = max(amax, abs(x[j])) }
+        let d = amax / 127
+        let inverse: Float = d != 0 ? 1 / d : 0
+        for j in 0..<WeightType.blockSize {
+            if j < count {
+                let v = (x[j] * inverse).rounded(.toNearestOrAwayFromZero)
+                q[j] = Int8(max(-127, min(127, v)))
+            } else {
+                q[j] = 0
+            }
+        }
+        return d
+    }
+
     /// Float → bfloat16 bits, round to nearest even (NaN stays NaN).
     public static func bfloat16Bits(_ x: Float) -> UInt16 {
         let bits = x.bitPattern
