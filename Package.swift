@@ -59,7 +59,7 @@ let package = Package(
         .testTarget(name: "TokenizerTests", dependencies: ["DSV2Reference", "TestSupport"],
                     path: "Tests/TokenizerTests", swiftSettings: cpuFlags),
         .testTarget(name: "QuantizedTests",
-                    dependencies: ["DSV2Quantized", "DSV2Reference", "TestSupport"],
+                    dependencies: ["DSV2Quantized", "DSV2Converter", "DSV2Reference", "TestSupport"],
                     path: "Tests/QuantizedTests", swiftSettings: cpuFlags),
         .testTarget(name: "ConverterTests",
                     dependencies: ["DSV2Converter", "DSV2Quantized", "DSV2Reference", "TestSupport"],

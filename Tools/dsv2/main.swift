@@ -1,3 +1,3 @@
 import DSV2CLI
 
-await DSV2Command.main()
+await DSV2Command.runCommandLine()

@@ -56,3 +56,13 @@ func gemm(transposeA: Bool = false, transposeB: Bool, m: Int, n: Int, k: Int, al
     cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
                 Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
 }
+
+/// The BLAS library the reference multiplies with.
+public enum BLAS {
+    /// Threads OpenBLAS uses for one product.
+    public static var threadCount: Int { Int(openblas_get_num_threads()) }
+
+    /// The CPU kernel set OpenBLAS chose at load time (e.g. "SkylakeX", "Haswell"; "Prescott"
+    /// is its slow SSE3 fallback for CPUs its tables do not know).
+    public static var coreName: String { String(cString: openblas_get_corename()) }
+}

@@ -17,21 +17,22 @@ extension MLPWeights {
 /// The experts chosen for each token by the MoE gate, [tokens, topK] each.
 public struct Routing: Sendable {
     public let topK: Int
+    /// Expert of each (token, slot), largest score first (the original's order is unspecified).
     public var indices: [Int32]
+    /// Weight of each (token, slot), after renormalisation or routed_scaling_factor.
     public var weights: [Float]
 }
 
-/// DeepSeekMoE (paper section 2.2): shared experts plus the top-k routed experts of a softmax gate.
-struct MixtureOfExperts {
-    let config: ModelConfig
-    let weights: MoEWeights
-
-    /// The gate, NUMERICS.md items 8-10: softmax over all routed experts of a bias-free fp32
-    /// linear layer; greedy or group-limited top-k; then renormalise (top_k > 1 and
-    /// norm_topk_prob, without the scaling factor) or multiply by routed_scaling_factor.
-    func route(_ x: [Float], tokens: Int) -> Routing {
+/// The DeepSeek-V2 MoE gate's selection rule, shared by every engine so they route identically
+/// (NUMERICS.md items 8-10): softmax over all routed experts of the fp32 gate logits; greedy or
+/// group-limited top-k; then renormalise (top_k > 1 and norm_topk_prob, without the scaling
+/// factor) or multiply by routed_scaling_factor.
+public enum ExpertRouting {
+    /// Routes `tokens` rows of gate logits [tokens, nRoutedExperts] (`mlp.gate.weight` · x).
+    public static func route(gateLogits: [Float], tokens: Int, config: ModelConfig) -> Routing {
         let experts = config.routedExpertCount, topK = config.expertsPerToken
-        var scores = weights.router.apply(x, tokens: tokens)  // [tokens, experts]
+        precondition(gateLogits.count == tokens * experts, "gate logits must be [tokens, n_routed_experts]")
+        var scores = gateLogits
         var indices = [Int32](repeating: 0, count: tokens * topK)
         var chosenWeights = [Float](repeating: 0, count: tokens * topK)
         var candidate = [Float](repeating: 0, count: experts)
@@ -45,12 +46,12 @@ struct MixtureOfExperts {
                     // topk_group best groups and zero (not −inf) the others' scores.
                     let groupSize = experts / nGroup
                     let groupScores = (0..<nGroup).map { g in candidate[g * groupSize ..< (g + 1) * groupSize].max()! }
-                    let kept = Set(Self.topIndices(groupScores, count: topkGroup))
+                    let kept = Set(topIndices(groupScores, count: topkGroup))
                     for g in 0..<nGroup where !kept.contains(g) {
                         for e in g * groupSize ..< (g + 1) * groupSize { candidate[e] = 0 }
                     }
                 }
-                let chosen = Self.topIndices(candidate, count: topK)
+                let chosen = topIndices(candidate, count: topK)
                 var sum: Float = 0
                 for (slot, e) in chosen.enumerated() {
                     indices[t * topK + slot] = Int32(e)
@@ -73,6 +74,17 @@ struct MixtureOfExperts {
     /// original's order is unspecified (`topk(sorted=False)`), so only the set matters.
     static func topIndices(_ values: [Float], count: Int) -> [Int] {
         Array(values.indices.sorted { values[$0] > values[$1] || (values[$0] == values[$1] && $0 < $1) }.prefix(count))
+    }
+}
+
+/// DeepSeekMoE (paper section 2.2): shared experts plus the top-k routed experts of a softmax gate.
+struct MixtureOfExperts {
+    let config: ModelConfig
+    let weights: MoEWeights
+
+    /// The gate: a bias-free fp32 linear layer, then `ExpertRouting`.
+    func route(_ x: [Float], tokens: Int) -> Routing {
+        ExpertRouting.route(gateLogits: weights.router.apply(x, tokens: tokens), tokens: tokens, config: config)
     }
 
     /// y = Σ_k w_k · expert_k(x) + shared(x) (NUMERICS.md item 11), with the routed experts run

@@ -118,8 +118,10 @@ public struct ReferenceWeights: Sendable {
         var generator = SplitMix64(seed: seed)
         let shapes = Dictionary(config.expectedTensorShapes().map { ($0.name, $0.shape) }, uniquingKeysWith: { a, _ in a })
         func uniform(_ count: Int, bound: Float) -> [Float] {
-            [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
-                for i in 0..<count { buffer[i] = generator.nextSignedUnitFloat() * bound }
+            var local = generator  // a local copy keeps the state in registers in the hot loop
+            defer { generator = local }
+            return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+                for i in 0..<count { buffer[i] = local.nextSignedUnitFloat() * bound }
                 initialized = count
             }
         }

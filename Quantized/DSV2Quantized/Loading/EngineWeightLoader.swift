@@ -1,0 +1,144 @@
+import DSV2Reference
+import Foundation
+
+/// Errors of building the engine from a `WeightSource`: each names the tensor at fault.
+public enum EngineLoadError: Error, CustomStringConvertible, Equatable {
+    case missingTensor(tensor: String)
+    case wrongShape(tensor: String, expected: [Int], found: [Int])
+    case badTensorBytes(tensor: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case let .missingTensor(tensor):
+            return "tensor \(tensor) is missing from the model"
+        case let .wrongShape(tensor, expected, found):
+            return "tensor \(tensor) has shape \(found), the config expects \(expected)"
+        case let .badTensorBytes(tensor, reason):
+            return "tensor \(tensor): \(reason)"
+        }
+    }
+}
+
+/// Builds `EngineWeights` from any `WeightSource` (a `.dsv2` container, a Hugging Face folder
+/// raw or quantized in memory by `QuantizingSource`), one tensor at a time: the source hands out
+/// each tensor in its stored type and the engine wraps those bytes as they are (no fp32 copy of
+/// any quantized matrix is kept). Same stored types and bytes → bit-identical engines, however
+/// the model was loaded.
+///
+/// The one load-time transformation: `kv_b_proj` [heads·(qk_nope + v_head), kv_lora_rank] is split
+/// per head into W^UK_iᵀ [kv_lora_rank, qk_nope] and W^UV_i [v_head, kv_lora_rank] for the absorbed
+/// MLA form. These small matrices (2 M values per layer for V2-Lite) are kept in **f32 when
+/// kv_b_proj is stored as f32, otherwise f16**: their products meet every cached token's score
+/// and the attention output, f16 adds ≤ 2^-11 relative per weight (10× below q8's rounding of the
+/// same weight), and the activations they multiply stay f32 (not quantized to int8).
+public enum EngineWeightLoader {
+    public static func load(from source: WeightSource) throws -> EngineWeights {
+        let config = try ModelConfig.decode(source.configJSON, file: "config.json")
+        return try load(from: source, config: config)
+    }
+
+    public static func load(from source: WeightSource, config: ModelConfig) throws -> EngineWeights {
+        let shapes = Dictionary(config.expectedTensorShapes().map { ($0.name, $0.shape) }, uniquingKeysWith: { a, _ in a })
+        // Check every name and shape before reading any data, so a mismatched model fails fast.
+        for (name, shape) in config.expectedTensorShapes() {
+            guard let info = source.tensorInfo(name) else { throw EngineLoadError.missingTensor(tensor: name) }
+            guard info.shape == shape else { throw EngineLoadError.wrongShape(tensor: name, expected: shape, found: info.shape) }
+        }
+
+        func stored(_ name: String) throws -> StoredTensor {
+            let tensor = try source.tensor(name)
+            guard tensor.shape == shapes[name] else {
+                throw EngineLoadError.wrongShape(tensor: name, expected: shapes[name] ?? [], found: tensor.shape)
+            }
+            return tensor
+        }
+        func matrix(_ name: String) throws -> QuantizedMatrix {
+            let tensor = try stored(name)
+            let (rows, columns) = StoredTensor.rowsAndColumns(tensor.shape)
+            guard let base = tensor.bytes.baseAddress else {
+                throw EngineLoadError.badTensorBytes(tensor: name, reason: "has no data")
+            }
+            do {
+                return try QuantizedMatrix(type: tensor.type, rows: rows, columns: columns, data: base,
+                                           byteCount: tensor.bytes.count, owner: tensor.owner, name: name)
+            } catch {
+                throw EngineLoadError.badTensorBytes(tensor: name, reason: "\(error)")
+            }
+        }
+        func vector(_ name: String) throws -> [Float] {
+            let tensor = try stored(name)
+            return try floats(tensor)
+        }
+
+        let embedding = try matrix(CheckpointNames.embedTokens)
+        var layers: [EngineLayer] = []
+        for l in 0..<config.numHiddenLayers {
+            let n = CheckpointNames.layer(l)
+            let query: EngineAttentionWeights.Query = config.qLoraRank == nil
+                ? .plain(try matrix(n.qProj))
+                : .lowRank(a: try matrix(n.qAProj), norm: try vector(n.qALayernorm), b: try matrix(n.qBProj))
+            let (wUKT, wUV) = try splitKVB(try stored(n.kvBProj), config: config)
+            let attention = EngineAttentionWeights(query: query, kvA: try matrix(n.kvAProjWithMQA),
+                                                   kvANorm: try vector(n.kvALayernorm), wUKT: wUKT, wUV: wUV,
+                                                   oProj: try matrix(n.oProj))
+            let feedForward: EngineFeedForward
+            if config.isMoELayer(l) {
+                let experts = try (0..<config.routedExpertCount).map { e in
+                    EngineMLP(gate: try matrix(n.expertGateProj(e)), up: try matrix(n.expertUpProj(e)),
+                              down: try matrix(n.expertDownProj(e)))
+                }
+                let shared = config.sharedExpertsIntermediateSize > 0
+                    ? EngineMLP(gate: try matrix(n.sharedGateProj), up: try matrix(n.sharedUpProj), down: try matrix(n.sharedDownProj))
+                    : nil
+                feedForward = .moe(EngineMoE(router: try matrix(n.router), experts: experts, shared: shared))
+            } else {
+                feedForward = .dense(EngineMLP(gate: try matrix(n.mlpGateProj), up: try matrix(n.mlpUpProj),
+                                               down: try matrix(n.mlpDownProj)))
+            }
+            layers.append(EngineLayer(inputNorm: try vector(n.inputLayernorm), attention: attention,
+                                      postAttentionNorm: try vector(n.postAttentionLayernorm), feedForward: feedForward))
+        }
+        let finalNorm = try vector(CheckpointNames.finalNorm)
+        let lmHead = config.tieWordEmbeddings ? embedding : try matrix(CheckpointNames.lmHead)
+        return EngineWeights(config: config, embedding: embedding, layers: layers, finalNorm: finalNorm, lmHead: lmHead)
+    }
+
+    /// A tensor's values widened to fp32 (norm vectors; kv_b_proj before its split).
+    static func floats(_ tensor: StoredTensor) throws -> [Float] {
+        let (rows, columns) = StoredTensor.rowsAndColumns(tensor.shape)
+        guard tensor.bytes.count == tensor.type.byteCount(rows: rows, columns: columns), let base = tensor.bytes.baseAddress else {
+            throw EngineLoadError.badTensorBytes(tensor: tensor.name,
+                                                 reason: "\(tensor.type.rawValue) \(tensor.shape) needs \(tensor.type.byteCount(rows: rows, columns: columns)) bytes, got \(tensor.bytes.count)")
+        }
+        return [Float](unsafeUninitializedCapacity: rows * columns) { buffer, initialized in
+            ScalarQuantization.dequantize(base, rows: rows, columns: columns, as: tensor.type, into: buffer.baseAddress!)
+            initialized = rows * columns
+        }
+    }
+
+    /// Splits kv_b_proj (head by head [W^UK_i (qk_nope rows); W^UV_i (v_head rows)], NUMERICS.md
+    /// item 5) into W^UKᵀ [heads·rank, nope] and W^UV [heads·vDim, rank].
+    static func splitKVB(_ tensor: StoredTensor, config: ModelConfig) throws -> (wUKT: QuantizedMatrix, wUV: QuantizedMatrix) {
+        let heads = config.numAttentionHeads, nope = config.qkNopeHeadDim, vDim = config.vHeadDim
+        let rank = config.kvLoraRank
+        let values = try floats(tensor)  // [heads·(nope + vDim), rank]
+        let type: WeightType = tensor.type == .f32 ? .f32 : .f16
+        var transposedK = [Float](repeating: 0, count: heads * rank * nope)  // [heads·rank, nope]
+        var valueUp = [Float](repeating: 0, count: heads * vDim * rank)     // [heads·vDim, rank]
+        for h in 0..<heads {
+            let head = h * (nope + vDim) * rank
+            for i in 0..<nope {
+                for r in 0..<rank { transposedK[(h * rank + r) * nope + i] = values[head + i * rank + r] }
+            }
+            for v in 0..<vDim {
+                for r in 0..<rank { valueUp[(h * vDim + v) * rank + r] = values[head + (nope + v) * rank + r] }
+            }
+        }
+        // qk_nope_head_dim may be 0 (no content key): keep a 1-column zero matrix so shapes stay valid.
+        let wUKT = nope > 0
+            ? QuantizedMatrix.quantize(transposedK, rows: heads * rank, columns: nope, as: type)
+            : QuantizedMatrix.quantize([Float](repeating: 0, count: heads * rank), rows: heads * rank, columns: 1, as: type)
+        let wUV = QuantizedMatrix.quantize(valueUp, rows: heads * vDim, columns: rank, as: type)
+        return (wUKT, wUV)
+    }
+}

@@ -1,0 +1,116 @@
+import DSV2Reference
+
+/// Multi-head Latent Attention in the absorbed form (DeepSeek-V2 paper, arXiv 2405.04434,
+/// section 2.1.2), for prefill and decode alike:
+///   score_t,j,i = scale · ([W^UK_iᵀ q^C_t,i | q^R_t,i] · [c_KV_j | k^R_j])     (eqs. 16-18 absorbed)
+///   o_t,i       = W^UV_i · Σ_j softmax_j(score) · c_KV_j                        (eq. 18, W^UV after)
+/// so the cache holds only [c_KV | k^R] (kv_lora_rank + qk_rope_head_dim values) per token.
+///
+/// Why absorbed for prefill too: one code path, the cache rows are consumed exactly as a decode
+/// step consumes them (prefill ≡ token-by-token decode, no second numerical path), and no
+/// per-head keys/values are expanded for the cached prefix of a chat turn. The expanded form
+/// saves arithmetic only for long prompts from an empty cache (per head ≈ T·(r·(d_h + d_v)) +
+/// T²·(d_h + d_h^R + d_v)/2 instead of T·r·(d_h + d_v) + T²·(2r + d_h^R)/2 multiply-adds); for
+/// decode and for the prompt lengths of chat it is never cheaper.
+extension QuantizedEngine {
+    /// Attention block of layer `l` for the `ws.tokens` rows of `ws.normed`, at positions
+    /// cachedTokens ..< cachedTokens + tokens; writes u_t (eq. 19) to `ws.blockOutput` and
+    /// appends the tokens' [c_KV | k^R] to the layer's cache.
+    func attention(layer l: Int, weights w: EngineAttentionWeights, ws: EngineWorkspace, tracer: ForwardTracer?) {
+        let c = config, tokens = ws.tokens
+        let heads = c.numAttentionHeads, nope = c.qkNopeHeadDim, ropeDim = c.qkRopeHeadDim
+        let qHead = c.qHeadDim, rank = c.kvLoraRank, width = c.latentCacheWidth, vDim = c.vHeadDim
+        let token: Int? = tokens == 1 ? 0 : nil
+        let cache = caches[l]
+        let past = cachedTokens
+
+        // The block input, quantized once for every projection that reads it.
+        ws.hiddenInput.load(ws.normed.pointer)
+        // eq. 9 (c_KV = W^DKV h) and the input of eq. 15 (W^KR h), with the query's first
+        // projection in the same parallel phase.
+        phase(ws) { products in
+            switch w.query {
+            case let .plain(qProj):   // [tokens, heads·qHead]
+                products.append(MatrixProduct(matrix: qProj, input: ws.hiddenInput, token: token, output: ws.query.pointer))
+            case let .lowRank(a, _, _):   // eq. 12: c^Q = W^DQ h, [tokens, qLoraRank]
+                products.append(MatrixProduct(matrix: a, input: ws.hiddenInput, token: token, output: ws.queryLatent!.pointer))
+            }
+            products.append(MatrixProduct(matrix: w.kvA, input: ws.hiddenInput, token: token, output: ws.kvA.pointer))  // [tokens, rank + ropeDim]
+        }
+        if case let .lowRank(a, norm, b) = w.query {
+            // q_a_layernorm (eps 1e-6), then eqs. 13-14: [q^C | q^R] = W^UQ c^Q, W^QR c^Q.
+            EngineMath.rmsNorm(ws.queryLatent!.pointer, rows: tokens, width: a.rows, weight: norm, eps: Self.latentNormEps,
+                               into: ws.queryLatent!.pointer)
+            ws.queryLatentInput!.load(ws.queryLatent!.pointer)
+            phase(ws) { $0.append(MatrixProduct(matrix: b, input: ws.queryLatentInput!, token: token, output: ws.query.pointer)) }
+        }
+
+        // kv_a_layernorm normalises the latent only; RoPE rotates k^R (once, shared by all heads)
+        // and every head's q^R (NUMERICS.md items 1, 5). Then the rows enter the cache.
+        let scratch = attentionScratch.queryLatent[0].pointer  // ≥ ropeDim floats, free until the core runs
+        w.kvANorm.withUnsafeBufferPointer { norm in
+            for t in 0..<tokens {
+                let source = ws.kvA.pointer + t * width, row = ws.cacheRows.pointer + t * width
+                EngineMath.rmsNorm(source, width: rank, weight: norm.baseAddress!, eps: Self.latentNormEps, into: row)
+                (row + rank).update(from: source + rank, count: ropeDim)
+                let cos = ws.cosines.pointer + t * rotation.half, sin = ws.sines.pointer + t * rotation.half
+                rotation.rotate(row + rank, cos: cos, sin: sin, scratch: scratch)
+                cache.write(row: past + t, from: row)
+                for h in 0..<heads {
+                    rotation.rotate(ws.query.pointer + (t * heads + h) * qHead + nope, cos: cos, sin: sin, scratch: scratch)
+                }
+            }
+        }
+        cache.commit(past + tokens)
+        if let tracer, tracer.wants(TraceName.kvLatent(l)) {
+            var latent = [Float](repeating: 0, count: tokens * rank)
+            for t in 0..<tokens {
+                for i in 0..<rank { latent[t * rank + i] = ws.cacheRows.pointer[t * width + i] }
+            }
+            tracer.record(TraceName.kvLatent(l), TracedTensor(shape: [tokens, rank], floats: latent))
+        }
+
+        // The core, one (token, head) item at a time; items are dealt round-robin to the
+        // participants (later tokens see more keys, so contiguous ranges would be unbalanced).
+        let items = tokens * heads, participants = pool.threadCount
+        let scale = softmaxScale, cacheType = cache.type.weightType
+        let cacheBase = cache.base, rowBytes = cache.rowBytes
+        let scratchState = attentionScratch
+        let query = ws.query.pointer, headOutputs = ws.headOutputs.pointer
+        let wUKT = w.wUKT, wUV = w.wUV
+        let core: (Int) -> Void = { p in
+            let queryLatent = scratchState.queryLatent[p].pointer  // [rank + ropeDim]
+            let context = scratchState.context[p].pointer          // [rank]
+            let scores = scratchState.scores[p].pointer            // [visible]
+            var item = p
+            while item < items {
+                let t = item / heads, h = item % heads
+                let q = query + (t * heads + h) * qHead
+                // Absorb W^UK into the query: W^UK_iᵀ q^C_t,i ([rank]), then append q^R_t,i.
+                if nope > 0 {
+                    LatentAttentionKernels.matvec(wUKT, rows: h * rank ..< (h + 1) * rank, q, into: queryLatent)
+                } else {
+                    queryLatent.update(repeating: 0, count: rank)
+                }
+                (queryLatent + rank).update(from: q + nope, count: ropeDim)
+                // Causal: position past + t sees cached rows 0 ... past + t (NUMERICS.md item 7).
+                let visible = past + t + 1
+                for j in 0..<visible {
+                    scores[j] = LatentAttentionKernels.dot(cacheBase + j * rowBytes, queryLatent, columns: width, type: cacheType) * scale
+                }
+                EngineMath.softmax(scores, count: visible)
+                LatentAttentionKernels.weightedRowSum(base: cacheBase, rowBytes: rowBytes, count: visible, weights: scores,
+                                                      columns: rank, type: cacheType, into: context)
+                // W^UV_i after attention: o_t,i = W^UV_i (Σ_j p_j c_KV_j), [vDim].
+                LatentAttentionKernels.matvec(wUV, rows: h * vDim ..< (h + 1) * vDim, context,
+                                              into: headOutputs + (t * heads + h) * vDim)
+                item += participants
+            }
+        }
+        if participants == 1 || items == 1 { for p in 0..<min(participants, items) { core(p) } } else { pool.run(core) }
+
+        // eq. 19: u_t = W^O [o_t,1; …; o_t,n_h].
+        ws.headOutputInput.load(headOutputs)
+        phase(ws) { $0.append(MatrixProduct(matrix: w.oProj, input: ws.headOutputInput, token: token, output: ws.blockOutput.pointer)) }
+    }
+}

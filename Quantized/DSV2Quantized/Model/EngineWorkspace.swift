@@ -1,0 +1,187 @@
+import DSV2Reference
+
+/// A float buffer on an `AlignedBuffer` (64-byte aligned, zero-filled).
+struct FloatBuffer {
+    let storage: AlignedBuffer
+    let pointer: UnsafeMutablePointer<Float>
+    let count: Int
+
+    init(_ count: Int) {
+        self.count = max(1, count)
+        storage = AlignedBuffer(byteCount: self.count * 4)
+        pointer = storage.pointer.assumingMemoryBound(to: Float.self)
+    }
+
+    var bytes: Int { storage.byteCount }
+}
+
+/// Every intermediate buffer of one forward call of `tokens` tokens, allocated once: the engine
+/// keeps one for single-token decode (so a decode step allocates nothing here) and makes one per
+/// multi-token call (prefill). Shapes are annotated per buffer.
+final class EngineWorkspace {
+    let tokens: Int
+    let residual: FloatBuffer        // [tokens, hidden]: the residual stream x
+    let normed: FloatBuffer          // [tokens, hidden]: the current block's normalised input
+    let blockOutput: FloatBuffer     // [tokens, hidden]: attention or feed-forward output
+    let hiddenInput: PreparedActivations  // [tokens, hidden]: `normed` quantized once per block
+
+    // Attention
+    let query: FloatBuffer           // [tokens, heads·qHeadDim]: per head [q^C | q^R]
+    let queryLatent: FloatBuffer?    // [tokens, qLoraRank]: c^Q (q_lora_rank set)
+    let queryLatentInput: PreparedActivations?
+    let kvA: FloatBuffer             // [tokens, kvLoraRank + qkRopeHeadDim]: [c_KV | k^R] before norm/RoPE
+    let cacheRows: FloatBuffer       // [tokens, kvLoraRank + qkRopeHeadDim]: normalised c_KV | rotated k^R
+    let cosines: FloatBuffer         // [tokens, qkRopeHeadDim / 2]
+    let sines: FloatBuffer           // [tokens, qkRopeHeadDim / 2]
+    let headOutputs: FloatBuffer     // [tokens, heads·vHeadDim]: o_t,i of eq. 18
+    let headOutputInput: PreparedActivations
+
+    // Dense MLP (if any dense layer)
+    let denseGate: FloatBuffer       // [tokens, intermediate]
+    let denseUp: FloatBuffer         // [tokens, intermediate]
+    let denseInput: PreparedActivations?   // [tokens, intermediate]: silu(gate)·up
+
+    // MoE (if any MoE layer)
+    let routerScores: FloatBuffer    // [tokens, nRoutedExperts]
+    let routeIndices: UnsafeMutablePointer<Int32>  // [tokens, topK]
+    let routeWeights: FloatBuffer    // [tokens, topK]
+    let routeCandidates: FloatBuffer // [nRoutedExperts]
+    let routeTaken: UnsafeMutablePointer<Bool>      // [max(nRoutedExperts, nGroup)]
+    let groupScores: FloatBuffer     // [nGroup]
+    let expertGate: FloatBuffer      // [tokens·topK, moeIntermediate]: rows grouped by expert
+    let expertUp: FloatBuffer        // [tokens·topK, moeIntermediate]
+    let expertDown: FloatBuffer      // [tokens·topK, hidden]
+    let expertRowOfSlot: UnsafeMutablePointer<Int32>   // [tokens·topK]: row in expertGate/Down of (t, slot)
+    /// Single-token calls: silu(gate)·up of each selected expert, one "token" per slot.
+    let expertInputDecode: PreparedActivations?     // [topK, moeIntermediate]
+    let sharedGate: FloatBuffer      // [tokens, sharedIntermediate]
+    let sharedUp: FloatBuffer        // [tokens, sharedIntermediate]
+    let sharedDown: FloatBuffer      // [tokens, hidden]
+    let sharedInput: PreparedActivations?           // [tokens, sharedIntermediate]
+
+    /// Reused list of the products of one parallel phase (keeps its capacity between calls).
+    var products: [MatrixProduct] = []
+    private let ownedPointers: [UnsafeMutableRawPointer]
+
+    init(tokens: Int, config c: ModelConfig) {
+        self.tokens = tokens
+        let hidden = c.hiddenSize, heads = c.numAttentionHeads
+        residual = FloatBuffer(tokens * hidden)
+        normed = FloatBuffer(tokens * hidden)
+        blockOutput = FloatBuffer(tokens * hidden)
+        hiddenInput = PreparedActivations(columns: hidden, tokens: tokens)
+
+        query = FloatBuffer(tokens * heads * c.qHeadDim)
+        if let qLoraRank = c.qLoraRank {
+            queryLatent = FloatBuffer(tokens * qLoraRank)
+            queryLatentInput = PreparedActivations(columns: qLoraRank, tokens: tokens)
+        } else {
+            queryLatent = nil
+            queryLatentInput = nil
+        }
+        kvA = FloatBuffer(tokens * c.latentCacheWidth)
+        cacheRows = FloatBuffer(tokens * c.latentCacheWidth)
+        cosines = FloatBuffer(tokens * c.qkRopeHeadDim / 2)
+        sines = FloatBuffer(tokens * c.qkRopeHeadDim / 2)
+        headOutputs = FloatBuffer(tokens * heads * c.vHeadDim)
+        headOutputInput = PreparedActivations(columns: heads * c.vHeadDim, tokens: tokens)
+
+        let hasDense = (0..<c.numHiddenLayers).contains(where: c.isDenseLayer)
+        denseGate = FloatBuffer(hasDense ? tokens * c.intermediateSize : 1)
+        denseUp = FloatBuffer(hasDense ? tokens * c.intermediateSize : 1)
+        denseInput = hasDense ? PreparedActivations(columns: c.intermediateSize, tokens: tokens) : nil
+
+        let experts = c.routedExpertCount, topK = c.expertsPerToken, hasMoE = !c.moeLayers.isEmpty
+        let slots = hasMoE ? tokens * topK : 1
+        routerScores = FloatBuffer(tokens * max(1, experts))
+        routeIndices = .allocate(capacity: slots)
+        routeIndices.initialize(repeating: 0, count: slots)
+        routeWeights = FloatBuffer(slots)
+        routeCandidates = FloatBuffer(max(1, experts))
+        let flags = max(1, experts, c.nGroup ?? 1)
+        routeTaken = .allocate(capacity: flags)
+        routeTaken.initialize(repeating: false, count: flags)
+        groupScores = FloatBuffer(c.nGroup ?? 1)
+        expertGate = FloatBuffer(hasMoE ? slots * c.moeIntermediateSize : 1)
+        expertUp = FloatBuffer(hasMoE ? slots * c.moeIntermediateSize : 1)
+        expertDown = FloatBuffer(hasMoE ? slots * hidden : 1)
+        expertRowOfSlot = .allocate(capacity: slots)
+        expertRowOfSlot.initialize(repeating: 0, count: slots)
+        expertInputDecode = hasMoE && tokens == 1 ? PreparedActivations(columns: c.moeIntermediateSize, tokens: topK) : nil
+        let sharedWidth = hasMoE ? c.sharedExpertsIntermediateSize : 0
+        sharedGate = FloatBuffer(tokens * sharedWidth)
+        sharedUp = FloatBuffer(tokens * sharedWidth)
+        sharedDown = FloatBuffer(sharedWidth > 0 ? tokens * hidden : 1)
+        sharedInput = sharedWidth > 0 ? PreparedActivations(columns: sharedWidth, tokens: tokens) : nil
+        ownedPointers = [UnsafeMutableRawPointer(routeIndices), UnsafeMutableRawPointer(routeTaken),
+                         UnsafeMutableRawPointer(expertRowOfSlot)]
+        products.reserveCapacity(2 * topK + 8)
+    }
+
+    deinit { ownedPointers.forEach { $0.deallocate() } }
+
+    /// Bytes held by this workspace (float buffers and prepared activations).
+    var allocatedBytes: Int {
+        var total = 0
+        for b in [residual, normed, blockOutput, query, kvA, cacheRows, cosines, sines, headOutputs, denseGate, denseUp,
+                  routerScores, routeWeights, routeCandidates, groupScores, expertGate, expertUp, expertDown,
+                  sharedGate, sharedUp, sharedDown] { total += b.bytes }
+        total += queryLatent?.bytes ?? 0
+        for p in [hiddenInput, queryLatentInput, headOutputInput, denseInput, expertInputDecode, sharedInput] {
+            total += p?.storage.byteCount ?? 0
+        }
+        return total
+    }
+}
+
+/// Per-participant scratch of the attention core (each thread works on its own (token, head)
+/// items): the absorbed query [c-space | rope], the attention context, and the scores over the
+/// whole context (grown with the cache).
+final class AttentionScratch {
+    let participants: Int
+    let width: Int
+    let rank: Int
+    private(set) var contextCapacity: Int
+    private(set) var queryLatent: [FloatBuffer]   // [participants][kvLoraRank + qkRopeHeadDim]
+    private(set) var context: [FloatBuffer]       // [participants][kvLoraRank]
+    private(set) var scores: [FloatBuffer]        // [participants][contextCapacity]
+
+    init(participants: Int, width: Int, rank: Int, contextCapacity: Int) {
+        self.participants = participants
+        self.width = width
+        self.rank = rank
+        self.contextCapacity = max(1, contextCapacity)
+        queryLatent = (0..<participants).map { _ in FloatBuffer(width) }
+        context = (0..<participants).map { _ in FloatBuffer(rank) }
+        scores = (0..<participants).map { [contextCapacity = self.contextCapacity] _ in FloatBuffer(contextCapacity) }
+    }
+
+    func reserve(context needed: Int) {
+        guard needed > contextCapacity else { return }
+        var capacity = contextCapacity
+        while capacity < needed { capacity *= 2 }
+        contextCapacity = capacity
+        scores = (0..<participants).map { _ in FloatBuffer(capacity) }
+    }
+
+    var allocatedBytes: Int {
+        (queryLatent + context + scores).reduce(0) { $0 + $1.bytes }
+    }
+}
+
+extension PreparedActivations {
+    /// Copies token `source` of `other` (same columns) into token `token` of this object: the
+    /// prefill MoE gathers the tokens routed to an expert without quantizing them again.
+    func copyToken(_ token: Int, from other: PreparedActivations, token source: Int) {
+        precondition(other.columns == columns && token < tokens && source < other.tokens)
+        func copy(_ to: UnsafeMutableRawPointer, _ from: UnsafeMutableRawPointer, _ stride: Int) {
+            (to + token * stride).copyMemory(from: from + source * stride, byteCount: stride)
+        }
+        copy(floats, other.floats, floatStride)
+        copy(evenOdd, other.evenOdd, evenOddStride)
+        copy(q8, other.q8, q8Stride)
+        copy(q4, other.q4, q4Stride)
+        copy(scales, other.scales, scaleStride)
+        copy(corrections, other.corrections, correctionStride)
+    }
+}

@@ -1,0 +1,67 @@
+/// Element type of the latent KV cache.
+public enum KVCacheType: String, Sendable, CaseIterable {
+    /// 2 bytes per value (the default: 576 values → 1152 B per token per layer for the real shapes).
+    case f16
+    /// 4 bytes per value: exact fp32 attention inputs (accuracy checks).
+    case f32
+
+    var weightType: WeightType { self == .f16 ? .f16 : .f32 }
+    public var bytesPerValue: Int { self == .f16 ? 2 : 4 }
+}
+
+/// The compressed MLA cache of one layer (paper section 2.1.2): per token the normalised latent
+/// c_KV (kv_lora_rank) and the rotated shared key k^R (qk_rope_head_dim), as one row
+/// [c_KV | k^R] of `width` values. Rows are stored in the `KVCacheType`; the capacity doubles
+/// when full (amortised, so the decode path allocates only when the context outgrows it).
+final class LatentKVCache {
+    let width: Int
+    let type: KVCacheType
+    private(set) var count = 0
+    private(set) var capacity: Int
+    private var storage: AlignedBuffer
+
+    init(width: Int, type: KVCacheType, capacity: Int) {
+        self.width = width
+        self.type = type
+        self.capacity = max(1, capacity)
+        storage = AlignedBuffer(byteCount: self.capacity * width * type.bytesPerValue)
+    }
+
+    var rowBytes: Int { width * type.bytesPerValue }
+    var base: UnsafeRawPointer { UnsafeRawPointer(storage.pointer) }
+    var allocatedBytes: Int { storage.byteCount }
+
+    /// Makes room for `needed` rows in total (keeps the cached ones).
+    func reserve(_ needed: Int) {
+        guard needed > capacity else { return }
+        var newCapacity = capacity
+        while newCapacity < needed { newCapacity *= 2 }
+        let bigger = AlignedBuffer(byteCount: newCapacity * rowBytes)
+        bigger.pointer.copyMemory(from: storage.pointer, byteCount: count * rowBytes)
+        storage = bigger
+        capacity = newCapacity
+    }
+
+    /// Writes row `row` (must be < capacity) from `width` floats; rows ≥ `count` become visible
+    /// with `commit`.
+    func write(row: Int, from values: UnsafePointer<Float>) {
+        precondition(row < capacity, "LatentKVCache: row \(row) beyond capacity \(capacity)")
+        let destination = storage.pointer + row * rowBytes
+        switch type {
+        case .f16:
+            let out = destination.assumingMemoryBound(to: Float16.self)
+            for i in 0..<width { out[i] = Float16(values[i]) }
+        case .f32:
+            destination.copyMemory(from: values, byteCount: width * 4)
+        }
+    }
+
+    /// The first `rows` rows as a matrix for the score kernel ([rows, width] of f16/f32).
+    func rowPointer(_ row: Int) -> UnsafeRawPointer { base + row * rowBytes }
+
+    func commit(_ rows: Int) { count = rows }
+
+    func removeAll() { count = 0 }
+
+    func truncate(to newCount: Int) { count = min(count, newCount) }
+}

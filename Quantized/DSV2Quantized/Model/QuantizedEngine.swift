@@ -1,0 +1,196 @@
+import DSV2Reference
+import Foundation
+
+/// The fast engine: DeepSeek-V2 with quantized weights (any `WeightType` per tensor, chosen by a
+/// `QuantizationPolicy` preset), SIMD kernels on a persistent `WorkerPool`, absorbed MLA over a
+/// compressed latent KV cache, and only the selected experts run. Reports the reference's trace
+/// names through the same `ForwardTracer`.
+///
+/// Per layer (pre-norm, residual adds), as `ReferenceModel`:
+///   a = x + MLA(input_layernorm(x))            → `kv_latent.l`, `attn.l`
+///   y = a + FFN(post_attention_layernorm(a))   → `router.l.*`, `moe.l`, `hidden.{l+1}`
+///
+/// Determinism: every output element of every product is computed whole by one thread, and the
+/// attention's (token, head) items likewise, so results are bit-identical for any thread count.
+/// Prefill and decode run the same absorbed attention (see `EngineAttention.swift`).
+public final class QuantizedEngine: LanguageModel {
+    public var config: ModelConfig { weights.config }
+    public let weights: EngineWeights
+    public let kvCacheType: KVCacheType
+    public private(set) var cachedTokens = 0
+    public var threadCount: Int { pool.threadCount }
+
+    let pool: WorkerPool
+    let rotation: PositionRotation
+    let softmaxScale: Float
+    let caches: [LatentKVCache]
+    let attentionScratch: AttentionScratch
+    let decodeWorkspace: EngineWorkspace
+    /// The largest multi-token workspace made so far (bytes), for `peakScratchBytes`.
+    private var largestPrefillWorkspaceBytes = 0
+
+    /// q_a_layernorm and kv_a_layernorm use a hard-coded eps (NUMERICS.md item 6).
+    static let latentNormEps: Float = 1e-6
+
+    /// - Parameters:
+    ///   - threads: participants of the worker pool (the caller included); results do not depend on it.
+    ///   - kvCacheType: element type of the latent cache (f16 by default: 2 bytes per value).
+    ///   - initialContext: tokens of cache allocated up front (the cache doubles when exceeded).
+    public init(weights: EngineWeights, threads: Int = WorkerPool.defaultThreadCount,
+                kvCacheType: KVCacheType = .f16, initialContext: Int = 256) {
+        self.weights = weights
+        self.kvCacheType = kvCacheType
+        let config = weights.config
+        pool = WorkerPool(threadCount: max(1, threads))
+        let rotary = RotaryEmbedding(config: config)
+        rotation = PositionRotation(inverseFrequencies: rotary.inverseFrequencies, amplitude: rotary.amplitude)
+        softmaxScale = Float(config.softmaxScale)
+        let context = min(max(1, initialContext), config.maxPositionEmbeddings)
+        caches = (0..<config.numHiddenLayers).map { _ in
+            LatentKVCache(width: config.latentCacheWidth, type: kvCacheType, capacity: context)
+        }
+        attentionScratch = AttentionScratch(participants: pool.threadCount, width: config.latentCacheWidth,
+                                            rank: config.kvLoraRank, contextCapacity: context)
+        decodeWorkspace = EngineWorkspace(tokens: 1, config: config)
+    }
+
+    /// Loads from any `WeightSource` (a `.dsv2` container, or `QuantizingSource` over a Hugging
+    /// Face folder): tensors are used in their stored types.
+    public convenience init(source: WeightSource, threads: Int = WorkerPool.defaultThreadCount,
+                            kvCacheType: KVCacheType = .f16) throws {
+        self.init(weights: try EngineWeightLoader.load(from: source), threads: threads, kvCacheType: kvCacheType)
+    }
+
+    // MARK: Figures for benchmarks
+
+    /// Bytes of latent cache per token per layer: (kv_lora_rank + qk_rope_head_dim) × element
+    /// size (576 × 2 = 1152 for the real shapes in f16).
+    public var kvCacheBytesPerTokenPerLayer: Int { config.latentCacheWidth * kvCacheType.bytesPerValue }
+    /// Bytes of latent cache per token over all layers.
+    public var kvCacheBytesPerToken: Int { kvCacheBytesPerTokenPerLayer * config.numHiddenLayers }
+    /// Bytes of cache allocated now (capacity, not only the cached tokens).
+    public var kvCacheAllocatedBytes: Int { caches.reduce(0) { $0 + $1.allocatedBytes } }
+    /// Bytes of weights one decode step reads (see `EngineWeights.bytesReadPerToken`).
+    public var weightBytesReadPerToken: Int { weights.bytesReadPerToken }
+    /// Bytes of all weights held.
+    public var weightBytesResident: Int { weights.residentBytes }
+    /// Scratch memory: the decode workspace, the attention scratch, and the largest prefill
+    /// workspace made so far (freed after its call; a peak, not resident).
+    public var peakScratchBytes: Int {
+        decodeWorkspace.allocatedBytes + attentionScratch.allocatedBytes + largestPrefillWorkspaceBytes
+    }
+
+    // MARK: LanguageModel
+
+    public func resetCache() {
+        caches.forEach { $0.removeAll() }
+        cachedTokens = 0
+    }
+
+    public func truncateCache(to count: Int) throws {
+        guard count >= 0, count <= cachedTokens else {
+            throw LanguageModelError.badCacheLength(requested: count, cached: cachedTokens)
+        }
+        caches.forEach { $0.truncate(to: count) }
+        cachedTokens = count
+    }
+
+    public func forward(tokens: [Int32], logits rows: LogitsRows, tracer: ForwardTracer?) throws -> [Float] {
+        let count = tokens.count, hidden = config.hiddenSize
+        guard count > 0 else { throw LanguageModelError.emptyInput }
+        if let bad = tokens.first(where: { $0 < 0 || Int($0) >= config.vocabSize }) {
+            throw LanguageModelError.tokenOutOfRange(token: bad, vocabSize: config.vocabSize)
+        }
+        guard cachedTokens + count <= config.maxPositionEmbeddings else {
+            throw LanguageModelError.contextOverflow(requested: cachedTokens + count, maxPositions: config.maxPositionEmbeddings)
+        }
+        let ws: EngineWorkspace
+        if count == 1 {
+            ws = decodeWorkspace
+        } else {
+            ws = EngineWorkspace(tokens: count, config: config)
+            largestPrefillWorkspaceBytes = max(largestPrefillWorkspaceBytes, ws.allocatedBytes)
+        }
+        for cache in caches { cache.reserve(cachedTokens + count) }
+        attentionScratch.reserve(context: cachedTokens + count)
+        for t in 0..<count {
+            rotation.angles(position: cachedTokens + t, cos: ws.cosines.pointer + t * rotation.half,
+                            sin: ws.sines.pointer + t * rotation.half)
+        }
+
+        let x = ws.residual.pointer  // [tokens, hidden]: the residual stream
+        for (t, token) in tokens.enumerated() {
+            weights.embedding.dequantizeRowInPlace(Int(token), into: x + t * hidden)
+        }
+        trace(tracer, TraceName.hidden(0), x, [count, hidden])
+
+        for (l, layer) in weights.layers.enumerated() {
+            EngineMath.rmsNorm(x, rows: count, width: hidden, weight: layer.inputNorm, eps: config.rmsNormEps,
+                               into: ws.normed.pointer)
+            attention(layer: l, weights: layer.attention, ws: ws, tracer: tracer)
+            EngineMath.add(ws.blockOutput.pointer, into: x, count: count * hidden)
+            trace(tracer, TraceName.attn(l), x, [count, hidden])
+
+            EngineMath.rmsNorm(x, rows: count, width: hidden, weight: layer.postAttentionNorm, eps: config.rmsNormEps,
+                               into: ws.normed.pointer)
+            switch layer.feedForward {
+            case let .dense(mlp): denseMLP(mlp, ws: ws)
+            case let .moe(moe): mixtureOfExperts(moe, layer: l, ws: ws, tracer: tracer)
+            }
+            trace(tracer, TraceName.moe(l), ws.blockOutput.pointer, [count, hidden])
+            EngineMath.add(ws.blockOutput.pointer, into: x, count: count * hidden)
+            trace(tracer, TraceName.hidden(l + 1), x, [count, hidden])
+        }
+        cachedTokens += count
+
+        EngineMath.rmsNorm(x, rows: count, width: hidden, weight: weights.finalNorm, eps: config.rmsNormEps,
+                           into: ws.normed.pointer)
+        trace(tracer, TraceName.finalNorm, ws.normed.pointer, [count, hidden])
+        let vocab = config.vocabSize
+        let logits: [Float]
+        switch rows {
+        case .all:
+            ws.hiddenInput.load(ws.normed.pointer)
+            logits = [Float](unsafeUninitializedCapacity: count * vocab) { buffer, initialized in
+                let output = buffer.baseAddress!
+                phase(ws) { $0.append(MatrixProduct(matrix: weights.lmHead, input: ws.hiddenInput,
+                                                    token: count == 1 ? 0 : nil, output: output)) }
+                initialized = count * vocab
+            }
+        case .last:
+            ws.hiddenInput.loadToken(0, from: ws.normed.pointer + (count - 1) * hidden)
+            logits = [Float](unsafeUninitializedCapacity: vocab) { buffer, initialized in
+                let output = buffer.baseAddress!
+                phase(ws) { $0.append(MatrixProduct(matrix: weights.lmHead, input: ws.hiddenInput, token: 0, output: output)) }
+                initialized = vocab
+            }
+        case .none:
+            logits = []
+        }
+        if let tracer, tracer.wants(TraceName.logits) {
+            tracer.record(TraceName.logits, TracedTensor(shape: [logits.count / vocab, vocab], floats: logits))
+        }
+        return logits
+    }
+
+    // MARK: Helpers
+
+    /// Runs one parallel phase of products (`build` appends them to the workspace's reused list,
+    /// so a decode step does not allocate a new array per phase).
+    @inline(__always)
+    func phase(_ ws: EngineWorkspace, _ build: (inout [MatrixProduct]) -> Void) {
+        ws.products.removeAll(keepingCapacity: true)
+        build(&ws.products)
+        pool.run(ws.products)
+    }
+
+    /// Offers a [shape] float tensor to the tracer (copied only if wanted).
+    @inline(__always)
+    func trace(_ tracer: ForwardTracer?, _ name: @autoclosure () -> String, _ values: UnsafePointer<Float>, _ shape: [Int]) {
+        guard let tracer else { return }
+        let name = name()
+        guard tracer.wants(name) else { return }
+        let count = shape.reduce(1, *)
+        tracer.record(name, TracedTensor(shape: shape, floats: Array(UnsafeBufferPointer(start: values, count: count))))
+    }
+}

@@ -1,0 +1,51 @@
+import DSV2Converter
+import DSV2Quantized
+import DSV2Reference
+import Foundation
+import TestSupport
+import XCTest
+
+/// The same stored tensor types give bit-identical results whichever way the model was loaded:
+/// quantized in memory from the Hugging Face folder, or from a converted `.dsv2` container
+/// (raw: zero-copy from the mapping; zstd: decompressed).
+final class EngineLoadingTests: XCTestCase {
+    func testHuggingFaceInMemoryAndContainerAreBitIdentical() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("engine-loading-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        for (fixture, preset) in [("v2-grouped", "q4"), ("tiny-dsv2", "q8"), ("lite-fp32-norope", "f32")] {
+            let policy = try XCTUnwrap(QuantizationPolicy.preset(preset))
+            let ids = try EngineTestSupport.inputIds(fixture)
+            let inMemory = try EngineTestSupport.engine(fixture, preset: preset)
+            let expected = try inMemory.forward(tokens: ids, logits: .all)
+
+            let (source, provenance) = try Converter.openSource(Fixtures.url(fixture))
+            let container = folder.appendingPathComponent("\(fixture)-\(preset).dsv2")
+            _ = try Converter.convert(source: source, provenance: provenance, to: container,
+                                      options: ConversionOptions(policy: policy, threads: 2))
+            let fromContainer = try QuantizedEngine(source: try ContainerReader(path: container.path), threads: 2)
+            XCTAssertEqual(fromContainer.weights.typeSummary, inMemory.weights.typeSummary)
+            let actual = try fromContainer.forward(tokens: ids, logits: .all)
+            let same = actual.count == expected.count && zip(actual, expected).allSatisfy { $0.bitPattern == $1.bitPattern }
+            XCTAssertTrue(same, "\(fixture) \(preset): container and in-memory loading differ")
+            print("[engine-loading] \(fixture) \(preset): HF in-memory vs container bit-identical: \(same)")
+        }
+    }
+
+    func testMissingTensorIsNamed() throws {
+        final class Dropping: WeightSource {
+            let base: WeightSource, dropped: String
+            init(_ base: WeightSource, dropping: String) { self.base = base; dropped = dropping }
+            var configJSON: Data { base.configJSON }
+            var tokenizerFiles: [String: Data] { base.tokenizerFiles }
+            var tensorNames: [String] { base.tensorNames.filter { $0 != dropped } }
+            func tensorInfo(_ name: String) -> (type: WeightType, shape: [Int])? { name == dropped ? nil : base.tensorInfo(name) }
+            func tensor(_ name: String) throws -> StoredTensor { try base.tensor(name) }
+        }
+        let name = CheckpointNames.layer(1).kvBProj
+        let source = Dropping(try HFCheckpointSource(folder: Fixtures.url("lite-greedy")), dropping: name)
+        XCTAssertThrowsError(try QuantizedEngine(source: source, threads: 1)) { error in
+            XCTAssertEqual(error as? EngineLoadError, .missingTensor(tensor: name))
+        }
+    }
+}
