@@ -14,35 +14,37 @@ struct BenchSubject {
     let fileBytes: Int
     let kvBytesPerToken: Int
     let weightBytesPerToken: Int
-    let setThreads: (Int) -> Void
 
-    static func load(path: String, engine: String, quant: String?) throws -> BenchSubject {
+    /// Opens the model with `threads` threads (the quantized engine's pool size is fixed when it
+    /// is built, so each thread count gets its own engine over the same mapping).
+    static func load(path: String, engine: String, quant: String?, threads: Int) throws -> BenchSubject {
         let url = URL(fileURLWithPath: path)
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
             throw ValidationError("--model \(path) does not exist")
         }
         let fileBytes = Self.diskBytes(url, isDirectory: isDirectory.boolValue)
-        switch engine.lowercased() {
-        case "reference":
+        guard let kind = EngineKind(rawValue: engine.lowercased()) else {
+            throw ValidationError("unknown --engine \"\(engine)\"; use quantized or reference")
+        }
+        switch kind {
+        case .reference:
             guard isDirectory.boolValue else {
                 throw ValidationError("the reference engine reads Hugging Face folders; \(path) is a file (use --engine quantized)")
             }
-            if let quant, quant.lowercased() != "f32" {
-                throw ValidationError("the reference engine computes in fp32; --quant \(quant) does not apply")
-            }
             // The absorbed form caches the latent (kv_lora_rank + qk_rope) per token and layer in fp32.
-            let model = try ReferenceModel(checkpoint: url, attentionForm: .absorbed)
+            let model = try makeEngine(kind: .reference, modelPath: url, attentionForm: .absorbed, quant: quant)
+            openblas_set_num_threads(Int32(threads))
             let config = model.config
             return BenchSubject(
                 model: model, engine: "reference", quantization: "f32", fileBytes: fileBytes,
                 kvBytesPerToken: config.latentCacheWidth * config.numHiddenLayers * 4,
-                weightBytesPerToken: ActiveWeights.bytesPerToken(config: config) { _, shape in shape.reduce(1, *) * 4 },
-                setThreads: { openblas_set_num_threads(Int32($0)) })
-        case "quantized":
-            throw ValidationError("the quantized engine is not in this build yet (merge branch q5); use --engine reference")
-        default:
-            throw ValidationError("unknown --engine \"\(engine)\"; use quantized or reference")
+                weightBytesPerToken: ActiveWeights.bytesPerToken(config: config) { _, shape in shape.reduce(1, *) * 4 })
+        case .quantized:
+            let (model, quantization) = try makeQuantizedEngine(modelPath: url, quant: quant, threads: threads)
+            return BenchSubject(model: model, engine: "quantized", quantization: quantization, fileBytes: fileBytes,
+                                kvBytesPerToken: model.kvCacheBytesPerToken,
+                                weightBytesPerToken: model.weightBytesReadPerToken)
         }
     }
 
