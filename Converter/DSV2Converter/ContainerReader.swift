@@ -15,6 +15,8 @@ public final class ContainerReader: WeightSource, @unchecked Sendable {
     public var verifyRawChecksums: Bool
     private let entriesByName: [String: Int]
     private let filesByName: [String: ContainerFileEntry]
+    public let configJSON: Data
+    public let tokenizerFiles: [String: Data]
 
     /// Opens and validates the header, the metadata and the table's internal consistency
     /// (sizes, bounds). Tensor data is not read.
@@ -61,6 +63,21 @@ public final class ContainerReader: WeightSource, @unchecked Sendable {
             files[entry.name] = entry
         }
         filesByName = files
+        // The embedded files are small: read and check them now, so a bad one is an error at open.
+        var embedded: [String: Data] = [:]
+        for entry in metadata.files {
+            let bytes = try file.bytes(at: entry.offset, count: entry.size)
+            let found = hex64(XXH64.hash(bytes))
+            guard found == entry.checksum else {
+                throw ContainerError.corruptMetadata(path: path, detail: "embedded file \(entry.name): checksum mismatch (expected \(entry.checksum), found \(found))")
+            }
+            embedded[entry.name] = Data(bytes)
+        }
+        guard let config = embedded.removeValue(forKey: "config.json") else {
+            throw ContainerError.corruptMetadata(path: path, detail: "no embedded config.json")
+        }
+        configJSON = config
+        tokenizerFiles = embedded
     }
 
     /// The table entry of `name`.
@@ -80,16 +97,6 @@ public final class ContainerReader: WeightSource, @unchecked Sendable {
     }
 
     // MARK: WeightSource
-
-    public var configJSON: Data { (try? embeddedFile("config.json")) ?? Data() }
-
-    public var tokenizerFiles: [String: Data] {
-        var result: [String: Data] = [:]
-        for entry in metadata.files where entry.name != "config.json" {
-            if let data = try? embeddedFile(entry.name) { result[entry.name] = data }
-        }
-        return result
-    }
 
     public var tensorNames: [String] { metadata.tensors.map(\.name) }
 
@@ -138,6 +145,14 @@ public final class ContainerReader: WeightSource, @unchecked Sendable {
         return dictionary
     }
 
+    /// Drops the mapped pages of a tensor's stored bytes (after decoding a compressed tensor,
+    /// or once done with a raw one): they no longer count in the resident set and are re-read
+    /// from the file if touched again. Never invalidates a returned `StoredTensor`.
+    public func releasePages(of name: String) {
+        guard let entry = entry(name), let bytes = try? file.bytes(at: entry.offset, count: entry.storedSize) else { return }
+        PageRelease.release(bytes)
+    }
+
     private func check(_ entry: ContainerTensorEntry, _ bytes: UnsafeRawBufferPointer) throws {
         let found = hex64(XXH64.hash(bytes))
         guard found == entry.checksum else {
@@ -177,6 +192,7 @@ public final class ContainerReader: WeightSource, @unchecked Sendable {
                     } catch {
                         slots.value[index] = .corruptTensor(path: self.path, tensor: entry.name, detail: "\(error)")
                     }
+                    self.releasePages(of: entry.name)
                     let finished = done.increment() + 1
                     let bytes = bytesDone.add(entry.rawSize) + entry.rawSize
                     progress?(finished, tensors.count, bytes, bytesTotal)

@@ -26,7 +26,7 @@ public final class ContainerWriter {
         let path = destination.path
         if !overwrite, FileManager.default.fileExists(atPath: path) { throw ContainerError.exists(path: path) }
         let folder = destination.deletingLastPathComponent().path
-        temporaryPath = folder + "/." + destination.lastPathComponent + ".tmp-\(getpid())"
+        temporaryPath = Self.temporaryPath(for: destination)
         fd = open(temporaryPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
             throw ContainerError.cannotWrite(path: path, reason: "cannot create a file in \(folder): \(String(cString: strerror(errno)))")
@@ -37,6 +37,12 @@ public final class ContainerWriter {
     }
 
     deinit { if !finished { abort() } }
+
+    /// The temporary file used while writing `destination` (hidden, in the same folder so the
+    /// final rename is atomic): `.<name>.tmp-<pid>`.
+    public static func temporaryPath(for destination: URL) -> String {
+        destination.deletingLastPathComponent().path + "/." + destination.lastPathComponent + ".tmp-\(getpid())"
+    }
 
     /// Removes the temporary file; the destination is untouched.
     public func abort() {

@@ -53,6 +53,7 @@ public enum Converter {
         let exists = FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory)
         if exists, !isDirectory.boolValue, try isContainer(url) {
             let reader = try ContainerReader(path: url.path)
+            try checkAgainstConfig(reader)
             let me = try sourceFile(url)
             let provenance = ContainerProvenance(sourceFormat: "dsv2-container", sourceName: url.lastPathComponent,
                                                  files: [me], derivedFrom: reader.metadata.provenance.files)
@@ -68,6 +69,23 @@ public enum Converter {
             files.append(try sourceFile(folder.appendingPathComponent(name)))
         }
         return (source, ContainerProvenance(sourceFormat: "safetensors", sourceName: folder.lastPathComponent, files: files))
+    }
+
+    /// A container's tensor table must match its own config.json, as a checkpoint's must.
+    static func checkAgainstConfig(_ reader: ContainerReader) throws {
+        let config = try ModelConfig.decode(reader.configJSON, file: reader.path + " (config.json)")
+        let expected = config.expectedTensorShapes()
+        for (name, shape) in expected {
+            guard let entry = reader.entry(name) else { throw ContainerError.missingTensor(path: reader.path, tensor: name) }
+            guard entry.shape == shape else {
+                throw ContainerError.corruptTensor(path: reader.path, tensor: name,
+                                                   detail: "shape \(entry.shape) does not match config.json (expected \(shape))")
+            }
+        }
+        let names = Set(expected.map(\.name))
+        if let extra = reader.tensorNames.first(where: { !names.contains($0) }) {
+            throw ContainerError.corruptTensor(path: reader.path, tensor: extra, detail: "not expected by config.json")
+        }
     }
 
     /// Whether `url` starts with the container magic.
@@ -189,6 +207,7 @@ public enum Converter {
                 condition.broadcast()
                 condition.unlock()
                 if let sourceTensor { PageRelease.releaseIfMapped(sourceTensor) }
+                if let reader = source as? ContainerReader { reader.releasePages(of: name) }
             }
         }
         if let failure {
@@ -209,11 +228,16 @@ public enum Converter {
 /// simply re-read from the file if needed again.
 enum PageRelease {
     static func releaseIfMapped(_ tensor: StoredTensor) {
-        guard tensor.owner is SafetensorsCheckpoint || tensor.owner is MappedFile,
-              let base = tensor.bytes.baseAddress else { return }
+        guard tensor.owner is SafetensorsCheckpoint || tensor.owner is MappedFile else { return }
+        release(tensor.bytes)
+    }
+
+    /// Drops the whole pages inside `bytes`, which must lie in a read-only file mapping.
+    static func release(_ bytes: UnsafeRawBufferPointer) {
+        guard let base = bytes.baseAddress else { return }
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
         let start = (Int(bitPattern: base) + page - 1) & ~(page - 1)
-        let end = (Int(bitPattern: base) + tensor.bytes.count) & ~(page - 1)
+        let end = (Int(bitPattern: base) + bytes.count) & ~(page - 1)
         guard end > start else { return }
         madvise(UnsafeMutableRawPointer(bitPattern: start), end - start, MADV_DONTNEED)
     }

@@ -31,8 +31,18 @@ public struct EncodedTensor: @unchecked Sendable {
         case segments([[UInt8]])
     }
     var payload: Payload
-    /// Keeps the source of a raw payload alive until written.
     public var storedSize: Int { entry.storedSize }
+
+    /// Encodes a tensor (already in its final type) for `ContainerWriter.add`: checksum, and
+    /// zstd chunks / byte planes when `options.zstd`. A raw payload keeps `tensor` alive.
+    public init(_ tensor: StoredTensor, options: CompressionOptions) {
+        self = TensorCodec.encode(tensor, options: options)
+    }
+
+    init(entry: ContainerTensorEntry, payload: Payload) {
+        self.entry = entry
+        self.payload = payload
+    }
 }
 
 enum TensorCodec {

@@ -116,6 +116,12 @@ final class ContainerTests: XCTestCase {
             guard case .corruptMetadata = $0 as? ContainerError else { return XCTFail("\($0)") }
         }
         try flipByte(url, at: size - 10)
+        let tokenizer = try ContainerReader(path: url.path).metadata.files.first { $0.name == "tokenizer.json" }!
+        try flipByte(url, at: tokenizer.offset + 3)
+        XCTAssertThrowsError(try ContainerReader(path: url.path)) {
+            XCTAssertTrue("\($0)".contains("tokenizer.json") && "\($0)".contains(url.path), "\($0)")
+        }
+        try flipByte(url, at: tokenizer.offset + 3)
         try flipByte(url, at: 20)          // inside the header
         XCTAssertThrowsError(try ContainerReader(path: url.path)) {
             guard case .corruptHeader = $0 as? ContainerError else { return XCTFail("\($0)") }

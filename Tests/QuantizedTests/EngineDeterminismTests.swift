@@ -23,6 +23,15 @@ final class EngineDeterminismTests: XCTestCase {
             XCTAssertEqual(results[0].count, results[1].count)
             let same = zip(results[0], results[1]).allSatisfy { $0.bitPattern == $1.bitPattern }
             XCTAssertTrue(same, "\(fixture) \(preset): logits differ between 1 and 2 threads")
+            // Switching the pool mid-conversation keeps the cache and the results.
+            let switching = try EngineTestSupport.engine(fixture, preset: preset, threads: 2)
+            var switched = try switching.forward(tokens: Array(ids.dropLast(2)), logits: .all)
+            switching.setThreadCount(1)
+            XCTAssertEqual(switching.threadCount, 1)
+            switched += try switching.forward(tokens: [ids[ids.count - 2]], logits: .last)
+            switching.setThreadCount(3)
+            switched += try switching.forward(tokens: [ids[ids.count - 1]], logits: .last)
+            XCTAssertTrue(zip(switched, results[0]).allSatisfy { $0.bitPattern == $1.bitPattern }, "\(fixture): setThreadCount changed results")
             print("[engine-threads] \(fixture) \(preset): 1 vs 2 threads bit-identical: \(same)")
         }
     }

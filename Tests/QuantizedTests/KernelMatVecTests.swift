@@ -1,5 +1,5 @@
 import XCTest
-import DSV2Quantized
+@testable import DSV2Quantized
 
 /// The SIMD kernels against the scalar spec: every weight type, odd sizes and the real row
 /// lengths of DeepSeek-V2 / V2-Lite.
@@ -36,6 +36,17 @@ final class KernelMatVecTests: XCTestCase {
     }
 
     func testQ8MatchesScalarReference() { checkAgainstReference(.q8, seed: 10) }
+    func testQ8PortableMatchesScalarReference() { portable { checkAgainstReference(.q8, seed: 15) } }
+    func testQ4PortableMatchesScalarReference() { portable { checkAgainstReference(.q4, seed: 16) } }
+    func testPortableIntegerDotProductsAreExact() { portable { testIntegerDotProductsAreExact() } }
+
+    /// Runs `body` with the portable integer kernels (pure Swift SIMD: 16-bit lanes, shifts and
+    /// masks), the path CPUs other than x86-64 take; on x86-64 the AVX2 versions are the default.
+    func portable(_ body: () -> Void) {
+        Kernels.usePortableKernels = true
+        defer { Kernels.usePortableKernels = false }
+        body()
+    }
     func testQ4MatchesScalarReference() { checkAgainstReference(.q4, seed: 11) }
     func testF16MatchesScalarReference() { checkAgainstReference(.f16, seed: 12) }
     func testBF16MatchesScalarReference() { checkAgainstReference(.bf16, seed: 13) }
@@ -78,7 +89,7 @@ final class KernelMatVecTests: XCTestCase {
         var random = KernelRandom(seed: 30)
         for type in WeightType.allCases {
             for (rows, columns) in [(37, 96), (64, 2048), (9, 100)] {
-                let tokens = 5
+                let tokens = 9  // two groups of four (q4 micro-kernel) and one single token
                 let w = makeMatrix(random.floats(rows * columns, scale: 0.1), rows: rows, columns: columns, type)
                 let x = random.floats(tokens * columns)
                 let prepared = x.withUnsafeBufferPointer { PreparedActivations($0.baseAddress!, columns: columns, tokens: tokens) }

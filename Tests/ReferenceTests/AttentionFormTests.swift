@@ -89,3 +89,26 @@ final class AttentionFormTests: XCTestCase {
         XCTAssertEqual(model.cachedTokens, 3)
     }
 }
+
+/// Weights left in the mapped checkpoint and widened block by block give the fp32-in-memory
+/// results: the same products in fp32, split into row blocks (1e-6 relative allows a BLAS tile
+/// boundary to move; the widening itself is exact).
+final class MappedWeightsTests: XCTestCase {
+    func testMappedWeightsMatchInMemoryWeights() throws {
+        for name in Fixtures.modelCases {
+            let fixture = try GoldenCase(name)
+            let ids = try fixture.inputIds
+            for form in AttentionForm.allCases {
+                let inMemory = try ReferenceModel(checkpoint: fixture.folder, attentionForm: form, weightStorage: .fp32)
+                let mapped = try ReferenceModel(checkpoint: fixture.folder, attentionForm: form, weightStorage: .mapped)
+                XCTAssertTrue(mapped.weights.lmHead.isMapped)
+                let a = try inMemory.forward(tokens: ids, logits: .all)
+                let b = try mapped.forward(tokens: ids, logits: .all)
+                XCTAssertLessThanOrEqual(relativeError(b, a), 1e-6, "\(name) \(form) prefill")
+                let c = try inMemory.forward(tokens: [ids[0]], logits: .last)
+                let d = try mapped.forward(tokens: [ids[0]], logits: .last)
+                XCTAssertLessThanOrEqual(relativeError(d, c), 1e-6, "\(name) \(form) decode")
+            }
+        }
+    }
+}

@@ -110,8 +110,17 @@ public enum ScalarQuantization {
     /// q = clamp(round(x · (1 / da)), −127, 127), ties away from zero. Returns da (0 for a zero block).
     public static func quantizeActivationBlock(_ x: UnsafePointer<Float>, count: Int,
                                                into q: UnsafeMutablePointer<Int8>) -> Float {
-        var amax: Float = 0
-        for j in 0..<count { amax = max(amax, abs(x[j])) }
+        // max|x| with four running maxima: the same value (max is exact and order-free) without
+        // a 32-long dependency chain; this runs for every activation vector of every token.
+        var m0: Float = 0, m1: Float = 0, m2: Float = 0, m3: Float = 0
+        var j = 0
+        while j + 4 <= count {
+            m0 = max(m0, abs(x[j])); m1 = max(m1, abs(x[j + 1]))
+            m2 = max(m2, abs(x[j + 2])); m3 = max(m3, abs(x[j + 3]))
+            j += 4
+        }
+        while j < count { m0 = max(m0, abs(x[j])); j += 1 }
+        let amax = max(max(m0, m1), max(m2, m3))
         let d = amax / 127
         let inverse: Float = d != 0 ? 1 / d : 0
         for j in 0..<WeightType.blockSize {

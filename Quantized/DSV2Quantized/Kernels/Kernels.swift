@@ -1,3 +1,5 @@
+import CKernelSupport
+
 /// Matrix-vector (decode) and matrix-matrix (prefill) products with f32 activations in and f32
 /// out, for every `WeightType`. The serial entry points compute a range of output rows; the
 /// `WorkerPool` variants split the rows over threads. A row's dot product is always computed
@@ -6,6 +8,14 @@
 /// q8/q4 weights multiply int8-quantized activations (`PreparedActivations`, quantize once per
 /// input and reuse across matrices); f32/f16/bf16 weights multiply the f32 activations.
 public enum Kernels {
+    /// Throws `KernelError.unsupportedCPU` when this x86-64 CPU cannot run the build (compiled
+    /// for x86-64-v3): call once at start-up to fail with a message instead of SIGILL.
+    public static func checkCPU() throws {
+        #if arch(x86_64)
+        if dsv2_cpu_has_avx2_fma_f16c() == 0 { throw KernelError.unsupportedCPU }
+        #endif
+    }
+
     /// y[r] = Σ_c W[r, c] · x[token, c] for r in `rows` (default: all). `y` is indexed by the
     /// absolute row, so threads can fill disjoint ranges of one output.
     public static func matvec(_ w: QuantizedMatrix, _ x: PreparedActivations, token: Int = 0,
@@ -35,8 +45,31 @@ public enum Kernels {
         var start = range.lowerBound
         while start < range.upperBound {
             let end = min(start &+ tileRows, range.upperBound)
-            for t in 0..<x.tokens {
+            var t = 0
+            #if arch(x86_64)
+            if w.type == .q4 && !usePortableKernels {
+                // Four tokens per pass over the tile's rows: the nibbles are unpacked once.
+                let blocks = w.blocksPerRow
+                func token(_ t: Int) -> RowDot.Q4Token {
+                    RowDot.Q4Token(a: x.q4Int8Pointer(t), s: x.scalePointer(t), c: x.correctionPointer(t))
+                }
+                while t &+ 4 <= x.tokens {
+                    let group = (token(t), token(t &+ 1), token(t &+ 2), token(t &+ 3))
+                    for r in start..<end {
+                        let v = RowDot.q4AVX2x4(w.data + r &* w.rowStride, w.scales + r &* blocks &* 2, group,
+                                                blocks: blocks)
+                        y[t &* w.rows &+ r] = v[0]
+                        y[(t &+ 1) &* w.rows &+ r] = v[1]
+                        y[(t &+ 2) &* w.rows &+ r] = v[2]
+                        y[(t &+ 3) &* w.rows &+ r] = v[3]
+                    }
+                    t &+= 4
+                }
+            }
+            #endif
+            while t < x.tokens {
                 rowDots(w, x, token: t, into: y + t &* w.rows, rows: start..<end)
+                t &+= 1
             }
             start = end
         }
@@ -45,6 +78,10 @@ public enum Kernels {
     /// Weight bytes per mat-mat tile: fits L1 with room for the activations' stream.
     static let matmulTileBytes = 16 * 1024
 
+    /// Test hook: run the portable (non-AVX2) integer kernels on x86-64 too, so that the path
+    /// other CPUs take is tested here.
+    nonisolated(unsafe) static var usePortableKernels = false
+
     /// The row loop, one specialised loop per weight type (the switch stays outside the loop).
     @inline(__always)
     static func rowDots(_ w: QuantizedMatrix, _ x: PreparedActivations, token: Int,
@@ -52,13 +89,32 @@ public enum Kernels {
         let stride = w.rowStride
         switch w.type {
         case .q8:
-            let blocks = w.blocksPerRow, a = x.q8Pointer(token), s = x.scalePointer(token)
+            let blocks = w.blocksPerRow, s = x.scalePointer(token)
+            #if arch(x86_64)
+            if !usePortableKernels {
+                let a = x.q8Int8Pointer(token)
+                for r in rows {
+                    y[r] = RowDot.q8AVX2(w.data + r &* stride, w.scales + r &* blocks &* 2, a, s, blocks: blocks)
+                }
+                return
+            }
+            #endif
+            let a = x.q8Pointer(token)
             for r in rows {
                 y[r] = RowDot.q8(w.data + r &* stride, w.scales + r &* blocks &* 2, a, s, blocks: blocks)
             }
         case .q4:
-            let blocks = w.blocksPerRow, a = x.q4Pointer(token), s = x.scalePointer(token)
-            let c = x.correctionPointer(token)
+            let blocks = w.blocksPerRow, s = x.scalePointer(token), c = x.correctionPointer(token)
+            #if arch(x86_64)
+            if !usePortableKernels {
+                let a = x.q4Int8Pointer(token)
+                for r in rows {
+                    y[r] = RowDot.q4AVX2(w.data + r &* stride, w.scales + r &* blocks &* 2, a, s, c, blocks: blocks)
+                }
+                return
+            }
+            #endif
+            let a = x.q4Pointer(token)
             for r in rows {
                 y[r] = RowDot.q4(w.data + r &* stride, w.scales + r &* blocks &* 2, a, s, c, blocks: blocks)
             }

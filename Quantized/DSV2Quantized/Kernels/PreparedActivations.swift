@@ -4,12 +4,16 @@
 ///   - the floats, zero-padded to a multiple of 32 (f32/f16/bf16 weights), and a copy in
 ///     even/odd order per group of 16 (bf16 weights unpack two values per 32-bit lane);
 ///   - int8 quants per block of 32 (`ScalarQuantization.quantizeActivationBlock`, the spec),
-///     stored sign-extended to Int16 in two orders: even/odd per block (a₀, a₂, …, a₃₀, a₁, …, a₃₁;
+///     as Int8 for the AVX2 kernels — natural order (q8) and pair order (q4: per pair of
+///     blocks A, B the 32 bytes [A₀…A₁₅, B₀…B₁₅] then [A₁₆…A₃₁, B₁₆…B₃₁], matching the low and
+///     high nibbles of the 32 weight bytes of A and B) — and, for the portable kernels,
+///     sign-extended to Int16 in two orders: even/odd per block (a₀, a₂, …, a₃₀, a₁, …, a₃₁;
 ///     q8 weights, sign-extended from 16-bit lanes by shifts) and "q4 pair order"
 ///     (below), so the kernels multiply 16-bit lanes without widening the activations again;
 ///   - the per-block scales da (Float, padded with zeros to a multiple of 8 blocks);
-///   - q4 offset corrections: −8 · (sum of the activations feeding each 32-bit lane), so the
-///     q4 kernel multiplies the stored nibbles u ∈ [0, 15] and still gets Σ (u − 8)·a exactly.
+///   - q4 offset corrections, eight Int32 per pair: −8 · Σ a over block A in lane 0 and over
+///     block B in lane 4 (zero elsewhere), so the q4 kernels multiply the stored nibbles
+///     u ∈ [0, 15] and still get Σ (u − 8)·a exactly (lanes 0–3 / 4–7 are summed per block).
 ///
 /// q4 pair order: a q4 block's 16 bytes, loaded as eight 16-bit lanes, give four nibble vectors
 /// by shift and mask: lane i holds values 2i (bits 0–3), 2i+16 (4–7), 2i+1 (8–11), 2i+17 (12–15).
@@ -24,11 +28,13 @@ public final class PreparedActivations: @unchecked Sendable {
     let blocks: Int
     let pairs: Int
     /// Per-token strides in bytes of each plane.
-    let floatStride: Int, evenOddStride: Int, q8Stride: Int, q4Stride: Int, scaleStride: Int, correctionStride: Int
+    let floatStride: Int, evenOddStride: Int, q8Stride: Int, q4Stride: Int, int8Stride: Int, scaleStride: Int, correctionStride: Int
     let floats: UnsafeMutableRawPointer
     let evenOdd: UnsafeMutableRawPointer
     let q8: UnsafeMutableRawPointer
     let q4: UnsafeMutableRawPointer
+    let q8Int8: UnsafeMutableRawPointer
+    let q4Int8: UnsafeMutableRawPointer
     let scales: UnsafeMutableRawPointer
     let corrections: UnsafeMutableRawPointer
     let storage: AlignedBuffer
@@ -45,15 +51,18 @@ public final class PreparedActivations: @unchecked Sendable {
         evenOddStride = floatStride
         q8Stride = line(blocks * 32 * 2)
         q4Stride = line(pairs * 64 * 2)
+        int8Stride = line(pairs * 64)
         scaleStride = line(((blocks + 7) / 8) * 8 * 4)
         correctionStride = line(pairs * 8 * 4)
-        let perToken = floatStride + evenOddStride + q8Stride + q4Stride + scaleStride + correctionStride
+        let perToken = floatStride + evenOddStride + q8Stride + q4Stride + 2 * int8Stride + scaleStride + correctionStride
         storage = AlignedBuffer(byteCount: perToken * tokens)
         floats = storage.pointer
         evenOdd = floats + floatStride * tokens
         q8 = evenOdd + evenOddStride * tokens
         q4 = q8 + q8Stride * tokens
-        scales = q4 + q4Stride * tokens
+        q8Int8 = q4 + q4Stride * tokens
+        q4Int8 = q8Int8 + int8Stride * tokens
+        scales = q4Int8 + int8Stride * tokens
         corrections = scales + scaleStride * tokens
     }
 
@@ -86,34 +95,47 @@ public final class PreparedActivations: @unchecked Sendable {
         let paired = (q4 + token * q4Stride).assumingMemoryBound(to: Int16.self)
         let scale = (scales + token * scaleStride).assumingMemoryBound(to: Float.self)
         let correction = (corrections + token * correctionStride).assumingMemoryBound(to: Int32.self)
-        paired.update(repeating: 0, count: pairs * 64)
+        #if arch(x86_64)
+        let portable = Kernels.usePortableKernels
+        #else
+        let portable = true
+        #endif
+        let natural8 = (q8Int8 + token * int8Stride).assumingMemoryBound(to: Int8.self)
+        let paired8 = (q4Int8 + token * int8Stride).assumingMemoryBound(to: Int8.self)
+        natural8.update(repeating: 0, count: pairs * 64)
+        paired8.update(repeating: 0, count: pairs * 64)
+        if portable { paired.update(repeating: 0, count: pairs * 64) }
         correction.update(repeating: 0, count: pairs * 8)
         scale.update(repeating: 0, count: scaleStride / 4)
 
-        var q = [Int8](repeating: 0, count: 32)
-        for b in 0..<blocks {
-            let start = b * 32
-            q.withUnsafeMutableBufferPointer { qp in
-                scale[b] = ScalarQuantization.quantizeActivationBlock(
-                    x + start, count: min(32, columns - start), into: qp.baseAddress!)
-            }
-            for i in 0..<16 {
-                evenOddQ[start + i] = Int16(q[2 * i])
-                evenOddQ[start + 16 + i] = Int16(q[2 * i + 1])
-            }
-            // Pair order: block b is half `half` of pair b / 2.
-            let pair = b / 2, half = b % 2
-            for i in 0..<8 {
-                var laneSum: Int32 = 0
-                for k in 0..<4 {
-                    // Nibble position k of 16-bit lane i holds value 2i, 2i+16, 2i+1, 2i+17.
-                    let source = 2 * i + (k & 2 == 0 ? 0 : 1) + (k & 1 == 0 ? 0 : 16)
-                    let value = Int16(q[source])
-                    paired[pair * 64 + k * 16 + half * 8 + i] = value
-                    laneSum += Int32(value)
+        withUnsafeTemporaryAllocation(of: Int8.self, capacity: 32) { buffer in
+            let q = buffer.baseAddress!
+            for b in 0..<blocks {
+                let start = b * 32
+                scale[b] = ScalarQuantization.quantizeActivationBlock(x + start, count: min(32, columns - start), into: q)
+                let pair = b / 2, half = b % 2
+                var blockSum: Int32 = 0
+                for j in 0..<32 { blockSum += Int32(q[j]) }
+                correction[pair * 8 + half * 4] = -8 * blockSum
+                // AVX2 layouts (Int8).
+                (natural8 + start).update(from: q, count: 32)
+                for j in 0..<16 {
+                    paired8[pair * 64 + half * 16 + j] = q[j]
+                    paired8[pair * 64 + 32 + half * 16 + j] = q[16 + j]
                 }
-                // 16-bit lanes 2l and 2l+1 pair up into 32-bit lane l.
-                correction[pair * 8 + half * 4 + i / 2] -= 8 * laneSum
+                // Portable layouts (Int16), only where the portable kernels run.
+                guard portable else { continue }
+                for i in 0..<16 {
+                    evenOddQ[start + i] = Int16(q[2 * i])
+                    evenOddQ[start + 16 + i] = Int16(q[2 * i + 1])
+                }
+                for i in 0..<8 {
+                    for k in 0..<4 {
+                        // Nibble position k of 16-bit lane i holds value 2i, 2i+16, 2i+1, 2i+17.
+                        let source = 2 * i + (k & 2 == 0 ? 0 : 1) + (k & 1 == 0 ? 0 : 16)
+                        paired[pair * 64 + k * 16 + half * 8 + i] = Int16(q[source])
+                    }
+                }
             }
         }
     }
@@ -125,6 +147,8 @@ public final class PreparedActivations: @unchecked Sendable {
     @inline(__always) func evenOddPointer(_ t: Int) -> UnsafePointer<Float> {
         UnsafePointer((evenOdd + t &* evenOddStride).assumingMemoryBound(to: Float.self))
     }
+    @inline(__always) func q8Int8Pointer(_ t: Int) -> UnsafeRawPointer { UnsafeRawPointer(q8Int8 + t &* int8Stride) }
+    @inline(__always) func q4Int8Pointer(_ t: Int) -> UnsafeRawPointer { UnsafeRawPointer(q4Int8 + t &* int8Stride) }
     @inline(__always) func q8Pointer(_ t: Int) -> UnsafeRawPointer { UnsafeRawPointer(q8 + t &* q8Stride) }
     @inline(__always) func q4Pointer(_ t: Int) -> UnsafeRawPointer { UnsafeRawPointer(q4 + t &* q4Stride) }
     @inline(__always) func scalePointer(_ t: Int) -> UnsafePointer<Float> {

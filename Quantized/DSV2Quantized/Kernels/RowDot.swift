@@ -48,7 +48,7 @@ enum RowDot {
             dsv2_prefetch(wb + (prefetchDistance &+ 128))
             dsv2_prefetch(wb + (prefetchDistance &+ 192))
             dsv2_prefetch(ws + (b &* 2 &+ 512))
-            let s = SIMD8<Float>(ws.loadUnaligned(fromByteOffset: b &* 2, as: SIMD8<Float16>.self))
+            let s = widen(ws.loadUnaligned(fromByteOffset: b &* 2, as: SIMD8<Float16>.self))
                 * sa.loadUnaligned(fromByteOffset: b &* 4, as: SIMD8<Float>.self)
             acc0.addProduct(SIMD8<Float>(q8Block(wb, ab)), SIMD8(repeating: s[0]))
             acc1.addProduct(SIMD8<Float>(q8Block(wb + 32, ab + 64)), SIMD8(repeating: s[1]))
@@ -122,7 +122,7 @@ enum RowDot {
             dsv2_prefetch(wb + prefetchDistance)
             dsv2_prefetch(wb + (prefetchDistance &+ 64))
             dsv2_prefetch(ws + (b &* 2 &+ 512))
-            let s = SIMD8<Float>(ws.loadUnaligned(fromByteOffset: b &* 2, as: SIMD8<Float16>.self))
+            let s = widen(ws.loadUnaligned(fromByteOffset: b &* 2, as: SIMD8<Float16>.self))
                 * sa.loadUnaligned(fromByteOffset: b &* 4, as: SIMD8<Float>.self)
             acc0.addProduct(SIMD8<Float>(q4Pair(wb, ab, cb)),
                             SIMD8(s[0], s[0], s[0], s[0], s[1], s[1], s[1], s[1]))
@@ -233,6 +233,11 @@ enum RowDot {
 
     /// Float16 → Float for 16 lanes, written lane by lane so that LLVM forms two vcvtph2ps
     /// (the standard library's generic vector initialiser stays an out-of-line call).
+    @inline(__always)
+    static func widen(_ h: SIMD8<Float16>) -> SIMD8<Float> {
+        SIMD8(Float(h[0]), Float(h[1]), Float(h[2]), Float(h[3]), Float(h[4]), Float(h[5]), Float(h[6]), Float(h[7]))
+    }
+
     @inline(__always)
     static func widen(_ h: SIMD16<Float16>) -> SIMD16<Float> {
         SIMD16(Float(h[0]), Float(h[1]), Float(h[2]), Float(h[3]), Float(h[4]), Float(h[5]), Float(h[6]), Float(h[7]),

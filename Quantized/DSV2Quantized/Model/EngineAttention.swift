@@ -12,6 +12,13 @@ import DSV2Reference
 /// saves arithmetic only for long prompts from an empty cache (per head ≈ T·(r·(d_h + d_v)) +
 /// T²·(d_h + d_h^R + d_v)/2 instead of T·r·(d_h + d_v) + T²·(2r + d_h^R)/2 multiply-adds); for
 /// decode and for the prompt lengths of chat it is never cheaper.
+///
+/// Measured (2-core machine under load ≈ 6, one V2-Lite-shaped attention layer, q8): the
+/// engine's absorbed prefill ran 64 / 256 / 512 tokens at ≈ 600 / 570 / 500 tok/s, and the
+/// attention core's share at 512 tokens was ≈ 25% (decode 1.9 ms/layer at context 64 vs 3.0 ms
+/// at 512); the fp32 reference (BLAS) took 452 vs 511 ms (absorbed vs expanded) at 256 tokens
+/// and 1208 vs 912 ms at 512. So the expanded form could save at most ≈ 10% of a ≥ 512-token
+/// prefill from an empty cache, and costs more below ≈ 300 tokens: absorbed everywhere.
 extension QuantizedEngine {
     /// Attention block of layer `l` for the `ws.tokens` rows of `ws.normed`, at positions
     /// cachedTokens ..< cachedTokens + tokens; writes u_t (eq. 19) to `ws.blockOutput` and
@@ -107,7 +114,13 @@ extension QuantizedEngine {
                 item += participants
             }
         }
-        if participants == 1 || items == 1 { for p in 0..<min(participants, items) { core(p) } } else { pool.run(core) }
+        // Bytes the core streams: every item reads its visible cache rows (and its W^UK/W^UV rows).
+        let coreBytes = tokens * heads * ((past + (tokens + 1) / 2) * rowBytes + (wUKT.streamedBytes + wUV.streamedBytes) / heads)
+        if participants == 1 || items == 1 || coreBytes < Self.parallelThresholdBytes {
+            for p in 0..<min(participants, items) { core(p) }
+        } else {
+            pool.run(core)
+        }
 
         // eq. 19: u_t = W^O [o_t,1; …; o_t,n_h].
         ws.headOutputInput.load(headOutputs)

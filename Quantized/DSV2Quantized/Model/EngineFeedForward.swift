@@ -20,7 +20,7 @@ extension QuantizedEngine {
         }
         let input = ws.denseInput!
         let gate = ws.denseGate.pointer, up = ws.denseUp.pointer
-        pool.parallelFor(tokens) { range in
+        parallelFor(tokens, bytes: tokens * width * 16) { range in
             for t in range {
                 // In place over the gate rows: silu(gate)·up, then quantized for down_proj.
                 EngineMath.gatedActivation(gate: gate + t * width, up: up + t * width, count: width, into: gate + t * width)
@@ -145,7 +145,8 @@ extension QuantizedEngine {
         let sharedGate = ws.sharedGate.pointer, sharedUp = ws.sharedUp.pointer, sharedInput = ws.sharedInput
         let items = slots + (shared ? tokens : 0)
         withoutActuallyEscaping(destination) { destination in
-            pool.parallelFor(items) { range in
+            // ≈ 16 bytes touched per activated value (silu, quantization planes).
+            parallelFor(items, bytes: slots * width * 16 + (shared ? tokens * sharedWidth * 16 : 0)) { range in
                 for item in range {
                     if item < slots {
                         let row = gate + item * width

@@ -20,11 +20,11 @@ public final class QuantizedEngine: LanguageModel {
     public private(set) var cachedTokens = 0
     public var threadCount: Int { pool.threadCount }
 
-    let pool: WorkerPool
+    private(set) var pool: WorkerPool
     let rotation: PositionRotation
     let softmaxScale: Float
     let caches: [LatentKVCache]
-    let attentionScratch: AttentionScratch
+    private(set) var attentionScratch: AttentionScratch
     let decodeWorkspace: EngineWorkspace
     /// The largest multi-token workspace made so far (bytes), for `peakScratchBytes`.
     private var largestPrefillWorkspaceBytes = 0
@@ -59,6 +59,16 @@ public final class QuantizedEngine: LanguageModel {
     public convenience init(source: WeightSource, threads: Int = WorkerPool.defaultThreadCount,
                             kvCacheType: KVCacheType = .f16) throws {
         self.init(weights: try EngineWeightLoader.load(from: source), threads: threads, kvCacheType: kvCacheType)
+    }
+
+    /// Replaces the worker pool with one of `threads` participants (benchmarks sweep it; the
+    /// results do not change). The cache is kept.
+    public func setThreadCount(_ threads: Int) {
+        let count = max(1, threads)
+        guard count != pool.threadCount else { return }
+        pool = WorkerPool(threadCount: count)
+        attentionScratch = AttentionScratch(participants: count, width: config.latentCacheWidth,
+                                            rank: config.kvLoraRank, contextCapacity: attentionScratch.contextCapacity)
     }
 
     // MARK: Figures for benchmarks
@@ -177,11 +187,38 @@ public final class QuantizedEngine: LanguageModel {
 
     /// Runs one parallel phase of products (`build` appends them to the workspace's reused list,
     /// so a decode step does not allocate a new array per phase).
+    ///
+    /// A phase that streams fewer than `parallelThresholdBytes` of weights runs on the calling
+    /// thread: waking the pool costs ≈ 0.5 µs on a quiet machine but a scheduler quantum
+    /// (≈ 1 ms) on a busy one, more than the work itself (the same kernels compute every row, so
+    /// the results are identical either way).
     @inline(__always)
     func phase(_ ws: EngineWorkspace, _ build: (inout [MatrixProduct]) -> Void) {
         ws.products.removeAll(keepingCapacity: true)
         build(&ws.products)
-        pool.run(ws.products)
+        var bytes = 0
+        for p in ws.products { bytes += p.matrix.streamedBytes * (p.token == nil ? p.input.tokens : 1) }
+        if pool.threadCount == 1 || bytes < Self.parallelThresholdBytes {
+            for p in ws.products {
+                if let token = p.token {
+                    Kernels.matvec(p.matrix, p.input, token: token, into: p.output)
+                } else {
+                    Kernels.matmul(p.matrix, p.input, into: p.output)
+                }
+            }
+        } else {
+            pool.run(ws.products)
+        }
+    }
+
+    /// Work (weight or cache bytes streamed) below which a phase is not worth a parallel region:
+    /// ≈ 10 µs of streaming on one core.
+    static let parallelThresholdBytes = 128 * 1024
+
+    /// `pool.parallelFor` when the work is worth it (`bytes` ≥ the threshold), else serial.
+    @inline(__always)
+    func parallelFor(_ count: Int, bytes: Int, _ work: (Range<Int>) -> Void) {
+        if bytes < Self.parallelThresholdBytes { work(0..<count) } else { pool.parallelFor(count, work) }
     }
 
     /// Offers a [shape] float tensor to the tracer (copied only if wanted).

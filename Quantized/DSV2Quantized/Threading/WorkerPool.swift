@@ -25,7 +25,8 @@ public final class WorkerPool: @unchecked Sendable {
         Int(max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))))
     }
 
-    // [0] generation, [1] workers still running the region, [2] stop flag.
+    // [0] generation, [1] workers still running the region, [2] stop flag, [3] the thread
+    // running the current region as participant 0 (its pthread_t bits; 0 when idle).
     private let counters: UnsafeMutablePointer<Int64>
     private let wakeMutex: UnsafeMutablePointer<pthread_mutex_t>
     private let wakeCondition: UnsafeMutablePointer<pthread_cond_t>
@@ -34,15 +35,13 @@ public final class WorkerPool: @unchecked Sendable {
     private let regionMutex: UnsafeMutablePointer<pthread_mutex_t>
     private let body: UnsafeMutablePointer<((Int) -> Void)?>
     private var threads: [pthread_t] = []
-    /// The thread currently running a region as participant 0 (re-entrancy check).
-    private var regionOwner: pthread_t?
 
     /// `threadCount` participants including the caller (default: all cores).
     public init(threadCount: Int = WorkerPool.defaultThreadCount, spinMicroseconds: Int = 200) {
         self.threadCount = max(1, threadCount)
         self.spinMicroseconds = spinMicroseconds
-        counters = .allocate(capacity: 3)
-        counters.initialize(repeating: 0, count: 3)
+        counters = .allocate(capacity: 4)
+        counters.initialize(repeating: 0, count: 4)
         wakeMutex = .allocate(capacity: 1); pthread_mutex_init(wakeMutex, nil)
         wakeCondition = .allocate(capacity: 1); pthread_cond_init(wakeCondition, nil)
         doneMutex = .allocate(capacity: 1); pthread_mutex_init(doneMutex, nil)
@@ -81,12 +80,13 @@ public final class WorkerPool: @unchecked Sendable {
     public func run(_ work: (Int) -> Void) {
         if threadCount == 1 { work(0); return }
         let me = pthread_self()
-        if let owner = regionOwner, pthread_equal(owner, me) != 0 || threads.contains(where: { pthread_equal($0, me) != 0 }) {
+        let meBits = Int64(Int(bitPattern: unsafeBitCast(me, to: UInt.self)))
+        if dsv2_atomic_load(counters + 3) == meBits || threads.contains(where: { pthread_equal($0, me) != 0 }) {
             for p in 0..<threadCount { work(p) }
             return
         }
         pthread_mutex_lock(regionMutex)
-        regionOwner = me
+        dsv2_atomic_store(counters + 3, meBits)
         withoutActuallyEscaping(work) { escapable in
             body.pointee = escapable
             dsv2_atomic_store(counters + 1, Int64(threadCount - 1))
@@ -98,7 +98,7 @@ public final class WorkerPool: @unchecked Sendable {
             waitForWorkers()
             body.pointee = nil
         }
-        regionOwner = nil
+        dsv2_atomic_store(counters + 3, 0)
         pthread_mutex_unlock(regionMutex)
     }
 

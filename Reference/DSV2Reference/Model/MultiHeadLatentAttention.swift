@@ -154,14 +154,14 @@ struct MultiHeadLatentAttention {
         var scores = [Float](repeating: 0, count: tokens * total)      // [tokens, total]
         var context = [Float](repeating: 0, count: tokens * rank)      // [tokens, rank]: Σ_j p_j c_KV_j
         q.withUnsafeBufferPointer { qp in
-            weights.kvBProj.values.withUnsafeBufferPointer { wp in
+            weights.kvBProj.withRows(0 ..< weights.kvBProj.rows) { wp in
                 cache.latent.withUnsafeBufferPointer { cp in
                     queryLatent.withUnsafeMutableBufferPointer { ql in
                         scores.withUnsafeMutableBufferPointer { sp in
                             context.withUnsafeMutableBufferPointer { cx in
                                 output.withUnsafeMutableBufferPointer { op in
                                     for h in 0..<heads {
-                                        let wUK = wp.baseAddress! + h * (nope + vDim) * rank  // [nope, rank]
+                                        let wUK = wp + h * (nope + vDim) * rank  // [nope, rank]
                                         let wUV = wUK + nope * rank                          // [vDim, rank]
                                         gemm(transposeB: false, m: tokens, n: rank, k: nope,
                                              a: qp.baseAddress! + h * qHead, lda: heads * qHead, b: wUK, ldb: rank,

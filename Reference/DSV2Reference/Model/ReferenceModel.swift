@@ -31,10 +31,12 @@ public final class ReferenceModel: LanguageModel {
 
     /// Loads `config.json` and the safetensors weights (single file or sharded) of a Hugging Face
     /// checkpoint folder. Errors name the file, tensor or config field at fault.
-    public convenience init(checkpoint folder: URL, attentionForm: AttentionForm = .expanded) throws {
+    /// `weightStorage` `.mapped` keeps the projections in the mapped checkpoint (see `WeightStorage`).
+    public convenience init(checkpoint folder: URL, attentionForm: AttentionForm = .expanded,
+                            weightStorage: WeightStorage = .fp32) throws {
         let config = try ModelConfig.load(from: folder)
         let checkpoint = try SafetensorsCheckpoint(url: folder)
-        let weights = try ReferenceWeights(checkpoint: checkpoint, config: config)
+        let weights = try ReferenceWeights(checkpoint: checkpoint, config: config, storage: weightStorage)
         self.init(config: config, weights: weights, attentionForm: attentionForm)
     }
 
@@ -68,9 +70,9 @@ public final class ReferenceModel: LanguageModel {
 
         let rope = rotary.table(start: cachedTokens, count: count)
         var x = [Float](repeating: 0, count: count * hidden)  // [tokens, hidden]: the residual stream
-        weights.embedTokens.values.withUnsafeBufferPointer { table in
-            for (t, token) in tokens.enumerated() {
-                for i in 0..<hidden { x[t * hidden + i] = table[Int(token) * hidden + i] }
+        for (t, token) in tokens.enumerated() {
+            weights.embedTokens.withRows(Int(token) ..< Int(token) + 1) { row in
+                for i in 0..<hidden { x[t * hidden + i] = row[i] }
             }
         }
         trace(TraceName.hidden(0), [count, hidden], x)

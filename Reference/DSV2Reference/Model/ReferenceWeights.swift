@@ -1,5 +1,26 @@
 import Foundation
 
+/// Where the reference keeps its projection weights.
+public enum WeightStorage: String, Sendable, CaseIterable {
+    /// Widened to fp32 at load: 4 bytes per parameter of RAM, fastest.
+    case fp32
+    /// Left in the memory-mapped checkpoint (BF16/F16/F32) and widened block by block at use:
+    /// identical results, RAM bounded by the page cache, so checkpoints larger than RAM still run.
+    case mapped
+}
+
+/// The fp32 weights of a checkpoint cannot fit in this machine's memory.
+public enum WeightStorageError: Error, CustomStringConvertible, Equatable {
+    case exceedsMemory(checkpoint: String, neededBytes: UInt64, physicalBytes: UInt64)
+
+    public var description: String {
+        switch self {
+        case let .exceedsMemory(checkpoint, needed, physical):
+            return "\(checkpoint): the fp32 weights need \(needed >> 30) GiB but the machine has \(physical >> 30) GiB; use mapped weight storage (dsv2 … --weights mapped)"
+        }
+    }
+}
+
 /// down(silu(gate(x)) · up(x)) — every MLP of the model (NUMERICS.md item 11).
 public struct MLPWeights: Sendable {
     public var gateProj: Matrix  // [intermediate, hidden]
@@ -59,16 +80,31 @@ public struct ReferenceWeights: Sendable {
         self.lmHead = lmHead
     }
 
-    /// Loads and widens every tensor of `config` from `checkpoint`.
-    public init(checkpoint: SafetensorsCheckpoint, config: ModelConfig) throws {
+    /// Loads every tensor of `config` from `checkpoint`: widened to fp32 in memory, or (`.mapped`)
+    /// matrices left in the mapped checkpoint and widened at use; norm vectors are always widened.
+    public init(checkpoint: SafetensorsCheckpoint, config: ModelConfig, storage: WeightStorage = .fp32) throws {
         let shapes = Dictionary(config.expectedTensorShapes().map { ($0.name, $0.shape) }, uniquingKeysWith: { a, _ in a })
         func vector(_ name: String) throws -> [Float] { try checkpoint.floats(name, shape: shapes[name]!) }
         func matrix(_ name: String) throws -> Matrix {
             let shape = shapes[name]!
-            return Matrix(rows: shape[0], columns: shape[1], values: try checkpoint.floats(name, shape: shape))
+            switch storage {
+            case .fp32:
+                return Matrix(rows: shape[0], columns: shape[1], values: try checkpoint.floats(name, shape: shape))
+            case .mapped:
+                let info = try checkpoint.info(name)
+                guard info.dtype.isFloatingPoint else {
+                    throw SafetensorsError.unsupportedDType(tensor: name, file: info.file.path, dtype: info.dtype.rawValue, wanted: "fp32")
+                }
+                return Matrix(rows: shape[0], columns: shape[1], mapped: try checkpoint.rawBytes(name), dtype: info.dtype, owner: checkpoint)
+            }
         }
         // Check all shapes before loading anything, so a bad checkpoint fails fast.
         try checkpoint.validate(against: config)
+        let fp32Bytes = UInt64(config.parameterCount) * 4
+        if storage == .fp32, fp32Bytes > ProcessInfo.processInfo.physicalMemory {
+            throw WeightStorageError.exceedsMemory(checkpoint: checkpoint.url.path, neededBytes: fp32Bytes,
+                                                   physicalBytes: ProcessInfo.processInfo.physicalMemory)
+        }
         try self.init(config: config, vector: vector, matrix: matrix)
     }
 

@@ -1,7 +1,246 @@
 import ArgumentParser
+import DSV2Quantized
+import Foundation
 
-// Scaffold: replaced by the real command.
-struct BenchKernelsCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "kernels", abstract: "(not built yet)")
-    func run() async throws { throw ValidationError("dsv2 bench kernels is not built yet") }
+/// `dsv2 bench kernels`: how close the decode mat-vec kernels come to this machine's memory
+/// bandwidth, and the prefill mat-mat throughput.
+///
+/// Mat-vec: GB/s of weights streamed (quants + scales) on 10944×2048 and 2048×10944 matrices,
+/// cycling through enough distinct matrices (`--megabytes`, default 640 MB > the 260 MB L3 of
+/// this machine kind) that every pass reads DRAM, as real decode does. Next to it, the read
+/// bandwidth of a plain streaming loop over 1 GB measured in the same run, and the fraction.
+/// Mat-mat: GFLOP/s (2·tokens·rows·columns per product) for 64 tokens × 1408×2048.
+struct BenchKernelsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kernels",
+        abstract: "Mat-vec GB/s against measured read bandwidth; mat-mat GFLOP/s.")
+
+    @Option(help: "Thread counts to measure, comma-separated.")
+    var threads: String = "1,2"
+
+    @Option(help: "Weight types, comma-separated (q4, q8, f16, bf16, f32).")
+    var types: String = "q4,q8,f16,f32"
+
+    @Option(help: "Total size of the distinct matrices cycled per measurement, in MB.")
+    var megabytes: Int = 640
+
+    @Option(help: "Minimum seconds per measurement.")
+    var seconds: Double = 0.5
+
+    @Flag(help: "Print JSON instead of a table.")
+    var json = false
+
+    struct Bandwidth: Codable { var threads: Int; var gbPerSecond: Double }
+    struct MatVec: Codable {
+        var type: String; var rows: Int; var columns: Int; var threads: Int; var matrices: Int
+        var gbPerSecond: Double; var fractionOfReadBandwidth: Double
+    }
+    struct MatMul: Codable {
+        var type: String; var tokens: Int; var rows: Int; var columns: Int; var threads: Int; var gflops: Double
+    }
+    struct Report: Codable {
+        var readBandwidth: [Bandwidth]; var matvec: [MatVec]; var matmul: [MatMul]
+        var regionMicroseconds: [Bandwidth]
+        /// 1-minute load average when the run started (other processes distort every figure).
+        var loadAverage: Double?
+    }
+
+    func run() throws {
+        let threadCounts = try threads.split(separator: ",").map { part -> Int in
+            guard let n = Int(part.trimmingCharacters(in: .whitespaces)), n > 0 else {
+                throw ValidationError("--threads: '\(part)' is not a positive integer")
+            }
+            return n
+        }
+        let weightTypes = try types.split(separator: ",").map { part -> WeightType in
+            guard let t = WeightType(rawValue: part.trimmingCharacters(in: .whitespaces)) else {
+                throw ValidationError("--types: unknown weight type '\(part)' (q4, q8, f16, bf16, f32)")
+            }
+            return t
+        }
+        guard megabytes > 0, seconds > 0 else { throw ValidationError("--megabytes and --seconds must be positive") }
+        let pools = Dictionary(uniqueKeysWithValues: threadCounts.map { ($0, WorkerPool(threadCount: $0)) })
+
+        let load = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))
+            .flatMap { $0.split(separator: " ").first }.flatMap { Double($0) }
+        var report = Report(readBandwidth: [], matvec: [], matmul: [], regionMicroseconds: [], loadAverage: load)
+        // 1. Read bandwidth probe: a streaming read over 1 GB.
+        do {
+            let probe = AlignedBuffer(byteCount: 1 << 30, alignment: 4096)
+            for n in threadCounts {
+                report.readBandwidth.append(Bandwidth(threads: n, gbPerSecond: readBandwidth(probe, pools[n]!)))
+                log("read bandwidth, \(n) thread(s): \(format(report.readBandwidth.last!.gbPerSecond)) GB/s")
+            }
+        }
+        // Cost of starting one parallel region (empty body).
+        for n in threadCounts {
+            let pool = pools[n]!
+            let count = 20000
+            let start = now()
+            for _ in 0..<count { pool.run { _ in } }
+            report.regionMicroseconds.append(Bandwidth(threads: n, gbPerSecond: (now() - start) / Double(count) * 1e6))
+        }
+        // 2. Mat-vec over DRAM-resident weights.
+        for type in weightTypes {
+            for (rows, columns) in [(10944, 2048), (2048, 10944)] {
+                let matrices = makeMatrices(type, rows: rows, columns: columns)
+                var x = [Float](repeating: 0, count: columns)
+                for i in 0..<columns { x[i] = Float(i % 17) / 17 - 0.5 }
+                let prepared = x.withUnsafeBufferPointer { PreparedActivations($0.baseAddress!, columns: columns) }
+                let y = AlignedBuffer(byteCount: rows * 4)
+                let out = y.pointer.assumingMemoryBound(to: Float.self)
+                let bytes = Double(matrices.reduce(0) { $0 + $1.streamedBytes })
+                for n in threadCounts {
+                    let pool = pools[n]!
+                    let time = measure { for m in matrices { pool.matvec(m, prepared, into: out) } }
+                    let gbs = bytes / time / 1e9
+                    let read = report.readBandwidth.first { $0.threads == n }!.gbPerSecond
+                    report.matvec.append(MatVec(type: type.rawValue, rows: rows, columns: columns, threads: n,
+                                                matrices: matrices.count, gbPerSecond: gbs,
+                                                fractionOfReadBandwidth: gbs / read))
+                    log("matvec \(type.rawValue) \(rows)x\(columns), \(n) thread(s): \(format(gbs)) GB/s")
+                }
+            }
+        }
+        // 3. Mat-mat (prefill): 64 tokens through one 1408×2048 matrix.
+        let tokens = 64, rows = 1408, columns = 2048
+        var values = [Float](repeating: 0, count: rows * columns)
+        for i in 0..<values.count { values[i] = Float((i &* 7919) % 1000) / 1000 - 0.5 }
+        var xs = [Float](repeating: 0, count: tokens * columns)
+        for i in 0..<xs.count { xs[i] = Float((i &* 104729) % 997) / 997 - 0.5 }
+        let prepared = xs.withUnsafeBufferPointer { PreparedActivations($0.baseAddress!, columns: columns, tokens: tokens) }
+        let y = AlignedBuffer(byteCount: tokens * rows * 4)
+        for type in weightTypes {
+            let matrix = values.withUnsafeBufferPointer {
+                QuantizedMatrix.quantize($0.baseAddress!, rows: rows, columns: columns, as: type)
+            }
+            for n in threadCounts {
+                let pool = pools[n]!
+                let time = measure { pool.matmul(matrix, prepared, into: y.pointer.assumingMemoryBound(to: Float.self)) }
+                let gflops = 2 * Double(tokens * rows * columns) / time / 1e9
+                report.matmul.append(MatMul(type: type.rawValue, tokens: tokens, rows: rows, columns: columns,
+                                            threads: n, gflops: gflops))
+            }
+        }
+
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        } else {
+            printTable(report)
+        }
+    }
+
+    // MARK: Measurements
+
+    func now() -> Double {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
+    }
+
+    /// Seconds per call of `body`: one warm-up call, then calls until `seconds` have passed
+    /// (at least 3); the mean over the timed calls.
+    func measure(_ body: () -> Void) -> Double {
+        body()
+        var calls = 0
+        let start = now()
+        var elapsed = 0.0
+        repeat {
+            body()
+            calls += 1
+            elapsed = now() - start
+        } while elapsed < seconds || calls < 3
+        return elapsed / Double(calls)
+    }
+
+    /// GB/s of a plain streaming read (sum of floats) over `buffer`, split over the pool's threads.
+    func readBandwidth(_ buffer: AlignedBuffer, _ pool: WorkerPool) -> Double {
+        let chunks = buffer.byteCount / 4096
+        let sink = AlignedBuffer(byteCount: pool.threadCount * 64)
+        let time = measure {
+            pool.run { p in
+                let lower = p * chunks / pool.threadCount * 4096, upper = (p + 1) * chunks / pool.threadCount * 4096
+                var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>(), a3 = SIMD16<Float>()
+                var offset = lower
+                let base = UnsafeRawPointer(buffer.pointer)
+                while offset < upper {
+                    a0 += base.loadUnaligned(fromByteOffset: offset, as: SIMD16<Float>.self)
+                    a1 += base.loadUnaligned(fromByteOffset: offset &+ 64, as: SIMD16<Float>.self)
+                    a2 += base.loadUnaligned(fromByteOffset: offset &+ 128, as: SIMD16<Float>.self)
+                    a3 += base.loadUnaligned(fromByteOffset: offset &+ 192, as: SIMD16<Float>.self)
+                    offset &+= 256
+                }
+                // Keep the sums alive so the loads are not optimised away.
+                sink.pointer.storeBytes(of: (a0 + a1 + a2 + a3).sum(), toByteOffset: p * 64, as: Float.self)
+            }
+        }
+        return Double(buffer.byteCount) / time / 1e9
+    }
+
+    /// Distinct matrices totalling at least `megabytes`, filled with valid values of `type`
+    /// (random quants; finite f16 scales and weights), so that a pass over them reads DRAM.
+    func makeMatrices(_ type: WeightType, rows: Int, columns: Int) -> [QuantizedMatrix] {
+        let byteCount = type.byteCount(rows: rows, columns: columns)
+        let count = max(2, (megabytes << 20 + byteCount - 1) / byteCount)
+        // One template with valid contents, copied into every matrix.
+        let template = AlignedBuffer(byteCount: byteCount, alignment: 4096)
+        var state: UInt64 = 0x243F_6A88_85A3_08D3
+        let words = template.pointer.assumingMemoryBound(to: UInt64.self)
+        for i in 0..<(byteCount / 8) {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            words[i] = state
+        }
+        let scale = Float16(0.01).bitPattern
+        switch type {
+        case .q8, .q4:
+            let scales = (template.pointer + type.scalesOffset(rows: rows, columns: columns)).assumingMemoryBound(to: UInt16.self)
+            for i in 0..<(rows * WeightType.blocksPerRow(columns)) { scales[i] = scale }
+        case .f16, .bf16:
+            // Clear the top exponent bit: finite values of magnitude < 2.
+            let halves = template.pointer.assumingMemoryBound(to: UInt16.self)
+            for i in 0..<(rows * columns) { halves[i] &= 0xBFFF }
+        case .f32:
+            let floats = template.pointer.assumingMemoryBound(to: UInt32.self)
+            for i in 0..<(rows * columns) { floats[i] &= 0xBFFF_FFFF }
+        }
+        return (0..<count).map { _ in
+            let buffer = AlignedBuffer(byteCount: byteCount, alignment: 4096)
+            buffer.pointer.copyMemory(from: template.pointer, byteCount: byteCount)
+            return try! QuantizedMatrix(type: type, rows: rows, columns: columns, data: buffer.pointer,
+                                        byteCount: byteCount, owner: buffer)
+        }
+    }
+
+    // MARK: Output
+
+    func log(_ line: String) {
+        FileHandle.standardError.write(Data((line + "\n").utf8))
+    }
+
+    func format(_ value: Double, _ digits: Int = 1) -> String { String(format: "%.\(digits)f", value) }
+
+    func printTable(_ report: Report) {
+        if let load = report.loadAverage {
+            print("load average at start: \(format(load, 2)) (on \(WorkerPool.defaultThreadCount) cores; figures are only meaningful near 0)")
+        }
+        print("read bandwidth (streaming 1 GB): " + report.readBandwidth
+            .map { "\($0.threads) thread(s) \(format($0.gbPerSecond)) GB/s" }.joined(separator: ", "))
+        print("parallel region start+join: " + report.regionMicroseconds
+            .map { "\($0.threads) thread(s) \(format($0.gbPerSecond, 2)) µs" }.joined(separator: ", "))
+        print("")
+        print("mat-vec (decode), weights streamed from DRAM")
+        print("type  shape        threads  matrices  GB/s   of read bandwidth")
+        for m in report.matvec {
+            let shape = "\(m.rows)x\(m.columns)".padding(toLength: 12, withPad: " ", startingAt: 0)
+            print("\(m.type.padding(toLength: 5, withPad: " ", startingAt: 0)) \(shape) \(String(format: "%7d", m.threads))  \(String(format: "%8d", m.matrices))  \(String(format: "%5.1f", m.gbPerSecond))  \(String(format: "%5.0f%%", m.fractionOfReadBandwidth * 100))")
+        }
+        print("")
+        print("mat-mat (prefill), \(report.matmul.first?.tokens ?? 0) tokens x 1408x2048")
+        print("type  threads  GFLOP/s")
+        for m in report.matmul {
+            print("\(m.type.padding(toLength: 5, withPad: " ", startingAt: 0)) \(String(format: "%7d", m.threads))  \(String(format: "%7.1f", m.gflops))")
+        }
+    }
 }

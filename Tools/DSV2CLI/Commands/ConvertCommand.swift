@@ -58,6 +58,7 @@ struct ConvertCommand: ParsableCommand {
             throw ContainerError.exists(path: destination.path)
         }
         let reporter = ProgressReporter(quiet: quiet)
+        InterruptCleanup.install(removing: ContainerWriter.temporaryPath(for: destination))
         reporter.note("reading \(source)")
         let (weights, provenance) = try Converter.openSource(URL(fileURLWithPath: source))
         let options = ConversionOptions(policy: policy, compression: compression, threads: threads, overwrite: force)

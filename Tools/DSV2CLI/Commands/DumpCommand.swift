@@ -28,6 +28,9 @@ struct DumpCommand: AsyncParsableCommand {
     @Option(name: .long, help: "MLA form of the reference engine: expanded or absorbed.")
     var mla: AttentionForm = .expanded
 
+    @Option(name: .long, help: "Reference weights: fp32 (widened at load) or mapped (kept in the mmap'd checkpoint, for models larger than RAM).")
+    var weights: WeightStorage = .fp32
+
     @Option(name: .long, help: "Quantized engine: preset applied to a Hugging Face folder (\(QuantizationPolicy.presetNames.joined(separator: ", ")); default q8) or to a container's stored values.")
     var quant: String?
 
@@ -56,7 +59,7 @@ struct DumpCommand: AsyncParsableCommand {
         let patterns = trace.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }
             ?? TraceName.goldenPatterns
         let engine = try makeEngine(kind: engine, modelPath: URL(fileURLWithPath: model), attentionForm: mla,
-                                    quant: quant, threads: threads)
+                                    weightStorage: weights, quant: quant, threads: threads)
         let vocab = engine.config.vocabSize
 
         let tracer = RecordingTracer(patterns: patterns)
@@ -64,7 +67,7 @@ struct DumpCommand: AsyncParsableCommand {
         let logits = try engine.forward(tokens: tokens, logits: rows, tracer: tracer)
 
         var writer = SafetensorsWriter()
-        writer.metadata = ["producer": "dsv2 dump", "engine": self.engine.rawValue, "mla": mla.rawValue,
+        writer.metadata = ["producer": "dsv2 dump", "engine": self.engine.rawValue, "mla": mla.rawValue, "weights": weights.rawValue,
                            "model": model, "input_ids": tokens.map(String.init).joined(separator: ",")]
         if self.engine == .quantized { writer.metadata["quant"] = quant ?? "default" }
         try writer.add("input_ids", int32s: tokens, shape: [tokens.count])

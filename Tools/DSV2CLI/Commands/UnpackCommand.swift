@@ -31,6 +31,7 @@ struct UnpackCommand: ParsableCommand {
         }
         let reader = try ContainerReader(path: container)
         let reporter = ProgressReporter(quiet: quiet)
+        InterruptCleanup.install(removing: ContainerWriter.temporaryPath(for: destination))
         let summary = try Converter.unpack(reader, to: destination, threads: max(1, threads), overwrite: force
         ) { p in
             reporter.update(done: p.inputBytesDone, total: p.inputBytesTotal, items: p.tensorsDone, itemCount: p.tensorCount,

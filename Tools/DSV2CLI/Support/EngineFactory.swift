@@ -13,6 +13,7 @@ enum EngineKind: String, CaseIterable, ExpressibleByArgument {
 }
 
 extension AttentionForm: ExpressibleByArgument {}
+extension WeightStorage: ExpressibleByArgument {}
 
 /// An engine that cannot run in this build or on this input.
 struct EngineUnavailableError: Error, CustomStringConvertible {
@@ -20,16 +21,17 @@ struct EngineUnavailableError: Error, CustomStringConvertible {
 }
 
 /// Opens `modelPath` with the engine `kind`: the one place commands turn `--engine` into a
-/// `LanguageModel`. `attentionForm` applies to the reference (the quantized engine always runs
-/// the absorbed form); `quant` and `threads` to the quantized engine (see `makeQuantizedEngine`).
+/// `LanguageModel`. `attentionForm` and `weightStorage` apply to the reference (the quantized
+/// engine always runs the absorbed form on its own weights); `quant` and `threads` to the
+/// quantized engine (see `makeQuantizedEngine`).
 func makeEngine(kind: EngineKind, modelPath: URL, attentionForm: AttentionForm = .expanded,
-                quant: String? = nil, threads: Int? = nil) throws -> LanguageModel {
+                weightStorage: WeightStorage = .fp32, quant: String? = nil, threads: Int? = nil) throws -> LanguageModel {
     switch kind {
     case .reference:
         if let quant, quant.lowercased() != "f32" {
             throw EngineUnavailableError(description: "the reference engine computes in fp32; --quant \(quant) needs --engine quantized")
         }
-        return try ReferenceModel(checkpoint: modelPath, attentionForm: attentionForm)
+        return try ReferenceModel(checkpoint: modelPath, attentionForm: attentionForm, weightStorage: weightStorage)
     case .quantized:
         return try makeQuantizedEngine(modelPath: modelPath, quant: quant, threads: threads).engine
     }
