@@ -67,6 +67,7 @@ struct BenchKernelsCommand: ParsableCommand {
         // 1. Read bandwidth probe: a streaming read over 1 GB.
         do {
             let probe = AlignedBuffer(byteCount: 1 << 30, alignment: 4096)
+            fillRandom(probe, seed: 0xB0B)
             for n in threadCounts {
                 report.readBandwidth.append(Bandwidth(threads: n, gbPerSecond: readBandwidth(probe, pools[n]!)))
                 log("read bandwidth, \(n) thread(s): \(format(report.readBandwidth.last!.gbPerSecond)) GB/s")
@@ -179,37 +180,47 @@ struct BenchKernelsCommand: ParsableCommand {
         return Double(buffer.byteCount) / time / 1e9
     }
 
-    /// Distinct matrices totalling at least `megabytes`, filled with valid values of `type`
-    /// (random quants; finite f16 scales and weights), so that a pass over them reads DRAM.
+    /// Distinct matrices totalling at least `megabytes`, each filled with its own pseudo-random
+    /// valid values of `type` (random quants; finite f16 scales and weights), so that a pass over
+    /// them reads DRAM: identical or zero pages could be deduplicated by the host and read from
+    /// cache, which would flatter the figures.
     func makeMatrices(_ type: WeightType, rows: Int, columns: Int) -> [QuantizedMatrix] {
         let byteCount = type.byteCount(rows: rows, columns: columns)
         let count = max(2, (megabytes << 20 + byteCount - 1) / byteCount)
-        // One template with valid contents, copied into every matrix.
-        let template = AlignedBuffer(byteCount: byteCount, alignment: 4096)
-        var state: UInt64 = 0x243F_6A88_85A3_08D3
-        let words = template.pointer.assumingMemoryBound(to: UInt64.self)
-        for i in 0..<(byteCount / 8) {
-            state = state &* 6364136223846793005 &+ 1442695040888963407
-            words[i] = state
-        }
         let scale = Float16(0.01).bitPattern
-        switch type {
-        case .q8, .q4:
-            let scales = (template.pointer + type.scalesOffset(rows: rows, columns: columns)).assumingMemoryBound(to: UInt16.self)
-            for i in 0..<(rows * WeightType.blocksPerRow(columns)) { scales[i] = scale }
-        case .f16, .bf16:
-            // Clear the top exponent bit: finite values of magnitude < 2.
-            let halves = template.pointer.assumingMemoryBound(to: UInt16.self)
-            for i in 0..<(rows * columns) { halves[i] &= 0xBFFF }
-        case .f32:
-            let floats = template.pointer.assumingMemoryBound(to: UInt32.self)
-            for i in 0..<(rows * columns) { floats[i] &= 0xBFFF_FFFF }
-        }
-        return (0..<count).map { _ in
+        return (0..<count).map { index in
             let buffer = AlignedBuffer(byteCount: byteCount, alignment: 4096)
-            buffer.pointer.copyMemory(from: template.pointer, byteCount: byteCount)
+            fillRandom(buffer, seed: UInt64(index) &+ 1)
+            switch type {
+            case .q8, .q4:
+                let scales = (buffer.pointer + type.scalesOffset(rows: rows, columns: columns))
+                    .assumingMemoryBound(to: UInt16.self)
+                for i in 0..<(rows * WeightType.blocksPerRow(columns)) { scales[i] = scale ^ UInt16(i & 7) }
+            // Float weights: random sign and mantissa, exponent fixed so every value lies in
+            // ±[2^-7, 2^-6) like real weights. Random exponents would include subnormals, whose
+            // microcode assists make FMA 100x slower and the figure meaningless.
+            case .f16:
+                let halves = buffer.pointer.assumingMemoryBound(to: UInt16.self)
+                for i in 0..<(rows * columns) { halves[i] = (halves[i] & 0x83FF) | (8 << 10) }
+            case .bf16:
+                let halves = buffer.pointer.assumingMemoryBound(to: UInt16.self)
+                for i in 0..<(rows * columns) { halves[i] = (halves[i] & 0x807F) | (120 << 7) }
+            case .f32:
+                let floats = buffer.pointer.assumingMemoryBound(to: UInt32.self)
+                for i in 0..<(rows * columns) { floats[i] = (floats[i] & 0x807F_FFFF) | (120 << 23) }
+            }
             return try! QuantizedMatrix(type: type, rows: rows, columns: columns, data: buffer.pointer,
                                         byteCount: byteCount, owner: buffer)
+        }
+    }
+
+    /// Pseudo-random bytes (a 64-bit LCG; distinct per seed).
+    func fillRandom(_ buffer: AlignedBuffer, seed: UInt64) {
+        var state = seed &* 0x9E37_79B9_7F4A_7C15
+        let words = buffer.pointer.assumingMemoryBound(to: UInt64.self)
+        for i in 0..<(buffer.byteCount / 8) {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            words[i] = state ^ (state >> 29)
         }
     }
 
