@@ -58,7 +58,7 @@ struct BenchModelCommand: ParsableCommand {
         let log = { (line: String) in FileHandle.standardError.write(Data((line + "\n").utf8)) }
 
         log("loading \(model) (\(engine) engine)")
-        var subject = try BenchSubject.load(path: model, engine: engine, quant: quant, threads: threadCounts[0])
+        let subject = try BenchSubject.load(path: model, engine: engine, quant: quant, threads: threadCounts[0])
         let config = subject.model.config
         if let longest = promptLengths.max(), longest + genTokens > config.maxPositionEmbeddings {
             throw ValidationError("prompt + generated tokens exceed max_position_embeddings (\(config.maxPositionEmbeddings))")
@@ -69,10 +69,8 @@ struct BenchModelCommand: ParsableCommand {
         let prompts = Dictionary(uniqueKeysWithValues: promptLengths.map { length in
             (length, (0..<length).map { _ in Int32(random.next() % UInt64(config.vocabSize)) })
         })
-        for (index, threadCount) in threadCounts.enumerated() {
-            if index > 0 {
-                subject = try BenchSubject.load(path: model, engine: engine, quant: quant, threads: threadCount)
-            }
+        for threadCount in threadCounts {
+            subject.setThreads(threadCount)
             for length in promptLengths {
                 let prompt = prompts[length]!
                 if resettable { ResourceUsage.resetPeak() }

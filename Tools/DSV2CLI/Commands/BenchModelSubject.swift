@@ -14,9 +14,10 @@ struct BenchSubject {
     let fileBytes: Int
     let kvBytesPerToken: Int
     let weightBytesPerToken: Int
+    /// Changes the engine's thread count (the quantized engine's pool; OpenBLAS for the reference).
+    let setThreads: (Int) -> Void
 
-    /// Opens the model with `threads` threads (the quantized engine's pool size is fixed when it
-    /// is built, so each thread count gets its own engine over the same mapping).
+    /// Opens the model with `threads` threads.
     static func load(path: String, engine: String, quant: String?, threads: Int) throws -> BenchSubject {
         let url = URL(fileURLWithPath: path)
         var isDirectory: ObjCBool = false
@@ -39,12 +40,14 @@ struct BenchSubject {
             return BenchSubject(
                 model: model, engine: "reference", quantization: "f32", fileBytes: fileBytes,
                 kvBytesPerToken: config.latentCacheWidth * config.numHiddenLayers * 4,
-                weightBytesPerToken: ActiveWeights.bytesPerToken(config: config) { _, shape in shape.reduce(1, *) * 4 })
+                weightBytesPerToken: ActiveWeights.bytesPerToken(config: config) { _, shape in shape.reduce(1, *) * 4 },
+                setThreads: { openblas_set_num_threads(Int32($0)) })
         case .quantized:
             let (model, quantization) = try makeQuantizedEngine(modelPath: url, quant: quant, threads: threads)
             return BenchSubject(model: model, engine: "quantized", quantization: quantization, fileBytes: fileBytes,
                                 kvBytesPerToken: model.kvCacheBytesPerToken,
-                                weightBytesPerToken: model.weightBytesReadPerToken)
+                                weightBytesPerToken: model.weightBytesReadPerToken,
+                                setThreads: { model.setThreadCount($0) })
         }
     }
 
