@@ -36,6 +36,10 @@ final class BenchModelCommandTests: XCTestCase {
         let results = try bench(["bench", "model", "--model", model.path, "--engine", "reference", "--prompt-tokens", "5",
                                  "--gen-tokens", "2", "--threads", "1", "--repetitions", "2", "--json"], expectedResults: 1)
         XCTAssertEqual(results[0]["repetitions"] as? Int, 2)
+        // A given bandwidth replaces the probe.
+        let given = try bench(["bench", "--model", model.path, "--engine", "reference", "--prompt-tokens", "3", "--gen-tokens", "1",
+                               "--threads", "1", "--repetitions", "1", "--read-bandwidth", "1:10", "--json"], expectedResults: 1)
+        XCTAssertEqual(given[0]["read_bandwidth_bytes_per_second"] as? Double, 10e9)
         // The reference reads its fp32 weights: every weight byte per token ≥ 4 × one expert's 3 matrices.
         XCTAssertGreaterThan(results[0]["weight_bytes_per_token"] as? Int ?? 0, 4 * 3 * 32 * 64)
         // A container is not a reference input: the error says which engine to use.

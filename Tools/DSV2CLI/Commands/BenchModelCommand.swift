@@ -44,6 +44,10 @@ struct BenchModelCommand: ParsableCommand {
     @Option(help: "Seed of the random prompt.")
     var seed: UInt64 = 0
 
+    @Option(help: ArgumentHelp("Read bandwidth to use instead of the probe, GB/s per thread count: e.g. 1:13,2:24.",
+                               discussion: "For a busy machine, where the probe measures what others leave over."))
+    var readBandwidth: String?
+
     @Flag(help: "Print the JSON report on stdout (the table goes to stderr).")
     var json = false
 
@@ -104,8 +108,9 @@ struct BenchModelCommand: ParsableCommand {
         }
         let processPeak = ResourceUsage.peakResidentBytes()
         // The probe runs last so its buffer does not count in the peaks above.
-        var bandwidth: [Int: Double] = [:]
-        for threadCount in Set(threadCounts) { bandwidth[threadCount] = ReadBandwidthProbe.measure(threads: threadCount) }
+        var bandwidth = try readBandwidth.map { try Self.parseBandwidth($0) } ?? [:]
+        let probed = Set(threadCounts).subtracting(bandwidth.keys)
+        for threadCount in probed { bandwidth[threadCount] = ReadBandwidthProbe.measure(threads: threadCount) }
         for i in results.indices {
             let b = bandwidth[results[i].threads]!
             results[i].readBandwidthBytesPerSecond = b
@@ -115,7 +120,8 @@ struct BenchModelCommand: ParsableCommand {
             model: URL(fileURLWithPath: model).lastPathComponent, engine: subject.engine,
             quantization: subject.quantization, modelFileBytes: subject.fileBytes, layers: config.numHiddenLayers,
             hiddenSize: config.hiddenSize, routedExperts: config.routedExpertCount, parameters: config.parameterCount,
-            seed: seed, peakRssResettable: resettable, processPeakRssBytes: processPeak,
+            seed: seed, readBandwidthSource: probed.isEmpty ? "given" : (probed.count == Set(threadCounts).count ? "probe" : "mixed"),
+            peakRssResettable: resettable, processPeakRssBytes: processPeak,
             readBandwidthBytesPerSecond: Dictionary(uniqueKeysWithValues: bandwidth.map { (String($0.key), $0.value) }),
             results: results)
         log(Self.table(report))
@@ -158,6 +164,19 @@ struct BenchModelCommand: ParsableCommand {
             throw ValidationError("\(option) \"\(text)\" must be positive integers separated by commas")
         }
         return values.map { $0! }
+    }
+
+    /// "1:13,2:24" → [1: 13e9, 2: 24e9] bytes/s.
+    static func parseBandwidth(_ text: String) throws -> [Int: Double] {
+        var out: [Int: Double] = [:]
+        for item in text.split(separator: ",") {
+            let parts = item.split(separator: ":")
+            guard parts.count == 2, let threads = Int(parts[0]), threads >= 1, let gbs = Double(parts[1]), gbs > 0 else {
+                throw ValidationError("--read-bandwidth \"\(text)\" must be THREADS:GB/s pairs, e.g. 1:13,2:24")
+            }
+            out[threads] = gbs * 1e9
+        }
+        return out
     }
 
     static func table(_ report: BenchModelReport) -> String {

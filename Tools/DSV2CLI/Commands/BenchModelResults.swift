@@ -75,6 +75,8 @@ struct BenchModelReport: Codable {
     var routedExperts: Int
     var parameters: Int
     var seed: UInt64
+    /// "probe" (measured by this run), "given" (--read-bandwidth) or "mixed".
+    var readBandwidthSource: String
     var peakRssResettable: Bool
     /// Process peak RSS over the whole run (model load included).
     var processPeakRssBytes: Int
@@ -86,6 +88,7 @@ struct BenchModelReport: Codable {
         case modelFileBytes = "model_file_bytes"
         case hiddenSize = "hidden_size"
         case routedExperts = "routed_experts"
+        case readBandwidthSource = "read_bandwidth_source"
         case peakRssResettable = "peak_rss_resettable"
         case processPeakRssBytes = "process_peak_rss_bytes"
         case readBandwidthBytesPerSecond = "read_bandwidth_bytes_per_second_by_threads"

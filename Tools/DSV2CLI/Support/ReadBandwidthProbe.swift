@@ -4,9 +4,11 @@ import Foundation
 /// buffer much larger than the caches (SIMD loads, 4 independent accumulators); the best of
 /// `passes` timed passes, after one warm-up pass that also faults the pages in. This is the
 /// roofline `dsv2 bench` compares decode against (decode reads every active weight once).
+/// On a busy machine the best pass is the one that caught the cores free, hence many short
+/// passes; other processes still pull the figure down (then pass `--read-bandwidth`).
 enum ReadBandwidthProbe {
     /// Bytes per second; `bufferBytes` should be far above the last-level cache (default 256 MiB).
-    static func measure(threads: Int, bufferBytes: Int = 256 << 20, passes: Int = 5) -> Double {
+    static func measure(threads: Int, bufferBytes: Int = 256 << 20, passes: Int = 15) -> Double {
         let vectorCount = bufferBytes / MemoryLayout<SIMD16<Float>>.stride
         let buffer = UnsafeMutablePointer<SIMD16<Float>>.allocate(capacity: vectorCount)
         defer { buffer.deallocate() }
