@@ -1,0 +1,77 @@
+import XCTest
+import TestSupport
+
+/// `dsv2 bench --json` on a tiny synthetic model: every tracked field present, values sane.
+/// (Speed itself is never asserted in unit tests.)
+final class BenchModelCommandTests: XCTestCase {
+    static let requiredFields = ["decode_tokens_per_second", "prefill_tokens_per_second", "time_to_first_token_seconds",
+                                 "peak_rss_bytes", "kv_bytes_per_token", "weight_bytes_per_token",
+                                 "read_bandwidth_bytes_per_second", "roofline_fraction", "threads", "prompt_tokens"]
+
+    func testQuantizedJSONReport() throws {
+        let folder = try SynthTemporaryFolder()
+        let model = folder.path("m.dsv2")
+        let synth = try SynthCLI.run(["synth", "--preset", Fixtures.url("v2-grouped/config.json").path, "--quant", "q8",
+                                     "--quiet", "-o", model.path])
+        XCTAssertEqual(synth.status, 0, synth.stderr)
+        let results = try bench(["bench", "--model", model.path, "--prompt-tokens", "4,8", "--gen-tokens", "3",
+                                 "--threads", "1,2", "--repetitions", "1", "--json"], expectedResults: 4)
+        let config = try JSONSerialization.jsonObject(with: Data(contentsOf: Fixtures.url("v2-grouped/config.json"))) as! [String: Any]
+        let layers = config["num_hidden_layers"] as! Int, kvLora = config["kv_lora_rank"] as! Int, rope = config["qk_rope_head_dim"] as! Int
+        for r in results {
+            // The engine's latent cache: (kv_lora + qk_rope) f16 values per layer.
+            XCTAssertEqual(r["kv_bytes_per_token"] as? Int, (kvLora + rope) * layers * 2)
+            // heads × (nope + rope + v) × layers × 2 = 4 × 40 × 4 × 2.
+            XCTAssertEqual(r["kv_bytes_per_token_expanded_f16"] as? Int, 1280)
+        }
+        XCTAssertEqual(Set(results.map { "\($0["threads"]!)/\($0["prompt_tokens"]!)" }), ["1/4", "1/8", "2/4", "2/8"])
+    }
+
+    func testReferenceEngineOnHuggingFaceFolder() throws {
+        let folder = try SynthTemporaryFolder()
+        let model = folder.path("hf")
+        let synth = try SynthCLI.run(["synth", "--preset", Fixtures.url("v2-grouped/config.json").path, "--format", "hf",
+                                     "--quiet", "-o", model.path])
+        XCTAssertEqual(synth.status, 0, synth.stderr)
+        let results = try bench(["bench", "model", "--model", model.path, "--engine", "reference", "--prompt-tokens", "5",
+                                 "--gen-tokens", "2", "--threads", "1", "--repetitions", "2", "--json"], expectedResults: 1)
+        XCTAssertEqual(results[0]["repetitions"] as? Int, 2)
+        // A given bandwidth replaces the probe.
+        let given = try bench(["bench", "--model", model.path, "--engine", "reference", "--prompt-tokens", "3", "--gen-tokens", "1",
+                               "--threads", "1", "--repetitions", "1", "--read-bandwidth", "1:10", "--json"], expectedResults: 1)
+        XCTAssertEqual(given[0]["read_bandwidth_bytes_per_second"] as? Double, 10e9)
+        // The reference reads its fp32 weights: every weight byte per token ≥ 4 × one expert's 3 matrices.
+        XCTAssertGreaterThan(results[0]["weight_bytes_per_token"] as? Int ?? 0, 4 * 3 * 32 * 64)
+        // A container is not a reference input: the error says which engine to use.
+        let bad = try SynthCLI.run(["bench", "--model", Fixtures.url("v2-grouped/config.json").path, "--engine", "reference"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("quantized"), bad.stderr)
+    }
+
+    private func bench(_ arguments: [String], expectedResults: Int) throws -> [[String: Any]] {
+        let run = try SynthCLI.run(arguments)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let report = try XCTUnwrap(JSONSerialization.jsonObject(with: run.stdout) as? [String: Any], run.stderr)
+        let results = try XCTUnwrap(report["results"] as? [[String: Any]])
+        XCTAssertEqual(results.count, expectedResults)
+        XCTAssertGreaterThan(report["process_peak_rss_bytes"] as? Int ?? 0, 1 << 20)
+        for r in results {
+            for field in Self.requiredFields { XCTAssertNotNil(r[field], "missing \(field)") }
+            for field in ["decode_tokens_per_second", "prefill_tokens_per_second", "time_to_first_token_seconds",
+                          "read_bandwidth_bytes_per_second", "roofline_fraction"] {
+                let value = try XCTUnwrap(r[field] as? Double, field)
+                XCTAssertTrue(value.isFinite && value > 0, "\(field) = \(value)")
+            }
+            let spread = try XCTUnwrap(r["decode_tokens_per_second_spread"] as? [String: Double])
+            XCTAssertLessThanOrEqual(spread["min"]!, spread["median"]!)
+            XCTAssertLessThanOrEqual(spread["median"]!, spread["max"]!)
+            XCTAssertGreaterThan(r["peak_rss_bytes"] as? Int ?? 0, 1 << 20)
+            XCTAssertGreaterThan(r["weight_bytes_per_token"] as? Int ?? 0, 0)
+            // Bytes per token × tokens/s = achieved; the fraction is achieved / probe.
+            let achieved = (r["weight_bytes_per_token"] as! Int, r["decode_tokens_per_second"] as! Double)
+            XCTAssertEqual(r["roofline_fraction"] as! Double,
+                           Double(achieved.0) * achieved.1 / (r["read_bandwidth_bytes_per_second"] as! Double), accuracy: 1e-9)
+        }
+        return results
+    }
+}

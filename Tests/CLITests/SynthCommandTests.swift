@@ -1,0 +1,58 @@
+import XCTest
+import DSV2Converter
+import DSV2Quantized
+import DSV2Reference
+import TestSupport
+
+final class SynthCommandTests: XCTestCase {
+    /// `dsv2 synth --format hf` writes a sharded folder the reference loads; the same seed with a
+    /// different thread count gives identical bytes.
+    func testHuggingFaceOutputLoadsAndIsReproducible() throws {
+        let folder = try SynthTemporaryFolder()
+        let config = Fixtures.url("v2-grouped/config.json").path
+        let a = folder.path("a"), b = folder.path("b")
+        for (out, threads) in [(a, "1"), (b, "2")] {
+            let result = try SynthCLI.run(["synth", "--preset", config, "--layers", "3", "--format", "hf", "--seed", "11",
+                                          "--shard-size", "100K", "--threads", threads, "--quiet", "-o", out.path])
+            XCTAssertEqual(result.status, 0, result.stderr)
+        }
+        let names = try FileManager.default.contentsOfDirectory(atPath: a.path).sorted()
+        XCTAssertTrue(names.contains("model.safetensors.index.json"))
+        XCTAssertTrue(names.contains("config.json"))
+        for name in names {
+            XCTAssertEqual(try Data(contentsOf: a.appendingPathComponent(name)), try Data(contentsOf: b.appendingPathComponent(name)), name)
+        }
+        let model = try ReferenceModel(checkpoint: a)
+        XCTAssertEqual(model.config.numHiddenLayers, 3)
+        let logits = try model.forward(tokens: [1, 2, 3, 4], logits: .last)
+        XCTAssertTrue(logits.allSatisfy(\.isFinite))
+    }
+
+    /// `--format dsv2 --quant q4` writes a container the quantized engine runs; its greedy tokens
+    /// are finite logits of the right size.
+    func testContainerRunsOnTheQuantizedEngine() throws {
+        let folder = try SynthTemporaryFolder()
+        let out = folder.path("m.dsv2")
+        let result = try SynthCLI.run(["synth", "--preset", Fixtures.url("v2-grouped/config.json").path, "--quant", "q4",
+                                      "--seed", "2", "--quiet", "-o", out.path])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let engine = try QuantizedEngine(source: ContainerReader(path: out.path), threads: 2)
+        let logits = try engine.forward(tokens: [5, 6, 7], logits: .all)
+        XCTAssertEqual(logits.count, 3 * engine.config.vocabSize)
+        XCTAssertTrue(logits.allSatisfy(\.isFinite))
+        // Refuses to overwrite without --force, and names the output.
+        let again = try SynthCLI.run(["synth", "--preset", "v2-lite", "--layers", "1", "--quant", "q4", "--quiet", "-o", out.path])
+        XCTAssertNotEqual(again.status, 0)
+        XCTAssertTrue(again.stderr.contains(out.path), again.stderr)
+    }
+
+    func testBadArgumentsAreReported() throws {
+        let folder = try SynthTemporaryFolder()
+        let badQuant = try SynthCLI.run(["synth", "--preset", "v2-lite", "--quant", "q3", "-o", folder.path("x.dsv2").path])
+        XCTAssertNotEqual(badQuant.status, 0)
+        XCTAssertTrue(badQuant.stderr.contains("q3"), badQuant.stderr)
+        let badExperts = try SynthCLI.run(["synth", "--preset", "v2", "--experts", "12", "-o", folder.path("y.dsv2").path])
+        XCTAssertNotEqual(badExperts.status, 0)
+        XCTAssertTrue(badExperts.stderr.contains("n_group"), badExperts.stderr)
+    }
+}
