@@ -84,7 +84,7 @@ public enum SynthHFWriter {
         let totalBytes = shards.reduce(0) { $0 + $1.dataBytes }
         let tensorCount = source.tensorNames.count
         let largest = shards.flatMap(\.tensors).map(\.bytes).max() ?? 0
-        let buffer = TensorBuffer(count: largest, alignment: 4096)
+        let buffer = AlignedBuffer(byteCount: largest, alignment: 4096)
         var done = 0, bytesDone = 0
         for shard in shards {
             let path = temporary.appendingPathComponent(shard.fileName).path

@@ -63,7 +63,7 @@ public final class SyntheticWeightSource: WeightSource, @unchecked Sendable {
     public func tensor(_ name: String) throws -> StoredTensor {
         guard let shape = shapes[name] else { throw WeightSourceError.missingTensor(source: "synthetic \(spec.name)", tensor: name) }
         let count = shape.reduce(1, *)
-        let buffer = TensorBuffer(count: count * 2)
+        let buffer = AlignedBuffer(byteCount: count * 2)
         fill(name: name, shape: shape, into: buffer.pointer.assumingMemoryBound(to: UInt16.self))
         return StoredTensor(name: name, type: .bf16, shape: shape, bytes: buffer.bytes, owner: buffer)
     }
