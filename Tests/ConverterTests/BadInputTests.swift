@@ -124,7 +124,7 @@ final class BadInputTests: XCTestCase {
         let folder = TemporaryDirectory()
         let (source, provenance) = try Converter.openSource(Fixtures.url(fixture))
         let blocker = folder.file("file")
-        FileManager.default.createFile(atPath: blocker.path, contents: Data())
+        _ = FileManager.default.createFile(atPath: blocker.path, contents: Data())
         let target = blocker.appendingPathComponent("model.dsv2")
         let message = describe {
             _ = try Converter.convert(source: source, provenance: provenance, to: target, options: ConversionOptions(policy: .q8))

@@ -177,7 +177,7 @@ final class ContainerTests: XCTestCase {
     func testWriterRefusesToOverwriteAndReportsUnwritableFolders() throws {
         let folder = TemporaryDirectory()
         let url = folder.file("exists.dsv2")
-        FileManager.default.createFile(atPath: url.path, contents: Data("keep".utf8))
+        _ = FileManager.default.createFile(atPath: url.path, contents: Data("keep".utf8))
         XCTAssertThrowsError(try ContainerWriter(destination: url, overwrite: false)) {
             XCTAssertEqual($0 as? ContainerError, .exists(path: url.path))
         }

@@ -50,6 +50,31 @@ final class EngineDeterminismTests: XCTestCase {
         }
     }
 
+    /// A prompt longer than `prefillChunkTokens` runs as chunks over the cache: the same logits
+    /// bit for bit (all rows, and the last row alone), whatever the chunk length.
+    func testChunkedPrefillEqualsOnePass() throws {
+        for (fixture, preset) in [("lite-greedy", "q8"), ("v2-grouped", "q4")] {
+            let ids = try EngineTestSupport.inputIds(fixture)
+            let engine = try EngineTestSupport.engine(fixture, preset: preset)
+            let whole = try engine.forward(tokens: ids, logits: .all)
+            let vocab = engine.config.vocabSize
+            for chunk in [1, 3, ids.count - 1] {
+                engine.resetCache()
+                engine.prefillChunkTokens = chunk
+                let chunked = try engine.forward(tokens: ids, logits: .all)
+                XCTAssertEqual(chunked.count, whole.count)
+                XCTAssertTrue(zip(chunked, whole).allSatisfy { $0.bitPattern == $1.bitPattern },
+                              "\(fixture) \(preset): chunks of \(chunk) differ from one pass")
+                engine.resetCache()
+                let last = try engine.forward(tokens: ids, logits: .last)
+                XCTAssertEqual(last.count, vocab)
+                XCTAssertTrue(zip(last, whole.suffix(vocab)).allSatisfy { $0.bitPattern == $1.bitPattern },
+                              "\(fixture) \(preset): last row with chunks of \(chunk)")
+                XCTAssertEqual(engine.cachedTokens, ids.count)
+            }
+        }
+    }
+
     func testTruncateAndResetCache() throws {
         let ids = try EngineTestSupport.inputIds("lite-greedy")
         let engine = try EngineTestSupport.engine("lite-greedy", preset: "q8")

@@ -97,7 +97,7 @@ final class FastQuantizationTests: XCTestCase {
     }
 
     func testConversionToFloatTypesFlushesSubnormals() throws {
-        let values: [Float] = [1e-40, -1e-40, 0.5, -2, Float.leastNormalMagnitude]
+        let values: [Float] = [Float(bitPattern: 0x0001_16C2), -Float(bitPattern: 0x0001_16C2), 0.5, -2, Float.leastNormalMagnitude]   // ±1e-40: subnormal
         let bf16 = try fast(values, rows: 1, columns: 5, .bf16).withUnsafeBytes { Array($0.bindMemory(to: UInt16.self)) }
         XCTAssertEqual(bf16, [0, 0x8000, 0x3F00, 0xC000, 0x0080], "subnormals become signed zeros, the rest rounds")
     }

@@ -28,6 +28,15 @@ public final class QuantizedEngine: LanguageModel {
     let decodeWorkspace: EngineWorkspace
     /// The largest multi-token workspace made so far (bytes), for `peakScratchBytes`.
     private var largestPrefillWorkspaceBytes = 0
+    /// Longest run of tokens one pass works on: a longer prompt (without a tracer) runs as
+    /// consecutive chunks over the cache, with the same results bit for bit (prefill equals
+    /// decode). It bounds the prefill workspace — about 0.8 MB per token for V2-Lite's shapes,
+    /// which at 512 tokens pushed a q4 run past "file size + KV + 5%" — while a chunk still has
+    /// enough tokens per routed expert (≈ chunk × topK / experts) to read each expert's weights
+    /// once for many rows. Tests lower it to exercise the chunk boundaries.
+    public var prefillChunkTokens = 256 {
+        didSet { prefillChunkTokens = max(1, prefillChunkTokens) }
+    }
 
     /// q_a_layernorm and kv_a_layernorm use a hard-coded eps (NUMERICS.md item 6).
     static let latentNormEps: Float = 1e-6
@@ -103,15 +112,44 @@ public final class QuantizedEngine: LanguageModel {
     }
 
     public func forward(tokens: [Int32], logits rows: LogitsRows, tracer: ForwardTracer?) throws -> [Float] {
-        let count = tokens.count, hidden = config.hiddenSize
         try checkForwardInput(tokens)
-        let ws: EngineWorkspace
-        if count == 1 {
-            ws = decodeWorkspace
-        } else {
-            ws = EngineWorkspace(tokens: count, config: config)
-            largestPrefillWorkspaceBytes = max(largestPrefillWorkspaceBytes, ws.allocatedBytes)
+        let chunk = prefillChunkTokens
+        // A tracer records each name once per call with all tokens, so traced calls run whole.
+        guard tracer == nil, tokens.count > chunk else {
+            return pass(tokens[...], logits: rows, workspace: workspace(tokens: tokens.count), tracer: tracer)
         }
+        let ws = workspace(tokens: chunk)
+        var logits: [Float] = []
+        var start = 0
+        while start < tokens.count {
+            let end = min(start + chunk, tokens.count)
+            let chunkRows: LogitsRows
+            switch rows {
+            case .all: chunkRows = .all
+            case .last: chunkRows = end == tokens.count ? .last : .none
+            case .none: chunkRows = .none
+            }
+            // The last chunk may be shorter than the workspace: a smaller one for it.
+            let chunkWorkspace = end - start == chunk ? ws : workspace(tokens: end - start)
+            logits += pass(tokens[start..<end], logits: chunkRows, workspace: chunkWorkspace, tracer: nil)
+            start = end
+        }
+        return logits
+    }
+
+    /// The decode workspace for one token, else a new one for `tokens` (freed after its call).
+    private func workspace(tokens: Int) -> EngineWorkspace {
+        if tokens == 1 { return decodeWorkspace }
+        let ws = EngineWorkspace(tokens: tokens, config: config)
+        largestPrefillWorkspaceBytes = max(largestPrefillWorkspaceBytes, ws.allocatedBytes)
+        return ws
+    }
+
+    /// One forward pass over `tokens` (validated), appended to the cache.
+    private func pass(_ tokens: ArraySlice<Int32>, logits rows: LogitsRows, workspace ws: EngineWorkspace,
+                      tracer: ForwardTracer?) -> [Float] {
+        let count = tokens.count, hidden = config.hiddenSize
+        precondition(ws.tokens == count, "workspace for \(ws.tokens) tokens, pass of \(count)")
         for cache in caches { cache.reserve(cachedTokens + count) }
         attentionScratch.reserve(context: cachedTokens + count)
         for t in 0..<count {

@@ -80,7 +80,7 @@ public final class WorkerPool: @unchecked Sendable {
     public func run(_ work: (Int) -> Void) {
         if threadCount == 1 { work(0); return }
         let me = pthread_self()
-        let meBits = Int64(Int(bitPattern: unsafeBitCast(me, to: UInt.self)))
+        let meBits = Int64(Int(bitPattern: UInt(me)))   // pthread_t is an integer on Linux
         if dsv2_atomic_load(counters + 3) == meBits || threads.contains(where: { pthread_equal($0, me) != 0 }) {
             for p in 0..<threadCount { work(p) }
             return
