@@ -7,8 +7,8 @@ import Foundation
 ///
 /// Mat-vec: GB/s of weights streamed (quants + scales) on 10944×2048 and 2048×10944 matrices,
 /// cycling through enough distinct matrices (`--megabytes`, default 640 MB > the 260 MB L3 of
-/// this machine kind) that every pass reads DRAM, as real decode does. Next to it, the read
-/// bandwidth of a plain streaming loop over 1 GB measured in the same run, and the fraction.
+/// this machine kind) that every pass reads DRAM, as real decode does. Next to it, the
+/// read bandwidth `ReadBandwidthProbe` measures in the same run, and the fraction.
 /// Mat-mat: GFLOP/s (2·tokens·rows·columns per product) for 64 tokens × 1408×2048.
 struct BenchKernelsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -64,14 +64,10 @@ struct BenchKernelsCommand: ParsableCommand {
         let load = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))
             .flatMap { $0.split(separator: " ").first }.flatMap { Double($0) }
         var report = Report(readBandwidth: [], matvec: [], matmul: [], regionMicroseconds: [], loadAverage: load)
-        // 1. Read bandwidth probe: a streaming read over 1 GB.
-        do {
-            let probe = AlignedBuffer(byteCount: 1 << 30, alignment: 4096)
-            fillRandom(probe, seed: 0xB0B)
-            for n in threadCounts {
-                report.readBandwidth.append(Bandwidth(threads: n, gbPerSecond: readBandwidth(probe, pools[n]!)))
-                log("read bandwidth, \(n) thread(s): \(format(report.readBandwidth.last!.gbPerSecond)) GB/s")
-            }
+        // 1. Read bandwidth: the probe `bench model` uses (a buffer well above the last-level cache).
+        for n in threadCounts {
+            report.readBandwidth.append(Bandwidth(threads: n, gbPerSecond: ReadBandwidthProbe.measure(threads: n) / 1e9))
+            log("read bandwidth, \(n) thread(s): \(format(report.readBandwidth.last!.gbPerSecond)) GB/s")
         }
         // Cost of starting one parallel region (empty body).
         for n in threadCounts {
@@ -150,30 +146,6 @@ struct BenchKernelsCommand: ParsableCommand {
         return elapsed / Double(calls)
     }
 
-    /// GB/s of a plain streaming read (sum of floats) over `buffer`, split over the pool's threads.
-    func readBandwidth(_ buffer: AlignedBuffer, _ pool: WorkerPool) -> Double {
-        let chunks = buffer.byteCount / 4096
-        let sink = AlignedBuffer(byteCount: pool.threadCount * 64)
-        let time = measure {
-            pool.run { p in
-                let lower = p * chunks / pool.threadCount * 4096, upper = (p + 1) * chunks / pool.threadCount * 4096
-                var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>(), a3 = SIMD16<Float>()
-                var offset = lower
-                let base = UnsafeRawPointer(buffer.pointer)
-                while offset < upper {
-                    a0 += base.loadUnaligned(fromByteOffset: offset, as: SIMD16<Float>.self)
-                    a1 += base.loadUnaligned(fromByteOffset: offset &+ 64, as: SIMD16<Float>.self)
-                    a2 += base.loadUnaligned(fromByteOffset: offset &+ 128, as: SIMD16<Float>.self)
-                    a3 += base.loadUnaligned(fromByteOffset: offset &+ 192, as: SIMD16<Float>.self)
-                    offset &+= 256
-                }
-                // Keep the sums alive so the loads are not optimised away.
-                sink.pointer.storeBytes(of: (a0 + a1 + a2 + a3).sum(), toByteOffset: p * 64, as: Float.self)
-            }
-        }
-        return Double(buffer.byteCount) / time / 1e9
-    }
-
     /// Distinct matrices totalling at least `megabytes`, each filled with its own pseudo-random
     /// valid values of `type` (random quants; finite f16 scales and weights), so that a pass over
     /// them reads DRAM: identical or zero pages could be deduplicated by the host and read from
@@ -230,7 +202,7 @@ struct BenchKernelsCommand: ParsableCommand {
         if let load = report.loadAverage {
             print("load average at start: \(format(load, 2)) (on \(WorkerPool.defaultThreadCount) cores; figures are only meaningful near 0)")
         }
-        print("read bandwidth (streaming 1 GB): " + report.readBandwidth
+        print("read bandwidth (probe): " + report.readBandwidth
             .map { "\($0.threads) thread(s) \(format($0.gbPerSecond)) GB/s" }.joined(separator: ", "))
         print("parallel region start+join: " + report.regionMicroseconds
             .map { "\($0.threads) thread(s) \(format($0.gbPerSecond, 2)) µs" }.joined(separator: ", "))
