@@ -1,4 +1,7 @@
 import CKernelSupport
+#if arch(x86_64)
+import DSV2KernelsVNNI
+#endif
 
 /// Matrix-vector (decode) and matrix-matrix (prefill) products with f32 activations in and f32
 /// out, for every `WeightType`. The serial entry points compute a range of output rows; the
@@ -42,29 +45,16 @@ public enum Kernels {
         let range = rows ?? 0..<w.rows
         precondition(range.lowerBound >= 0 && range.upperBound <= w.rows, "matmul: rows \(range) outside 0..<\(w.rows)")
         let tileRows = max(1, matmulTileBytes / max(1, w.rowStride))
+        let path = integerPath
         var start = range.lowerBound
         while start < range.upperBound {
             let end = min(start &+ tileRows, range.upperBound)
             var t = 0
             #if arch(x86_64)
-            if w.type == .q4 && !usePortableKernels {
-                // Four tokens per pass over the tile's rows: the nibbles are unpacked once.
-                let blocks = w.blocksPerRow
-                func token(_ t: Int) -> RowDot.Q4Token {
-                    RowDot.Q4Token(a: x.q4Int8Pointer(t), s: x.scalePointer(t), c: x.correctionPointer(t))
-                }
-                while t &+ 4 <= x.tokens {
-                    let group = (token(t), token(t &+ 1), token(t &+ 2), token(t &+ 3))
-                    for r in start..<end {
-                        let v = RowDot.q4AVX2x4(w.data + r &* w.rowStride, w.scales + r &* blocks &* 2, group,
-                                                blocks: blocks)
-                        y[t &* w.rows &+ r] = v[0]
-                        y[(t &+ 1) &* w.rows &+ r] = v[1]
-                        y[(t &+ 2) &* w.rows &+ r] = v[2]
-                        y[(t &+ 3) &* w.rows &+ r] = v[3]
-                    }
-                    t &+= 4
-                }
+            // Four tokens per pass over the tile's rows (q8/q4 micro-kernels): each weight
+            // vector is loaded (and its nibbles unpacked, or |w| formed) once for four tokens.
+            while t &+ 4 <= x.tokens && fourTokens(w, x, token: t, into: y, rows: start..<end, path: path) {
+                t &+= 4
             }
             #endif
             while t < x.tokens {
@@ -75,6 +65,58 @@ public enum Kernels {
         }
     }
 
+    #if arch(x86_64)
+    /// Tokens `token ..< token + 4`, rows `rows` with a four-token micro-kernel; false (nothing
+    /// done) when `w`'s type or `path` has none. Bit-identical to four `rowDots` (the
+    /// micro-kernels run each token through the single-token kernel's operations).
+    @inline(__always)
+    static func fourTokens(_ w: QuantizedMatrix, _ x: PreparedActivations, token t: Int,
+                           into y: UnsafeMutablePointer<Float>, rows: Range<Int>, path: IntegerPath) -> Bool {
+        let blocks = w.blocksPerRow, stride = w.rowStride, n = w.rows
+        @inline(__always)
+        func store(_ r: Int, _ v: SIMD4<Float>) {
+            y[t &* n &+ r] = v[0]
+            y[(t &+ 1) &* n &+ r] = v[1]
+            y[(t &+ 2) &* n &+ r] = v[2]
+            y[(t &+ 3) &* n &+ r] = v[3]
+        }
+        func vnniToken(_ k: Int, _ a: UnsafeRawPointer) -> RowDotVNNI.Token {
+            RowDotVNNI.Token(a: a, s: x.scalePointer(k), c: x.correctionPointer(k))
+        }
+        switch (w.type, path) {
+        case (.q8, .avx2):
+            func token(_ k: Int) -> RowDot.Q8Token { RowDot.Q8Token(a: x.q8Int8Pointer(k), s: x.scalePointer(k)) }
+            let group = (token(t), token(t &+ 1), token(t &+ 2), token(t &+ 3))
+            for r in rows {
+                store(r, RowDot.q8AVX2x4(w.data + r &* stride, w.scales + r &* blocks &* 2, group, blocks: blocks))
+            }
+        case (.q8, .vnni):
+            func token(_ k: Int) -> RowDotVNNI.Token { vnniToken(k, x.q8Int8Pointer(k)) }
+            let group = (token(t), token(t &+ 1), token(t &+ 2), token(t &+ 3))
+            for r in rows {
+                store(r, RowDotVNNI.q8x4(w.data + r &* stride, w.scales + r &* blocks &* 2, group, blocks: blocks))
+            }
+        case (.q4, .avx2):
+            func token(_ k: Int) -> RowDot.Q4Token {
+                RowDot.Q4Token(a: x.q4Int8Pointer(k), s: x.scalePointer(k), c: x.correctionPointer(k))
+            }
+            let group = (token(t), token(t &+ 1), token(t &+ 2), token(t &+ 3))
+            for r in rows {
+                store(r, RowDot.q4AVX2x4(w.data + r &* stride, w.scales + r &* blocks &* 2, group, blocks: blocks))
+            }
+        case (.q4, .vnni):
+            func token(_ k: Int) -> RowDotVNNI.Token { vnniToken(k, x.q4Int8Pointer(k)) }
+            let group = (token(t), token(t &+ 1), token(t &+ 2), token(t &+ 3))
+            for r in rows {
+                store(r, RowDotVNNI.q4x4(w.data + r &* stride, w.scales + r &* blocks &* 2, group, blocks: blocks))
+            }
+        default:
+            return false
+        }
+        return true
+    }
+    #endif
+
     /// Weight bytes per mat-mat tile: fits L1 with room for the activations' stream.
     static let matmulTileBytes = 16 * 1024
 
@@ -82,16 +124,50 @@ public enum Kernels {
     /// other CPUs take is tested here.
     nonisolated(unsafe) static var usePortableKernels = false
 
+    /// Test hook: run the AVX2 integer kernels even on a CPU with AVX-VNNI, so that the path
+    /// CPUs without it take stays tested (and can be compared with the VNNI one).
+    nonisolated(unsafe) static var forceAVX2Kernels = false
+
+    /// Whether this CPU has AVX-VNNI (ymm `vpdpbusd`), checked once.
+    public static let hasAVXVNNI: Bool = {
+        #if arch(x86_64)
+        return dsv2_cpu_has_avx_vnni() != 0
+        #else
+        return false
+        #endif
+    }()
+
+    /// The integer (q8/q4) kernels in use: portable Swift SIMD (other architectures, or the
+    /// test hook), AVX2, or AVX-VNNI (module DSV2KernelsVNNI, bit-identical to AVX2).
+    enum IntegerPath { case portable, avx2, vnni }
+
+    static var integerPath: IntegerPath {
+        #if arch(x86_64)
+        if usePortableKernels { return .portable }
+        return hasAVXVNNI && !forceAVX2Kernels ? .vnni : .avx2
+        #else
+        return .portable
+        #endif
+    }
+
     /// The row loop, one specialised loop per weight type (the switch stays outside the loop).
     @inline(__always)
     static func rowDots(_ w: QuantizedMatrix, _ x: PreparedActivations, token: Int,
                         into y: UnsafeMutablePointer<Float>, rows: Range<Int>) {
         let stride = w.rowStride
+        #if arch(x86_64)
+        let path = integerPath
+        #endif
         switch w.type {
         case .q8:
             let blocks = w.blocksPerRow, s = x.scalePointer(token)
             #if arch(x86_64)
-            if !usePortableKernels {
+            if path == .vnni {
+                let k = RowDotVNNI.Token(a: x.q8Int8Pointer(token), s: s, c: x.correctionPointer(token))
+                for r in rows { y[r] = RowDotVNNI.q8(w.data + r &* stride, w.scales + r &* blocks &* 2, k, blocks: blocks) }
+                return
+            }
+            if path == .avx2 {
                 let a = x.q8Int8Pointer(token)
                 for r in rows {
                     y[r] = RowDot.q8AVX2(w.data + r &* stride, w.scales + r &* blocks &* 2, a, s, blocks: blocks)
@@ -106,7 +182,12 @@ public enum Kernels {
         case .q4:
             let blocks = w.blocksPerRow, s = x.scalePointer(token), c = x.correctionPointer(token)
             #if arch(x86_64)
-            if !usePortableKernels {
+            if path == .vnni {
+                let k = RowDotVNNI.Token(a: x.q4Int8Pointer(token), s: s, c: c)
+                for r in rows { y[r] = RowDotVNNI.q4(w.data + r &* stride, w.scales + r &* blocks &* 2, k, blocks: blocks) }
+                return
+            }
+            if path == .avx2 {
                 let a = x.q4Int8Pointer(token)
                 for r in rows {
                     y[r] = RowDot.q4AVX2(w.data + r &* stride, w.scales + r &* blocks &* 2, a, s, c, blocks: blocks)
