@@ -81,10 +81,12 @@ public enum RowDotVNNI {
             dsv2_prefetch(wb + (prefetchDistance &+ 192))
             dsv2_prefetch(ws + (b &* 2 &+ 512))
             let weightScales = _mm256_cvtph_ps(ws.loadUnaligned(fromByteOffset: b &* 2, as: __m128i.self))
-            for j in 0..<8 {
+            // Written out (not a loop): constant j makes s[j] a register broadcast.
+            @inline(__always) func block(_ j: Int) {
                 let wv = (wb + j &* 32).loadUnaligned(as: __m256i.self)
                 q8Step(&t, _mm256_sign_epi8(wv, wv), wv, b, j, weightScales)
             }
+            block(0); block(1); block(2); block(3); block(4); block(5); block(6); block(7)
             b &+= 8
         }
         while b < blocks {
@@ -104,7 +106,7 @@ public enum RowDotVNNI {
         while b &+ 8 <= blocks {
             let wb = w + b &* 32
             let weightScales = _mm256_cvtph_ps(ws.loadUnaligned(fromByteOffset: b &* 2, as: __m128i.self))
-            for j in 0..<8 {
+            @inline(__always) func block(_ j: Int) {
                 let wv = (wb + j &* 32).loadUnaligned(as: __m256i.self)
                 let absW = _mm256_sign_epi8(wv, wv)
                 q8Step(&t0, absW, wv, b, j, weightScales)
@@ -112,6 +114,7 @@ public enum RowDotVNNI {
                 q8Step(&t2, absW, wv, b, j, weightScales)
                 q8Step(&t3, absW, wv, b, j, weightScales)
             }
+            block(0); block(1); block(2); block(3); block(4); block(5); block(6); block(7)
             b &+= 8
         }
         while b < blocks {
@@ -191,10 +194,11 @@ public enum RowDotVNNI {
             dsv2_prefetch(wb + (prefetchDistance &+ 64))
             dsv2_prefetch(ws + (b &* 2 &+ 512))
             let weightScales = _mm256_cvtph_ps(ws.loadUnaligned(fromByteOffset: b &* 2, as: __m128i.self))
-            for pair in 0..<4 {
+            @inline(__always) func pairStep(_ pair: Int) {
                 let (low, high) = unpack(wb + pair &* 32, mask)
                 q4Step(&t, low, high, b, pair, weightScales)
             }
+            pairStep(0); pairStep(1); pairStep(2); pairStep(3)
             b &+= 8
         }
         while b &+ 2 <= blocks {
@@ -217,13 +221,14 @@ public enum RowDotVNNI {
         while b &+ 8 <= blocks {
             let wb = w + b &* 16
             let weightScales = _mm256_cvtph_ps(ws.loadUnaligned(fromByteOffset: b &* 2, as: __m128i.self))
-            for pair in 0..<4 {
+            @inline(__always) func pairStep(_ pair: Int) {
                 let (low, high) = unpack(wb + pair &* 32, mask)
                 q4Step(&t0, low, high, b, pair, weightScales)
                 q4Step(&t1, low, high, b, pair, weightScales)
                 q4Step(&t2, low, high, b, pair, weightScales)
                 q4Step(&t3, low, high, b, pair, weightScales)
             }
+            pairStep(0); pairStep(1); pairStep(2); pairStep(3)
             b &+= 8
         }
         while b &+ 2 <= blocks {

@@ -72,6 +72,10 @@ final class KernelMatVecTests: XCTestCase {
             print("testVNNIBitIdenticalToAVX2: skipped, this CPU lacks AVX-VNNI (avx_vnni)")
             throw XCTSkip("this CPU lacks AVX-VNNI (avx_vnni)")
         }
+        guard Kernels.usesAVXVNNI else {
+            print("testVNNIBitIdenticalToAVX2: skipped, DSV2_DISABLE_VNNI is set")
+            throw XCTSkip("DSV2_DISABLE_VNNI is set")
+        }
         XCTAssertEqual(Kernels.integerPath, .vnni)
         var random = KernelRandom(seed: 50)
         for type in [WeightType.q8, .q4] {

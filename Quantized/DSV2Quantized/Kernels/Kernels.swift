@@ -1,4 +1,9 @@
 import CKernelSupport
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 #if arch(x86_64)
 import DSV2KernelsVNNI
 #endif
@@ -137,6 +142,11 @@ public enum Kernels {
         #endif
     }()
 
+    /// Whether the VNNI kernels run: the CPU has AVX-VNNI and the environment variable
+    /// `DSV2_DISABLE_VNNI` is unset (set it to measure or run the AVX2 path on such a CPU;
+    /// results are bit-identical either way).
+    public static let usesAVXVNNI: Bool = hasAVXVNNI && getenv("DSV2_DISABLE_VNNI") == nil
+
     /// The integer (q8/q4) kernels in use: portable Swift SIMD (other architectures, or the
     /// test hook), AVX2, or AVX-VNNI (module DSV2KernelsVNNI, bit-identical to AVX2).
     enum IntegerPath { case portable, avx2, vnni }
@@ -144,7 +154,7 @@ public enum Kernels {
     static var integerPath: IntegerPath {
         #if arch(x86_64)
         if usePortableKernels { return .portable }
-        return hasAVXVNNI && !forceAVX2Kernels ? .vnni : .avx2
+        return usesAVXVNNI && !forceAVX2Kernels ? .vnni : .avx2
         #else
         return .portable
         #endif

@@ -65,10 +65,13 @@ extension RowDot {
             dsv2_prefetch(wb + (prefetchDistance &+ 192))
             dsv2_prefetch(ws + (b &* 2 &+ 512))
             let weightScales = _mm256_cvtph_ps(ws.loadUnaligned(fromByteOffset: b &* 2, as: __m128i.self))
-            for j in 0..<8 {
+            // Written out (not a loop): with constant j, s[j] is a register broadcast and the
+            // accumulator choice static (a loop was kept rolled and went through the stack).
+            @inline(__always) func block(_ j: Int) {
                 let wv = (wb + j &* 32).loadUnaligned(as: __m256i.self)
                 q8Step(&t, _mm256_sign_epi8(wv, wv), wv, b, j, weightScales, ones)
             }
+            block(0); block(1); block(2); block(3); block(4); block(5); block(6); block(7)
             b &+= 8
         }
         while b < blocks {
@@ -92,7 +95,7 @@ extension RowDot {
         while b &+ 8 <= blocks {
             let wb = w + b &* 32
             let weightScales = _mm256_cvtph_ps(ws.loadUnaligned(fromByteOffset: b &* 2, as: __m128i.self))
-            for j in 0..<8 {
+            @inline(__always) func block(_ j: Int) {
                 let wv = (wb + j &* 32).loadUnaligned(as: __m256i.self)
                 let absW = _mm256_sign_epi8(wv, wv)
                 q8Step(&t0, absW, wv, b, j, weightScales, ones)
@@ -100,6 +103,7 @@ extension RowDot {
                 q8Step(&t2, absW, wv, b, j, weightScales, ones)
                 q8Step(&t3, absW, wv, b, j, weightScales, ones)
             }
+            block(0); block(1); block(2); block(3); block(4); block(5); block(6); block(7)
             b &+= 8
         }
         while b < blocks {
@@ -223,7 +227,7 @@ extension RowDot {
         while b &+ 8 <= blocks {
             let wb = w + b &* 16
             let weightScales = _mm256_cvtph_ps(ws.loadUnaligned(fromByteOffset: b &* 2, as: __m128i.self))
-            for pair in 0..<4 {
+            @inline(__always) func pairStep(_ pair: Int) {
                 let v = (wb + pair &* 32).loadUnaligned(as: __m256i.self)
                 let low = _mm256_and_si256(v, mask), high = _mm256_and_si256(_mm256_srli_epi16(v, 4), mask)
                 step(&t0, low, high, b, pair, weightScales)
@@ -231,6 +235,7 @@ extension RowDot {
                 step(&t2, low, high, b, pair, weightScales)
                 step(&t3, low, high, b, pair, weightScales)
             }
+            pairStep(0); pairStep(1); pairStep(2); pairStep(3)
             b &+= 8
         }
         @inline(__always)
