@@ -4,7 +4,12 @@ import CKernelSupport
 
 /// The q8 and q4 row dots of `RowDotAVX2` (module DSV2Quantized) with AVX-VNNI: one
 /// `vpdpbusd` (u8 × s8, four products summed into each 32-bit lane, plus the lane's
-/// accumulator) replaces vpmaddubsw + vpmaddwd (+ vpaddw + vpaddd for q4).
+/// accumulator) replaces vpmaddubsw + vpmaddwd (+ vpaddw + vpaddd for q4). For q8 the
+/// activations come offset to unsigned bytes (a + 128) and the weights stay signed:
+/// Σ (a + 128)·w − 128·Σ w = Σ a·w, where −128·Σ w per lane is computed once per weight
+/// vector (shared by the four tokens of the mat-mat micro-kernel) and is the accumulator the
+/// products are added to. Per token and block that is one vpdpbusd, against vpsignb +
+/// vpdpbusd with |w| · sign(a, w), and q8 mat-mat is bound by those per-token operations.
 ///
 /// This module alone is compiled with `-Xcc -mavxvnni` (Package.swift): Swift takes its LLVM
 /// target features from the clang importer options, so only here may LLVM emit VNNI. Callers
@@ -19,16 +24,16 @@ import CKernelSupport
 ///
 /// **Exactness (no saturation).** `vpdpbusd` (not the saturating `vpdpbusds`) adds four
 /// 8-bit products to a 32-bit lane with wrap-around, but nothing here comes near 2^31:
-/// q8: |w| ≤ 127 and |sign(a, w)| ≤ 127 (activations are clamped to ±127), four products
-/// ≤ 64516 per lane; q4: nibbles u ≤ 15, |a| ≤ 127, eight products per lane (low and high
+/// q8: a + 128 ≤ 255 (activations are clamped to ±127) and |w| ≤ 127, so four products
+/// ≤ 129540 per lane and the correction 128 · 4 · 127 = 65024; q4: nibbles u ≤ 15, |a| ≤ 127, eight products per lane (low and high
 /// nibbles) ≤ 15240, plus the correction |−8 · Σ a| ≤ 8 · 32 · 127 = 32512. Unlike
 /// vpmaddubsw there is no 16-bit intermediate at all.
 public enum RowDotVNNI {
     /// Bytes ahead of the weight pointer to prefetch (= RowDot.prefetchDistance).
     static let prefetchDistance = 4096
 
-    /// One token's activation planes (`a` Int8 quants — natural order for q8, pair order for
-    /// q4 —, `s` per-block scales, `c` q4 corrections; unused for q8), as in `PreparedActivations`.
+    /// One token's activation planes (`a` quants — for q8 natural order offset to UInt8
+    /// a + 128, for q4 Int8 in pair order —, `s` per-block scales, `c` q4 corrections; unused for q8), as in `PreparedActivations`.
     public struct Token {
         public let a: UnsafeRawPointer, s: UnsafePointer<Float>, c: UnsafeRawPointer
         public init(a: UnsafeRawPointer, s: UnsafePointer<Float>, c: UnsafeRawPointer) {
@@ -46,26 +51,32 @@ public enum RowDotVNNI {
 
     // MARK: q8 × q8
 
-    /// Eight 32-bit partial sums of one block's Σ w·a as floats: Σ |w| · sign(a, w).
+    /// −128 · Σ w over each group of four bytes (32-bit lane) of one block of weights `wv`.
     @inline(__always)
-    static func q8Block(_ absW: __m256i, _ wv: __m256i, _ a: UnsafeRawPointer) -> SIMD8<Float> {
-        let sums = _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), absW,
-                                           _mm256_sign_epi8(a.loadUnaligned(as: __m256i.self), wv))
-        return _mm256_cvtepi32_ps(sums)
+    static func q8Correction(_ wv: __m256i) -> __m256i {
+        let zero = _mm256_setzero_si256()
+        return _mm256_sub_epi32(zero, _mm256_dpbusd_avx_epi32(zero, _mm256_set1_epi8(-128), wv))
+    }
+
+    /// Eight 32-bit partial sums of one block's Σ w·a as floats: the correction plus
+    /// Σ (a + 128)·w, lane by lane the same integers as the AVX2 kernel's.
+    @inline(__always)
+    static func q8Block(_ correction: __m256i, _ wv: __m256i, _ a: UnsafeRawPointer) -> SIMD8<Float> {
+        _mm256_cvtepi32_ps(_mm256_dpbusd_avx_epi32(correction, a.loadUnaligned(as: __m256i.self), wv))
     }
 
     @inline(__always)
-    static func q8Step(_ k: inout Lane, _ absW: __m256i, _ wv: __m256i, _ b: Int, _ j: Int,
+    static func q8Step(_ k: inout Lane, _ correction: __m256i, _ wv: __m256i, _ b: Int, _ j: Int,
                        _ weightScales: SIMD8<Float>) {
         let s = weightScales * UnsafeRawPointer(k.s).loadUnaligned(fromByteOffset: b &* 4, as: SIMD8<Float>.self)
-        let p = q8Block(absW, wv, k.a + (b &+ j) &* 32)
+        let p = q8Block(correction, wv, k.a + (b &+ j) &* 32)
         if j & 1 == 0 { k.acc0.addProduct(p, SIMD8(repeating: s[j])) } else { k.acc1.addProduct(p, SIMD8(repeating: s[j])) }
     }
 
     @inline(__always)
-    static func q8TailStep(_ k: inout Lane, _ absW: __m256i, _ wv: __m256i, _ ws: UnsafeRawPointer, _ b: Int) {
+    static func q8TailStep(_ k: inout Lane, _ correction: __m256i, _ wv: __m256i, _ ws: UnsafeRawPointer, _ b: Int) {
         let s = Float(ws.loadUnaligned(fromByteOffset: b &* 2, as: Float16.self)) * k.s[b]
-        k.acc0.addProduct(q8Block(absW, wv, k.a + b &* 32), SIMD8(repeating: s))
+        k.acc0.addProduct(q8Block(correction, wv, k.a + b &* 32), SIMD8(repeating: s))
     }
 
     /// One q8 row (mat-vec): `w` quants (blocks × 32 bytes), `ws` its f16 scales.
@@ -84,20 +95,20 @@ public enum RowDotVNNI {
             // Written out (not a loop): constant j makes s[j] a register broadcast.
             @inline(__always) func block(_ j: Int) {
                 let wv = (wb + j &* 32).loadUnaligned(as: __m256i.self)
-                q8Step(&t, _mm256_sign_epi8(wv, wv), wv, b, j, weightScales)
+                q8Step(&t, q8Correction(wv), wv, b, j, weightScales)
             }
             block(0); block(1); block(2); block(3); block(4); block(5); block(6); block(7)
             b &+= 8
         }
         while b < blocks {
             let wv = (w + b &* 32).loadUnaligned(as: __m256i.self)
-            q8TailStep(&t, _mm256_sign_epi8(wv, wv), wv, ws, b)
+            q8TailStep(&t, q8Correction(wv), wv, ws, b)
             b &+= 1
         }
         return t.total
     }
 
-    /// One q8 row against four tokens (mat-mat): |w| once per weight vector for all four.
+    /// One q8 row against four tokens (mat-mat): the correction once per weight vector for all four.
     @inline(never)
     public static func q8x4(_ w: UnsafeRawPointer, _ ws: UnsafeRawPointer,
                             _ tokens: (Token, Token, Token, Token), blocks: Int) -> SIMD4<Float> {
@@ -108,20 +119,20 @@ public enum RowDotVNNI {
             let weightScales = _mm256_cvtph_ps(ws.loadUnaligned(fromByteOffset: b &* 2, as: __m128i.self))
             @inline(__always) func block(_ j: Int) {
                 let wv = (wb + j &* 32).loadUnaligned(as: __m256i.self)
-                let absW = _mm256_sign_epi8(wv, wv)
-                q8Step(&t0, absW, wv, b, j, weightScales)
-                q8Step(&t1, absW, wv, b, j, weightScales)
-                q8Step(&t2, absW, wv, b, j, weightScales)
-                q8Step(&t3, absW, wv, b, j, weightScales)
+                let correction = q8Correction(wv)
+                q8Step(&t0, correction, wv, b, j, weightScales)
+                q8Step(&t1, correction, wv, b, j, weightScales)
+                q8Step(&t2, correction, wv, b, j, weightScales)
+                q8Step(&t3, correction, wv, b, j, weightScales)
             }
             block(0); block(1); block(2); block(3); block(4); block(5); block(6); block(7)
             b &+= 8
         }
         while b < blocks {
             let wv = (w + b &* 32).loadUnaligned(as: __m256i.self)
-            let absW = _mm256_sign_epi8(wv, wv)
-            q8TailStep(&t0, absW, wv, ws, b); q8TailStep(&t1, absW, wv, ws, b)
-            q8TailStep(&t2, absW, wv, ws, b); q8TailStep(&t3, absW, wv, ws, b)
+            let correction = q8Correction(wv)
+            q8TailStep(&t0, correction, wv, ws, b); q8TailStep(&t1, correction, wv, ws, b)
+            q8TailStep(&t2, correction, wv, ws, b); q8TailStep(&t3, correction, wv, ws, b)
             b &+= 1
         }
         return SIMD4(t0.total, t1.total, t2.total, t3.total)

@@ -96,7 +96,7 @@ public enum Kernels {
                 store(r, RowDot.q8AVX2x4(w.data + r &* stride, w.scales + r &* blocks &* 2, group, blocks: blocks))
             }
         case (.q8, .vnni):
-            func token(_ k: Int) -> RowDotVNNI.Token { vnniToken(k, x.q8Int8Pointer(k)) }
+            func token(_ k: Int) -> RowDotVNNI.Token { vnniToken(k, x.q8OffsetPointer(k)) }
             let group = (token(t), token(t &+ 1), token(t &+ 2), token(t &+ 3))
             for r in rows {
                 store(r, RowDotVNNI.q8x4(w.data + r &* stride, w.scales + r &* blocks &* 2, group, blocks: blocks))
@@ -173,7 +173,7 @@ public enum Kernels {
             let blocks = w.blocksPerRow, s = x.scalePointer(token)
             #if arch(x86_64)
             if path == .vnni {
-                let k = RowDotVNNI.Token(a: x.q8Int8Pointer(token), s: s, c: x.correctionPointer(token))
+                let k = RowDotVNNI.Token(a: x.q8OffsetPointer(token), s: s, c: x.correctionPointer(token))
                 for r in rows { y[r] = RowDotVNNI.q8(w.data + r &* stride, w.scales + r &* blocks &* 2, k, blocks: blocks) }
                 return
             }
