@@ -23,7 +23,8 @@
 /// positions k the activations are stored as one 16-lane vector [A's 8 lanes, B's 8 lanes].
 /// An odd last block is paired with a zero block.
 ///
-/// Not thread-safe to `load` while kernels read it; reading from many threads is fine.
+/// Not thread-safe to `load` while kernels read it; reading from many threads is fine. A new
+/// per-token plane must also be copied by `copyToken` (EngineWorkspace.swift).
 public final class PreparedActivations: @unchecked Sendable {
     public let tokens: Int
     public let columns: Int
