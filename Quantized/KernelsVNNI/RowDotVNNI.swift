@@ -138,6 +138,42 @@ public enum RowDotVNNI {
         return SIMD4(t0.total, t1.total, t2.total, t3.total)
     }
 
+    /// One q8 row against six tokens: like `q8x4` (12 accumulators, the most the 16 ymm
+    /// registers allow; +5–15% over four tokens on q8 mat-mat and V2-Lite prefill). Lanes 0–5
+    /// of the result are the tokens', 6–7 are zero.
+    @inline(never)
+    public static func q8x6(_ w: UnsafeRawPointer, _ ws: UnsafeRawPointer,
+                            _ tokens: (Token, Token, Token, Token, Token, Token), blocks: Int) -> SIMD8<Float> {
+        var t0 = Lane(tokens.0), t1 = Lane(tokens.1), t2 = Lane(tokens.2), t3 = Lane(tokens.3)
+        var t4 = Lane(tokens.4), t5 = Lane(tokens.5)
+        var b = 0
+        while b &+ 8 <= blocks {
+            let wb = w + b &* 32
+            let weightScales = _mm256_cvtph_ps(ws.loadUnaligned(fromByteOffset: b &* 2, as: __m128i.self))
+            @inline(__always) func block(_ j: Int) {
+                let wv = (wb + j &* 32).loadUnaligned(as: __m256i.self)
+                let correction = q8Correction(wv)
+                q8Step(&t0, correction, wv, b, j, weightScales)
+                q8Step(&t1, correction, wv, b, j, weightScales)
+                q8Step(&t2, correction, wv, b, j, weightScales)
+                q8Step(&t3, correction, wv, b, j, weightScales)
+                q8Step(&t4, correction, wv, b, j, weightScales)
+                q8Step(&t5, correction, wv, b, j, weightScales)
+            }
+            block(0); block(1); block(2); block(3); block(4); block(5); block(6); block(7)
+            b &+= 8
+        }
+        while b < blocks {
+            let wv = (w + b &* 32).loadUnaligned(as: __m256i.self)
+            let correction = q8Correction(wv)
+            q8TailStep(&t0, correction, wv, ws, b); q8TailStep(&t1, correction, wv, ws, b)
+            q8TailStep(&t2, correction, wv, ws, b); q8TailStep(&t3, correction, wv, ws, b)
+            q8TailStep(&t4, correction, wv, ws, b); q8TailStep(&t5, correction, wv, ws, b)
+            b &+= 1
+        }
+        return SIMD8(t0.total, t1.total, t2.total, t3.total, t4.total, t5.total, 0, 0)
+    }
+
     // MARK: q4 × q8
 
     /// Two q4 blocks' unpacked nibbles (`low`, `high`: unsigned bytes) against their pair-order

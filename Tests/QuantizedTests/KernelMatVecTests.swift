@@ -80,7 +80,7 @@ final class KernelMatVecTests: XCTestCase {
         var random = KernelRandom(seed: 50)
         for type in [WeightType.q8, .q4] {
             for columns in Self.columns {
-                let rows = columns >= 5120 ? 3 : 7, tokens = 11  // two groups of four, three single
+                let rows = columns >= 5120 ? 3 : 7, tokens = 11  // micro-kernel groups and singles
                 let w = makeMatrix(random.floats(rows * columns, scale: 0.1), rows: rows, columns: columns, type)
                 let x = random.floats(tokens * columns, scale: 2)
                 let prepared = x.withUnsafeBufferPointer {
@@ -144,7 +144,8 @@ final class KernelMatVecTests: XCTestCase {
         var random = KernelRandom(seed: 30)
         for type in WeightType.allCases {
             for (rows, columns) in [(37, 96), (64, 2048), (9, 100)] {
-                let tokens = 9  // two groups of four (q8/q4 micro-kernels) and one single token
+                // 11 = 4 + 4 + 3 singles (four-token micro-kernels), or 6 + 4 + 1 (q8 on VNNI).
+                let tokens = 11
                 let w = makeMatrix(random.floats(rows * columns, scale: 0.1), rows: rows, columns: columns, type)
                 let x = random.floats(tokens * columns)
                 let prepared = x.withUnsafeBufferPointer { PreparedActivations($0.baseAddress!, columns: columns, tokens: tokens) }

@@ -49,8 +49,8 @@ public enum Kernels {
     /// Y[t, r] = Σ_c W[r, c] · X[t, c] for every token t and r in `rows` (default: all);
     /// Y is [x.tokens, w.rows] row-major. Works on tiles of rows small enough to stay in L1/L2
     /// while every token passes over them, so the weights are read from memory once; q8/q4 run
-    /// four tokens at a time through a micro-kernel (the rest one by one), bit-identical to
-    /// mat-vec per token.
+    /// six (q8 with VNNI) or four tokens at a time through a micro-kernel (the rest one by
+    /// one), bit-identical to mat-vec per token.
     public static func matmul(_ w: QuantizedMatrix, _ x: PreparedActivations,
                               into y: UnsafeMutablePointer<Float>, rows: Range<Int>? = nil) {
         precondition(x.columns == w.columns, "matmul: matrix has \(w.columns) columns, activations \(x.columns)")
@@ -63,8 +63,11 @@ public enum Kernels {
             let end = min(start &+ tileRows, range.upperBound)
             var t = 0
             #if arch(x86_64)
-            // Four tokens per pass over the tile's rows (q8/q4 micro-kernels): each weight
-            // vector is loaded (and its nibbles unpacked, or |w| formed) once for four tokens.
+            // Six or four tokens per pass over the tile's rows (q8/q4 micro-kernels): each
+            // weight vector is loaded (and its nibbles unpacked, or |w| formed) once for them all.
+            while t &+ 6 <= x.tokens && sixTokens(w, x, token: t, into: y, rows: start..<end, path: path) {
+                t &+= 6
+            }
             while t &+ 4 <= x.tokens && fourTokens(w, x, token: t, into: y, rows: start..<end, path: path) {
                 t &+= 4
             }
@@ -78,6 +81,30 @@ public enum Kernels {
     }
 
     #if arch(x86_64)
+    /// Tokens `token ..< token + 6`, rows `rows` with the six-token micro-kernel (q8 on the VNNI
+    /// path only: the AVX2 and q4 micro-kernels need more registers per token); false (nothing
+    /// done) otherwise. Bit-identical to six `rowDots`.
+    @inline(__always)
+    static func sixTokens(_ w: QuantizedMatrix, _ x: PreparedActivations, token t: Int,
+                          into y: UnsafeMutablePointer<Float>, rows: Range<Int>, path: IntegerPath) -> Bool {
+        guard w.type == .q8 && path == .vnni else { return false }
+        let blocks = w.blocksPerRow, stride = w.rowStride, n = w.rows
+        func token(_ k: Int) -> RowDotVNNI.Token {
+            RowDotVNNI.Token(a: x.q8OffsetPointer(k), s: x.scalePointer(k), c: x.correctionPointer(k))
+        }
+        let group = (token(t), token(t &+ 1), token(t &+ 2), token(t &+ 3), token(t &+ 4), token(t &+ 5))
+        for r in rows {
+            let v = RowDotVNNI.q8x6(w.data + r &* stride, w.scales + r &* blocks &* 2, group, blocks: blocks)
+            y[t &* n &+ r] = v[0]
+            y[(t &+ 1) &* n &+ r] = v[1]
+            y[(t &+ 2) &* n &+ r] = v[2]
+            y[(t &+ 3) &* n &+ r] = v[3]
+            y[(t &+ 4) &* n &+ r] = v[4]
+            y[(t &+ 5) &* n &+ r] = v[5]
+        }
+        return true
+    }
+
     /// Tokens `token ..< token + 4`, rows `rows` with a four-token micro-kernel; false (nothing
     /// done) when `w`'s type or `path` has none. Bit-identical to four `rowDots` (the
     /// micro-kernels run each token through the single-token kernel's operations).
