@@ -36,7 +36,14 @@ let package = Package(
         // MARK: Quantized engine
         .target(name: "CKernelSupport", path: "Quantized/CKernelSupport",
                 cSettings: [.unsafeFlags(["-march=x86-64-v3", "-O3"])]),
-        .target(name: "DSV2Quantized", dependencies: ["DSV2Reference", "CKernelSupport"],
+        // The AVX-VNNI row dots, alone in a module compiled with -mavxvnni (Swift takes its LLVM
+        // target features from the clang importer options): LLVM may emit VNNI only here, and
+        // DSV2Quantized calls in only after a run-time CPU check. Never add -mavxvnni to
+        // DSV2Quantized itself: VNNI could then appear anywhere and SIGILL on older CPUs.
+        .target(name: "DSV2KernelsVNNI", dependencies: ["CKernelSupport"], path: "Quantized/KernelsVNNI",
+                swiftSettings: [.unsafeFlags(["-Xcc", "-march=x86-64-v3", "-Xcc", "-mavxvnni"]),
+                                .unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
+        .target(name: "DSV2Quantized", dependencies: ["DSV2Reference", "CKernelSupport", "DSV2KernelsVNNI"],
                 path: "Quantized/DSV2Quantized",
                 swiftSettings: cpuFlags + [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
 

@@ -48,6 +48,61 @@ final class KernelMatVecTests: XCTestCase {
         body()
     }
     func testQ4MatchesScalarReference() { checkAgainstReference(.q4, seed: 11) }
+
+    // The AVX2 integer kernels, which CPUs without AVX-VNNI run (on those the default tests
+    // above run them too; on a VNNI machine only these do).
+    func testQ8AVX2MatchesScalarReference() { avx2 { checkAgainstReference(.q8, seed: 17) } }
+    func testQ4AVX2MatchesScalarReference() { avx2 { checkAgainstReference(.q4, seed: 18) } }
+    func testAVX2IntegerDotProductsAreExact() { avx2 { testIntegerDotProductsAreExact() } }
+    func testAVX2MatmulEqualsMatvecPerToken() { avx2 { testMatmulEqualsMatvecPerToken() } }
+    func testPortableMatmulEqualsMatvecPerToken() { portable { testMatmulEqualsMatvecPerToken() } }
+
+    /// Runs `body` with the AVX2 integer kernels even where AVX-VNNI is available.
+    func avx2(_ body: () -> Void) {
+        Kernels.forceAVX2Kernels = true
+        defer { Kernels.forceAVX2Kernels = false }
+        body()
+    }
+
+    /// The AVX-VNNI kernels compute the same exact integer sums as the AVX2 ones and then the
+    /// same float operations in the same order: mat-vec and mat-mat results must be identical
+    /// bit for bit (so a model's output does not depend on which of the two CPUs ran it).
+    func testVNNIBitIdenticalToAVX2() throws {
+        guard Kernels.hasAVXVNNI else {
+            print("testVNNIBitIdenticalToAVX2: skipped, this CPU lacks AVX-VNNI (avx_vnni)")
+            throw XCTSkip("this CPU lacks AVX-VNNI (avx_vnni)")
+        }
+        guard Kernels.usesAVXVNNI else {
+            print("testVNNIBitIdenticalToAVX2: skipped, DSV2_DISABLE_VNNI is set")
+            throw XCTSkip("DSV2_DISABLE_VNNI is set")
+        }
+        XCTAssertEqual(Kernels.integerPath, .vnni)
+        var random = KernelRandom(seed: 50)
+        for type in [WeightType.q8, .q4] {
+            for columns in Self.columns {
+                let rows = columns >= 5120 ? 3 : 7, tokens = 11  // micro-kernel groups and singles
+                let w = makeMatrix(random.floats(rows * columns, scale: 0.1), rows: rows, columns: columns, type)
+                let x = random.floats(tokens * columns, scale: 2)
+                let prepared = x.withUnsafeBufferPointer {
+                    PreparedActivations($0.baseAddress!, columns: columns, tokens: tokens)
+                }
+                func products() -> (matvec: [UInt32], matmul: [UInt32]) {
+                    var single = [Float](repeating: .nan, count: tokens * rows)
+                    var multi = [Float](repeating: .nan, count: tokens * rows)
+                    single.withUnsafeMutableBufferPointer { y in
+                        for t in 0..<tokens { Kernels.matvec(w, prepared, token: t, into: y.baseAddress! + t * rows) }
+                    }
+                    multi.withUnsafeMutableBufferPointer { Kernels.matmul(w, prepared, into: $0.baseAddress!) }
+                    return (single.map(\.bitPattern), multi.map(\.bitPattern))
+                }
+                let vnni = products()
+                var reference = vnni
+                avx2 { reference = products() }
+                XCTAssertEqual(vnni.matvec, reference.matvec, "\(type) [\(rows), \(columns)] mat-vec VNNI ≠ AVX2")
+                XCTAssertEqual(vnni.matmul, reference.matmul, "\(type) [\(rows), \(columns)] mat-mat VNNI ≠ AVX2")
+            }
+        }
+    }
     func testF16MatchesScalarReference() { checkAgainstReference(.f16, seed: 12) }
     func testBF16MatchesScalarReference() { checkAgainstReference(.bf16, seed: 13) }
     func testF32MatchesScalarReference() { checkAgainstReference(.f32, seed: 14) }
@@ -89,7 +144,8 @@ final class KernelMatVecTests: XCTestCase {
         var random = KernelRandom(seed: 30)
         for type in WeightType.allCases {
             for (rows, columns) in [(37, 96), (64, 2048), (9, 100)] {
-                let tokens = 9  // two groups of four (q4 micro-kernel) and one single token
+                // 11 = 4 + 4 + 3 singles (four-token micro-kernels), or 6 + 4 + 1 (q8 on VNNI).
+                let tokens = 11
                 let w = makeMatrix(random.floats(rows * columns, scale: 0.1), rows: rows, columns: columns, type)
                 let x = random.floats(tokens * columns)
                 let prepared = x.withUnsafeBufferPointer { PreparedActivations($0.baseAddress!, columns: columns, tokens: tokens) }

@@ -36,8 +36,10 @@ static inline int64_t dsv2_atomic_add(int64_t *address, int64_t value) {
 }
 
 /// Run-time CPU feature checks, so a binary built for x86-64-v3 can refuse clearly instead of
-/// dying with SIGILL, and optional AVX-512 paths can be chosen safely.
+/// dying with SIGILL, and optional AVX-512 / AVX-VNNI paths can be chosen safely.
 int dsv2_cpu_has_avx2_fma_f16c(void);
 int dsv2_cpu_has_avx512bw(void);
+/// AVX-VNNI (ymm vpdpbusd, CPUID.(7,1):EAX[4]) and AVX2: the DSV2KernelsVNNI row dots may run.
+int dsv2_cpu_has_avx_vnni(void);
 
 #endif

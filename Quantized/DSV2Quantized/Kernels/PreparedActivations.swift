@@ -6,7 +6,9 @@
 ///   - int8 quants per block of 32 (`ScalarQuantization.quantizeActivationBlock`, the spec),
 ///     as Int8 for the AVX2 kernels — natural order (q8) and pair order (q4: per pair of
 ///     blocks A, B the 32 bytes [A₀…A₁₅, B₀…B₁₅] then [A₁₆…A₃₁, B₁₆…B₃₁], matching the low and
-///     high nibbles of the 32 weight bytes of A and B) — and, for the portable kernels,
+///     high nibbles of the 32 weight bytes of A and B), plus the natural-order quants offset
+///     to unsigned bytes (a + 128 = a XOR 0x80, for the AVX-VNNI q8 kernels) — and, for the
+///     portable kernels,
 ///     sign-extended to Int16 in two orders: even/odd per block (a₀, a₂, …, a₃₀, a₁, …, a₃₁;
 ///     q8 weights, sign-extended from 16-bit lanes by shifts) and "q4 pair order"
 ///     (below), so the kernels multiply 16-bit lanes without widening the activations again;
@@ -21,7 +23,8 @@
 /// positions k the activations are stored as one 16-lane vector [A's 8 lanes, B's 8 lanes].
 /// An odd last block is paired with a zero block.
 ///
-/// Not thread-safe to `load` while kernels read it; reading from many threads is fine.
+/// Not thread-safe to `load` while kernels read it; reading from many threads is fine. A new
+/// per-token plane must also be copied by `copyToken` (EngineWorkspace.swift).
 public final class PreparedActivations: @unchecked Sendable {
     public let tokens: Int
     public let columns: Int
@@ -34,6 +37,7 @@ public final class PreparedActivations: @unchecked Sendable {
     let q8: UnsafeMutableRawPointer
     let q4: UnsafeMutableRawPointer
     let q8Int8: UnsafeMutableRawPointer
+    let q8Offset: UnsafeMutableRawPointer
     let q4Int8: UnsafeMutableRawPointer
     let scales: UnsafeMutableRawPointer
     let corrections: UnsafeMutableRawPointer
@@ -54,7 +58,7 @@ public final class PreparedActivations: @unchecked Sendable {
         int8Stride = line(pairs * 64)
         scaleStride = line(((blocks + 7) / 8) * 8 * 4)
         correctionStride = line(pairs * 8 * 4)
-        let perToken = floatStride + evenOddStride + q8Stride + q4Stride + 2 * int8Stride + scaleStride + correctionStride
+        let perToken = floatStride + evenOddStride + q8Stride + q4Stride + 3 * int8Stride + scaleStride + correctionStride
         storage = AlignedBuffer(byteCount: perToken * tokens)
         floats = storage.pointer
         evenOdd = floats + floatStride * tokens
@@ -62,7 +66,8 @@ public final class PreparedActivations: @unchecked Sendable {
         q4 = q8 + q8Stride * tokens
         q8Int8 = q4 + q4Stride * tokens
         q4Int8 = q8Int8 + int8Stride * tokens
-        scales = q4Int8 + int8Stride * tokens
+        q8Offset = q4Int8 + int8Stride * tokens
+        scales = q8Offset + int8Stride * tokens
         corrections = scales + scaleStride * tokens
     }
 
@@ -102,7 +107,9 @@ public final class PreparedActivations: @unchecked Sendable {
         #endif
         let natural8 = (q8Int8 + token * int8Stride).assumingMemoryBound(to: Int8.self)
         let paired8 = (q4Int8 + token * int8Stride).assumingMemoryBound(to: Int8.self)
+        let offset8 = (q8Offset + token * int8Stride).assumingMemoryBound(to: UInt8.self)
         natural8.update(repeating: 0, count: pairs * 64)
+        offset8.update(repeating: 0x80, count: pairs * 64)
         paired8.update(repeating: 0, count: pairs * 64)
         if portable { paired.update(repeating: 0, count: pairs * 64) }
         correction.update(repeating: 0, count: pairs * 8)
@@ -119,6 +126,7 @@ public final class PreparedActivations: @unchecked Sendable {
                 correction[pair * 8 + half * 4] = -8 * blockSum
                 // AVX2 layouts (Int8).
                 (natural8 + start).update(from: q, count: 32)
+                for j in 0..<32 { offset8[start + j] = UInt8(bitPattern: q[j]) ^ 0x80 }
                 for j in 0..<16 {
                     paired8[pair * 64 + half * 16 + j] = q[j]
                     paired8[pair * 64 + 32 + half * 16 + j] = q[16 + j]
@@ -149,6 +157,7 @@ public final class PreparedActivations: @unchecked Sendable {
     }
     @inline(__always) func q8Int8Pointer(_ t: Int) -> UnsafeRawPointer { UnsafeRawPointer(q8Int8 + t &* int8Stride) }
     @inline(__always) func q4Int8Pointer(_ t: Int) -> UnsafeRawPointer { UnsafeRawPointer(q4Int8 + t &* int8Stride) }
+    @inline(__always) func q8OffsetPointer(_ t: Int) -> UnsafeRawPointer { UnsafeRawPointer(q8Offset + t &* int8Stride) }
     @inline(__always) func q8Pointer(_ t: Int) -> UnsafeRawPointer { UnsafeRawPointer(q8 + t &* q8Stride) }
     @inline(__always) func q4Pointer(_ t: Int) -> UnsafeRawPointer { UnsafeRawPointer(q4 + t &* q4Stride) }
     @inline(__always) func scalePointer(_ t: Int) -> UnsafePointer<Float> {

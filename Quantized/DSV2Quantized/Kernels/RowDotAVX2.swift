@@ -14,13 +14,40 @@ extension RowDot {
     // MARK: q8 × q8
 
     /// Eight 32-bit partial sums of one block's Σ w·a, as floats (exact: |Σ| < 2^22).
+    /// `absW` = |w| (shared by the tokens of a mat-mat micro-kernel), `wv` the signed quants.
     @inline(__always)
-    static func q8BlockAVX2(_ w: UnsafeRawPointer, _ a: UnsafeRawPointer, _ ones: __m256i) -> SIMD8<Float> {
-        let wv = w.loadUnaligned(as: __m256i.self)
-        let av = a.loadUnaligned(as: __m256i.self)
+    static func q8BlockAVX2(_ absW: __m256i, _ wv: __m256i, _ a: UnsafeRawPointer, _ ones: __m256i) -> SIMD8<Float> {
         // |w| · (a with the sign of w) = w · a, with an unsigned first operand as vpmaddubsw needs.
-        let pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(av, wv))
+        let pairs = _mm256_maddubs_epi16(absW, _mm256_sign_epi8(a.loadUnaligned(as: __m256i.self), wv))
         return _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, ones))
+    }
+
+    /// One token's activation planes and accumulators in the q8 row dots. Blocks alternate
+    /// between the two accumulators (block j of a step of eight into acc[j & 1]), in the
+    /// single-token kernel and in the micro-kernel alike, so both round identically.
+    struct Q8Token {
+        let a: UnsafeRawPointer, s: UnsafePointer<Float>
+        var acc0 = SIMD8<Float>(), acc1 = SIMD8<Float>()
+        init(a: UnsafeRawPointer, s: UnsafePointer<Float>) { self.a = a; self.s = s }
+        var total: Float { (acc0 + acc1).sum() }
+    }
+
+    /// Block `b + j` (j < 8) of a step of eight for one token: `weightScales` are the eight
+    /// weight scales of the step as floats.
+    @inline(__always)
+    static func q8Step(_ k: inout Q8Token, _ absW: __m256i, _ wv: __m256i, _ b: Int, _ j: Int,
+                       _ weightScales: SIMD8<Float>, _ ones: __m256i) {
+        let s = weightScales * UnsafeRawPointer(k.s).loadUnaligned(fromByteOffset: b &* 4, as: SIMD8<Float>.self)
+        let p = q8BlockAVX2(absW, wv, k.a + (b &+ j) &* 32, ones)
+        if j & 1 == 0 { k.acc0.addProduct(p, SIMD8(repeating: s[j])) } else { k.acc1.addProduct(p, SIMD8(repeating: s[j])) }
+    }
+
+    /// A tail block (the last blocks % 8 of a row) for one token: always into acc0.
+    @inline(__always)
+    static func q8TailStep(_ k: inout Q8Token, _ absW: __m256i, _ wv: __m256i, _ ws: UnsafeRawPointer, _ b: Int,
+                           _ ones: __m256i) {
+        let s = Float(ws.loadUnaligned(fromByteOffset: b &* 2, as: Float16.self)) * k.s[b]
+        k.acc0.addProduct(q8BlockAVX2(absW, wv, k.a + b &* 32, ones), SIMD8(repeating: s))
     }
 
     /// One q8 row: `w` quants, `ws` f16 scales, `a` natural-order Int8 activations, `aScales`.
@@ -28,34 +55,65 @@ extension RowDot {
     static func q8AVX2(_ w: UnsafeRawPointer, _ ws: UnsafeRawPointer, _ a: UnsafeRawPointer,
                        _ aScales: UnsafePointer<Float>, blocks: Int) -> Float {
         let ones = _mm256_set1_epi16(1)
-        var acc0 = SIMD8<Float>(), acc1 = SIMD8<Float>(), acc2 = SIMD8<Float>(), acc3 = SIMD8<Float>()
-        let sa = UnsafeRawPointer(aScales)
+        var t = Q8Token(a: a, s: aScales)
         var b = 0
         while b &+ 8 <= blocks {
-            let wb = w + b &* 32, ab = a + b &* 32
+            let wb = w + b &* 32
             dsv2_prefetch(wb + prefetchDistance)
             dsv2_prefetch(wb + (prefetchDistance &+ 64))
             dsv2_prefetch(wb + (prefetchDistance &+ 128))
             dsv2_prefetch(wb + (prefetchDistance &+ 192))
             dsv2_prefetch(ws + (b &* 2 &+ 512))
-            let s = _mm256_cvtph_ps(ws.loadUnaligned(fromByteOffset: b &* 2, as: __m128i.self))
-                * sa.loadUnaligned(fromByteOffset: b &* 4, as: SIMD8<Float>.self)
-            acc0.addProduct(q8BlockAVX2(wb, ab, ones), SIMD8(repeating: s[0]))
-            acc1.addProduct(q8BlockAVX2(wb + 32, ab + 32, ones), SIMD8(repeating: s[1]))
-            acc2.addProduct(q8BlockAVX2(wb + 64, ab + 64, ones), SIMD8(repeating: s[2]))
-            acc3.addProduct(q8BlockAVX2(wb + 96, ab + 96, ones), SIMD8(repeating: s[3]))
-            acc0.addProduct(q8BlockAVX2(wb + 128, ab + 128, ones), SIMD8(repeating: s[4]))
-            acc1.addProduct(q8BlockAVX2(wb + 160, ab + 160, ones), SIMD8(repeating: s[5]))
-            acc2.addProduct(q8BlockAVX2(wb + 192, ab + 192, ones), SIMD8(repeating: s[6]))
-            acc3.addProduct(q8BlockAVX2(wb + 224, ab + 224, ones), SIMD8(repeating: s[7]))
+            let weightScales = _mm256_cvtph_ps(ws.loadUnaligned(fromByteOffset: b &* 2, as: __m128i.self))
+            // Written out (not a loop): with constant j, s[j] is a register broadcast and the
+            // accumulator choice static (a loop was kept rolled and went through the stack).
+            @inline(__always) func block(_ j: Int) {
+                let wv = (wb + j &* 32).loadUnaligned(as: __m256i.self)
+                q8Step(&t, _mm256_sign_epi8(wv, wv), wv, b, j, weightScales, ones)
+            }
+            block(0); block(1); block(2); block(3); block(4); block(5); block(6); block(7)
             b &+= 8
         }
         while b < blocks {
-            let s = Float(ws.loadUnaligned(fromByteOffset: b &* 2, as: Float16.self)) * aScales[b]
-            acc0.addProduct(q8BlockAVX2(w + b &* 32, a + b &* 32, ones), SIMD8(repeating: s))
+            let wv = (w + b &* 32).loadUnaligned(as: __m256i.self)
+            q8TailStep(&t, _mm256_sign_epi8(wv, wv), wv, ws, b, ones)
             b &+= 1
         }
-        return ((acc0 + acc1) + (acc2 + acc3)).sum()
+        return t.total
+    }
+
+    /// One q8 row against four tokens (mat-mat): each weight vector and its |w| are loaded and
+    /// computed once for all four. Each token goes through exactly the operations of `q8AVX2`
+    /// in the same order (`q8Step`, `q8TailStep`), so the results are bit-identical to four
+    /// mat-vecs. No prefetch: the weights of a mat-mat tile are in L1 after the first group.
+    @inline(never)
+    static func q8AVX2x4(_ w: UnsafeRawPointer, _ ws: UnsafeRawPointer,
+                         _ tokens: (Q8Token, Q8Token, Q8Token, Q8Token), blocks: Int) -> SIMD4<Float> {
+        let ones = _mm256_set1_epi16(1)
+        var (t0, t1, t2, t3) = tokens
+        var b = 0
+        while b &+ 8 <= blocks {
+            let wb = w + b &* 32
+            let weightScales = _mm256_cvtph_ps(ws.loadUnaligned(fromByteOffset: b &* 2, as: __m128i.self))
+            @inline(__always) func block(_ j: Int) {
+                let wv = (wb + j &* 32).loadUnaligned(as: __m256i.self)
+                let absW = _mm256_sign_epi8(wv, wv)
+                q8Step(&t0, absW, wv, b, j, weightScales, ones)
+                q8Step(&t1, absW, wv, b, j, weightScales, ones)
+                q8Step(&t2, absW, wv, b, j, weightScales, ones)
+                q8Step(&t3, absW, wv, b, j, weightScales, ones)
+            }
+            block(0); block(1); block(2); block(3); block(4); block(5); block(6); block(7)
+            b &+= 8
+        }
+        while b < blocks {
+            let wv = (w + b &* 32).loadUnaligned(as: __m256i.self)
+            let absW = _mm256_sign_epi8(wv, wv)
+            q8TailStep(&t0, absW, wv, ws, b, ones); q8TailStep(&t1, absW, wv, ws, b, ones)
+            q8TailStep(&t2, absW, wv, ws, b, ones); q8TailStep(&t3, absW, wv, ws, b, ones)
+            b &+= 1
+        }
+        return SIMD4(t0.total, t1.total, t2.total, t3.total)
     }
 
     // MARK: q4 × q8
@@ -169,7 +227,7 @@ extension RowDot {
         while b &+ 8 <= blocks {
             let wb = w + b &* 16
             let weightScales = _mm256_cvtph_ps(ws.loadUnaligned(fromByteOffset: b &* 2, as: __m128i.self))
-            for pair in 0..<4 {
+            @inline(__always) func pairStep(_ pair: Int) {
                 let v = (wb + pair &* 32).loadUnaligned(as: __m256i.self)
                 let low = _mm256_and_si256(v, mask), high = _mm256_and_si256(_mm256_srli_epi16(v, 4), mask)
                 step(&t0, low, high, b, pair, weightScales)
@@ -177,6 +235,7 @@ extension RowDot {
                 step(&t2, low, high, b, pair, weightScales)
                 step(&t3, low, high, b, pair, weightScales)
             }
+            pairStep(0); pairStep(1); pairStep(2); pairStep(3)
             b &+= 8
         }
         @inline(__always)

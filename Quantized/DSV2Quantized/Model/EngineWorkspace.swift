@@ -185,6 +185,7 @@ extension PreparedActivations {
         copy(q4, other.q4, q4Stride)
         copy(q8Int8, other.q8Int8, int8Stride)
         copy(q4Int8, other.q4Int8, int8Stride)
+        copy(q8Offset, other.q8Offset, int8Stride)
         copy(scales, other.scales, scaleStride)
         copy(corrections, other.corrections, correctionStride)
     }
