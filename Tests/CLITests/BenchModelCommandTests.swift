@@ -9,8 +9,8 @@ final class BenchModelCommandTests: XCTestCase {
                                  "read_bandwidth_bytes_per_second", "roofline_fraction", "threads", "prompt_tokens"]
 
     func testQuantizedJSONReport() throws {
-        let folder = try SynthTemporaryFolder()
-        let model = folder.path("m.dsv2")
+        let folder = TemporaryDirectory(prefix: "dsv2-synth")
+        let model = folder.file("m.dsv2")
         let synth = try SynthCLI.run(["synth", "--preset", Fixtures.url("v2-grouped/config.json").path, "--quant", "q8",
                                      "--quiet", "-o", model.path])
         XCTAssertEqual(synth.status, 0, synth.stderr)
@@ -28,8 +28,8 @@ final class BenchModelCommandTests: XCTestCase {
     }
 
     func testReferenceEngineOnHuggingFaceFolder() throws {
-        let folder = try SynthTemporaryFolder()
-        let model = folder.path("hf")
+        let folder = TemporaryDirectory(prefix: "dsv2-synth")
+        let model = folder.file("hf")
         let synth = try SynthCLI.run(["synth", "--preset", Fixtures.url("v2-grouped/config.json").path, "--format", "hf",
                                      "--quiet", "-o", model.path])
         XCTAssertEqual(synth.status, 0, synth.stderr)

@@ -8,9 +8,9 @@ final class SynthCommandTests: XCTestCase {
     /// `dsv2 synth --format hf` writes a sharded folder the reference loads; the same seed with a
     /// different thread count gives identical bytes.
     func testHuggingFaceOutputLoadsAndIsReproducible() throws {
-        let folder = try SynthTemporaryFolder()
+        let folder = TemporaryDirectory(prefix: "dsv2-synth")
         let config = Fixtures.url("v2-grouped/config.json").path
-        let a = folder.path("a"), b = folder.path("b")
+        let a = folder.file("a"), b = folder.file("b")
         for (out, threads) in [(a, "1"), (b, "2")] {
             let result = try SynthCLI.run(["synth", "--preset", config, "--layers", "3", "--format", "hf", "--seed", "11",
                                           "--shard-size", "100K", "--threads", threads, "--quiet", "-o", out.path])
@@ -31,8 +31,8 @@ final class SynthCommandTests: XCTestCase {
     /// `--format dsv2 --quant q4` writes a container the quantized engine runs; its greedy tokens
     /// are finite logits of the right size.
     func testContainerRunsOnTheQuantizedEngine() throws {
-        let folder = try SynthTemporaryFolder()
-        let out = folder.path("m.dsv2")
+        let folder = TemporaryDirectory(prefix: "dsv2-synth")
+        let out = folder.file("m.dsv2")
         let result = try SynthCLI.run(["synth", "--preset", Fixtures.url("v2-grouped/config.json").path, "--quant", "q4",
                                       "--seed", "2", "--quiet", "-o", out.path])
         XCTAssertEqual(result.status, 0, result.stderr)
@@ -47,11 +47,11 @@ final class SynthCommandTests: XCTestCase {
     }
 
     func testBadArgumentsAreReported() throws {
-        let folder = try SynthTemporaryFolder()
-        let badQuant = try SynthCLI.run(["synth", "--preset", "v2-lite", "--quant", "q3", "-o", folder.path("x.dsv2").path])
+        let folder = TemporaryDirectory(prefix: "dsv2-synth")
+        let badQuant = try SynthCLI.run(["synth", "--preset", "v2-lite", "--quant", "q3", "-o", folder.file("x.dsv2").path])
         XCTAssertNotEqual(badQuant.status, 0)
         XCTAssertTrue(badQuant.stderr.contains("q3"), badQuant.stderr)
-        let badExperts = try SynthCLI.run(["synth", "--preset", "v2", "--experts", "12", "-o", folder.path("y.dsv2").path])
+        let badExperts = try SynthCLI.run(["synth", "--preset", "v2", "--experts", "12", "-o", folder.file("y.dsv2").path])
         XCTAssertNotEqual(badExperts.status, 0)
         XCTAssertTrue(badExperts.stderr.contains("n_group"), badExperts.stderr)
     }

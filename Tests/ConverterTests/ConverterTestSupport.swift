@@ -5,13 +5,6 @@ import DSV2Quantized
 import DSV2Reference
 @testable import DSV2Converter
 
-/// The Synth tests' name for `TemporaryDirectory` (one implementation, in TestSupport).
-typealias TemporaryFolder = TemporaryDirectory
-
-extension TemporaryDirectory {
-    func path(_ name: String) -> URL { file(name) }
-}
-
 /// A `WeightSource` over tensors held in memory (synthetic tests).
 final class MemorySource: WeightSource {
     var configJSON = Data("{}".utf8)

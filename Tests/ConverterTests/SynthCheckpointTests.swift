@@ -1,4 +1,5 @@
 import XCTest
+import TestSupport
 import DSV2Quantized
 import DSV2Reference
 @testable import DSV2Converter
@@ -62,9 +63,9 @@ final class SynthCheckpointTests: XCTestCase {
     /// Same seed → same bytes whatever the thread count; a different seed changes the weights;
     /// the sharded folder loads and validates against its config.
     func testHuggingFaceFolderIsReproducibleAndValid() throws {
-        let folder = TemporaryFolder()
+        let folder = TemporaryDirectory()
         let spec = try SynthTestConfigs.spec(SynthTestConfigs.v2Style, in: folder)
-        let one = folder.path("one"), two = folder.path("two"), other = folder.path("other")
+        let one = folder.file("one"), two = folder.file("two"), other = folder.file("other")
         try Synthesizer.writeHuggingFace(spec, seed: 5, to: one, shardBytes: 200_000, threads: 1)
         try Synthesizer.writeHuggingFace(spec, seed: 5, to: two, shardBytes: 200_000, threads: 2)
         try Synthesizer.writeHuggingFace(spec, seed: 6, to: other, shardBytes: 200_000, threads: 2)
@@ -89,9 +90,9 @@ final class SynthCheckpointTests: XCTestCase {
 
     /// A container written directly holds exactly what the converter makes of the HF folder.
     func testContainerEqualsConvertedFolder() throws {
-        let folder = TemporaryFolder()
+        let folder = TemporaryDirectory()
         let spec = try SynthTestConfigs.spec(SynthTestConfigs.liteStyle, in: folder, layers: 3)
-        let hf = folder.path("hf"), direct = folder.path("direct.dsv2"), converted = folder.path("converted.dsv2")
+        let hf = folder.file("hf"), direct = folder.file("direct.dsv2"), converted = folder.file("converted.dsv2")
         try Synthesizer.writeHuggingFace(spec, seed: 9, to: hf)
         try Synthesizer.writeContainer(spec, seed: 9, to: direct, policy: .q4, threads: 2)
         let (source, provenance) = try Converter.openSource(hf)

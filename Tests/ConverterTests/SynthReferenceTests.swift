@@ -1,4 +1,5 @@
 import XCTest
+import TestSupport
 import DSV2Reference
 @testable import DSV2Converter
 
@@ -9,9 +10,9 @@ final class SynthReferenceTests: XCTestCase {
     func testLiteStructureRunsWithSpreadRouting() throws { try check(SynthTestConfigs.liteStyle) }
 
     private func check(_ json: String, file: StaticString = #filePath, line: UInt = #line) throws {
-        let folder = TemporaryFolder()
+        let folder = TemporaryDirectory()
         let spec = try SynthTestConfigs.spec(json, in: folder)
-        let hf = folder.path("hf")
+        let hf = folder.file("hf")
         try Synthesizer.writeHuggingFace(spec, seed: 3, to: hf)
         let model = try ReferenceModel(checkpoint: hf)
         let config = model.config

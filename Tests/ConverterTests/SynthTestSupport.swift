@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import DSV2Reference
 @testable import DSV2Converter
 
@@ -40,9 +41,9 @@ enum SynthTestConfigs {
     """
 
     /// Writes `json` as `config.json` in `folder` and returns its spec.
-    static func spec(_ json: String, in folder: TemporaryFolder, name: String = "config.json",
+    static func spec(_ json: String, in folder: TemporaryDirectory, name: String = "config.json",
                      layers: Int? = nil, experts: Int? = nil) throws -> SynthModelSpec {
-        let url = folder.path(name)
+        let url = folder.file(name)
         try Data(json.utf8).write(to: url)
         return try SynthModelSpec.make(preset: url.path, layers: layers, experts: experts)
     }

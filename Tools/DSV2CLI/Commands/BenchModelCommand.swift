@@ -69,7 +69,7 @@ struct BenchModelCommand: ParsableCommand {
         }
         let resettable = ResourceUsage.resetPeak()
         var results: [BenchModelResult] = []
-        var random = PromptRandom(seed: seed)
+        var random = SplitMix64(seed: seed)
         let prompts = Dictionary(uniqueKeysWithValues: promptLengths.map { length in
             (length, (0..<length).map { _ in Int32(random.next() % UInt64(config.vocabSize)) })
         })
@@ -196,15 +196,3 @@ struct BenchModelCommand: ParsableCommand {
     }
 }
 
-/// SplitMix64 for the prompt ids.
-struct PromptRandom {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
