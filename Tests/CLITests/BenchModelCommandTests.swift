@@ -11,7 +11,7 @@ final class BenchModelCommandTests: XCTestCase {
     func testQuantizedJSONReport() throws {
         let folder = TemporaryDirectory(prefix: "dsv2-synth")
         let model = folder.file("m.dsv2")
-        let synth = try SynthCLI.run(["synth", "--preset", Fixtures.url("v2-grouped/config.json").path, "--quant", "q8",
+        let synth = try DSV2Process.run(["synth", "--preset", Fixtures.url("v2-grouped/config.json").path, "--quant", "q8",
                                      "--quiet", "-o", model.path])
         XCTAssertEqual(synth.status, 0, synth.stderr)
         let results = try bench(["bench", "--model", model.path, "--prompt-tokens", "4,8", "--gen-tokens", "3",
@@ -30,7 +30,7 @@ final class BenchModelCommandTests: XCTestCase {
     func testReferenceEngineOnHuggingFaceFolder() throws {
         let folder = TemporaryDirectory(prefix: "dsv2-synth")
         let model = folder.file("hf")
-        let synth = try SynthCLI.run(["synth", "--preset", Fixtures.url("v2-grouped/config.json").path, "--format", "hf",
+        let synth = try DSV2Process.run(["synth", "--preset", Fixtures.url("v2-grouped/config.json").path, "--format", "hf",
                                      "--quiet", "-o", model.path])
         XCTAssertEqual(synth.status, 0, synth.stderr)
         let results = try bench(["bench", "model", "--model", model.path, "--engine", "reference", "--prompt-tokens", "5",
@@ -43,15 +43,15 @@ final class BenchModelCommandTests: XCTestCase {
         // The reference reads its fp32 weights: every weight byte per token ≥ 4 × one expert's 3 matrices.
         XCTAssertGreaterThan(results[0]["weight_bytes_per_token"] as? Int ?? 0, 4 * 3 * 32 * 64)
         // A container is not a reference input: the error says which engine to use.
-        let bad = try SynthCLI.run(["bench", "--model", Fixtures.url("v2-grouped/config.json").path, "--engine", "reference"])
+        let bad = try DSV2Process.run(["bench", "--model", Fixtures.url("v2-grouped/config.json").path, "--engine", "reference"])
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertTrue(bad.stderr.contains("quantized"), bad.stderr)
     }
 
     private func bench(_ arguments: [String], expectedResults: Int) throws -> [[String: Any]] {
-        let run = try SynthCLI.run(arguments)
+        let run = try DSV2Process.run(arguments)
         XCTAssertEqual(run.status, 0, run.stderr)
-        let report = try XCTUnwrap(JSONSerialization.jsonObject(with: run.stdout) as? [String: Any], run.stderr)
+        let report = try XCTUnwrap(JSONSerialization.jsonObject(with: run.stdoutData) as? [String: Any], run.stderr)
         let results = try XCTUnwrap(report["results"] as? [[String: Any]])
         XCTAssertEqual(results.count, expectedResults)
         XCTAssertGreaterThan(report["process_peak_rss_bytes"] as? Int ?? 0, 1 << 20)

@@ -12,7 +12,7 @@ final class SynthCommandTests: XCTestCase {
         let config = Fixtures.url("v2-grouped/config.json").path
         let a = folder.file("a"), b = folder.file("b")
         for (out, threads) in [(a, "1"), (b, "2")] {
-            let result = try SynthCLI.run(["synth", "--preset", config, "--layers", "3", "--format", "hf", "--seed", "11",
+            let result = try DSV2Process.run(["synth", "--preset", config, "--layers", "3", "--format", "hf", "--seed", "11",
                                           "--shard-size", "100K", "--threads", threads, "--quiet", "-o", out.path])
             XCTAssertEqual(result.status, 0, result.stderr)
         }
@@ -33,7 +33,7 @@ final class SynthCommandTests: XCTestCase {
     func testContainerRunsOnTheQuantizedEngine() throws {
         let folder = TemporaryDirectory(prefix: "dsv2-synth")
         let out = folder.file("m.dsv2")
-        let result = try SynthCLI.run(["synth", "--preset", Fixtures.url("v2-grouped/config.json").path, "--quant", "q4",
+        let result = try DSV2Process.run(["synth", "--preset", Fixtures.url("v2-grouped/config.json").path, "--quant", "q4",
                                       "--seed", "2", "--quiet", "-o", out.path])
         XCTAssertEqual(result.status, 0, result.stderr)
         let engine = try QuantizedEngine(source: ContainerReader(path: out.path), threads: 2)
@@ -41,17 +41,17 @@ final class SynthCommandTests: XCTestCase {
         XCTAssertEqual(logits.count, 3 * engine.config.vocabSize)
         XCTAssertTrue(logits.allSatisfy(\.isFinite))
         // Refuses to overwrite without --force, and names the output.
-        let again = try SynthCLI.run(["synth", "--preset", "v2-lite", "--layers", "1", "--quant", "q4", "--quiet", "-o", out.path])
+        let again = try DSV2Process.run(["synth", "--preset", "v2-lite", "--layers", "1", "--quant", "q4", "--quiet", "-o", out.path])
         XCTAssertNotEqual(again.status, 0)
         XCTAssertTrue(again.stderr.contains(out.path), again.stderr)
     }
 
     func testBadArgumentsAreReported() throws {
         let folder = TemporaryDirectory(prefix: "dsv2-synth")
-        let badQuant = try SynthCLI.run(["synth", "--preset", "v2-lite", "--quant", "q3", "-o", folder.file("x.dsv2").path])
+        let badQuant = try DSV2Process.run(["synth", "--preset", "v2-lite", "--quant", "q3", "-o", folder.file("x.dsv2").path])
         XCTAssertNotEqual(badQuant.status, 0)
         XCTAssertTrue(badQuant.stderr.contains("q3"), badQuant.stderr)
-        let badExperts = try SynthCLI.run(["synth", "--preset", "v2", "--experts", "12", "-o", folder.file("y.dsv2").path])
+        let badExperts = try DSV2Process.run(["synth", "--preset", "v2", "--experts", "12", "-o", folder.file("y.dsv2").path])
         XCTAssertNotEqual(badExperts.status, 0)
         XCTAssertTrue(badExperts.stderr.contains("n_group"), badExperts.stderr)
     }
