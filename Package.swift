@@ -1,19 +1,40 @@
 // swift-tools-version:6.0
 // dsv2: DeepSeek-V2 on an ordinary CPU.
 //
-// Layout: Reference/ (fp32 oracle), Quantized/ (fast engine), Converter/ (container + convert),
-// Tools/ (the `dsv2` command line), Tests/. Each folder holds its Swift target and, where it
-// needs one, a small C/system-library shim.
+// One concept per target; the arrows run one way (README.md, "Targets"):
+//
+//   DSV2Core ← DSV2Reference (the fp32 oracle: a leaf, imported only by the CLI, the umbrella, tests)
+//   DSV2Core ← DSV2Formats ← DSV2Kernels ← DSV2Quantized (the fast engine)
+//              DSV2Formats ← DSV2Container ← DSV2Converter
+//   DSV2Text (tokenizer, chat template: nothing of ours)
+//   DSV2Core + DSV2Text ← DSV2Generation;  DSV2Core ← DSV2Analysis
+//   all of the above ← DSV2 (the umbrella: Model.open) ← DSV2CLI ← dsv2
 import PackageDescription
 
+// DSV2_PORTABLE=1 builds without any x86-64 flag or intrinsic: the portable Swift SIMD kernels
+// only, for arm64 or for testing that path here.
+let portable = Context.environment["DSV2_PORTABLE"].map { $0 == "1" } ?? false
+#if arch(x86_64)
+let x86 = !portable
+#else
+let x86 = false
+#endif
+
 // The kernels are written for x86-64-v3 (AVX2, FMA, F16C). Without this flag swiftc targets
-// baseline x86-64 and every `addProduct` / Float16 conversion becomes a library call (12x slower).
-// It changes Swift code generation too, not only C (see docs/KERNELS.md in shared notes).
-let cpuFlags: [SwiftSetting] = [.unsafeFlags(["-Xcc", "-march=x86-64-v3"])]
+// baseline x86-64 and every `addProduct` / Float16 conversion becomes a library call (12x
+// slower); it changes Swift code generation, not only C (docs/KERNELS.md).
+let cpuFlags: [SwiftSetting] = x86 ? [.unsafeFlags(["-Xcc", "-march=x86-64-v3"])]
+                                   : [.define("DSV2_PORTABLE")]
+let cpuCFlags: [CSetting] = x86 ? [.unsafeFlags(["-march=x86-64-v3", "-O3"])] : [.unsafeFlags(["-O3"])]
+// -Ounchecked on the hot loops (+17% on the int4 kernel; index arithmetic already uses &+).
+let unchecked: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
 
 let package = Package(
     name: "dsv2",
     products: [
+        .library(name: "DSV2", targets: ["DSV2"]),
+        .library(name: "DSV2Core", targets: ["DSV2Core"]),
+        .library(name: "DSV2Text", targets: ["DSV2Text"]),
         .library(name: "DSV2Reference", targets: ["DSV2Reference"]),
         .library(name: "DSV2Quantized", targets: ["DSV2Quantized"]),
         .library(name: "DSV2Converter", targets: ["DSV2Converter"]),
@@ -29,49 +50,76 @@ let package = Package(
         .systemLibrary(name: "CZstd", path: "Converter/CZstd", pkgConfig: "libzstd",
                        providers: [.apt(["libzstd-dev", "pkgconf"])]),
 
-        // MARK: Reference engine (fp32 oracle; never depends on the quantized engine)
-        .target(name: "DSV2Reference", dependencies: ["CBLAS"], path: "Reference/DSV2Reference",
+        // MARK: Model definition shared by both engines (Reference/)
+        .target(name: "DSV2Core", path: "Reference/DSV2Core", swiftSettings: cpuFlags),
+        // The fp32 oracle: nothing but the CLI, the umbrella and tests import it.
+        .target(name: "DSV2Reference", dependencies: ["DSV2Core", "CBLAS"], path: "Reference/DSV2Reference",
                 swiftSettings: cpuFlags),
 
-        // MARK: Quantized engine
-        .target(name: "CKernelSupport", path: "Quantized/CKernelSupport",
-                cSettings: [.unsafeFlags(["-march=x86-64-v3", "-O3"])]),
+        // MARK: Weight formats, kernels and the fast engine (Quantized/)
+        .target(name: "DSV2Formats", dependencies: ["DSV2Core"], path: "Quantized/DSV2Formats",
+                swiftSettings: cpuFlags + unchecked),
+        .target(name: "CKernelSupport", path: "Quantized/CKernelSupport", cSettings: cpuCFlags),
         // The AVX-VNNI row dots, alone in a module compiled with -mavxvnni (Swift takes its LLVM
         // target features from the clang importer options): LLVM may emit VNNI only here, and
-        // DSV2Quantized calls in only after a run-time CPU check. Never add -mavxvnni to
-        // DSV2Quantized itself: VNNI could then appear anywhere and SIGILL on older CPUs.
+        // DSV2Kernels calls in only after a run-time CPU check. Never add -mavxvnni elsewhere:
+        // VNNI could then appear anywhere and SIGILL on CPUs without it.
         .target(name: "DSV2KernelsVNNI", dependencies: ["CKernelSupport"], path: "Quantized/KernelsVNNI",
-                swiftSettings: [.unsafeFlags(["-Xcc", "-march=x86-64-v3", "-Xcc", "-mavxvnni"]),
-                                .unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
-        .target(name: "DSV2Quantized", dependencies: ["DSV2Reference", "CKernelSupport", "DSV2KernelsVNNI"],
-                path: "Quantized/DSV2Quantized",
-                swiftSettings: cpuFlags + [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
+                swiftSettings: (x86 ? [.unsafeFlags(["-Xcc", "-march=x86-64-v3", "-Xcc", "-mavxvnni"])]
+                                    : [.define("DSV2_PORTABLE")]) + unchecked),
+        .target(name: "DSV2Kernels", dependencies: ["DSV2Formats", "CKernelSupport", "DSV2KernelsVNNI"],
+                path: "Quantized/DSV2Kernels", swiftSettings: cpuFlags + unchecked),
+        .target(name: "DSV2Quantized", dependencies: ["DSV2Core", "DSV2Formats", "DSV2Kernels"],
+                path: "Quantized/DSV2Quantized", swiftSettings: cpuFlags + unchecked),
 
-        // MARK: Converter and container
-        .target(name: "DSV2Converter", dependencies: ["DSV2Reference", "DSV2Quantized", "CZstd"],
+        // MARK: Container and converter (Converter/)
+        .target(name: "DSV2Container", dependencies: ["DSV2Core", "DSV2Formats", "CZstd"],
+                path: "Converter/DSV2Container", swiftSettings: cpuFlags),
+        .target(name: "DSV2Converter", dependencies: ["DSV2Core", "DSV2Formats", "DSV2Container"],
                 path: "Converter/DSV2Converter", swiftSettings: cpuFlags),
 
-        // MARK: Command line
+        // MARK: Text, generation, analysis, the umbrella and the command line (Tools/)
+        .target(name: "DSV2Text", path: "Tools/DSV2Text", swiftSettings: cpuFlags),
+        .target(name: "DSV2Generation", dependencies: ["DSV2Core", "DSV2Text"], path: "Tools/DSV2Generation",
+                swiftSettings: cpuFlags),
+        .target(name: "DSV2Analysis", dependencies: ["DSV2Core"], path: "Tools/DSV2Analysis",
+                swiftSettings: cpuFlags),
+        .target(name: "DSV2",
+                dependencies: ["DSV2Core", "DSV2Text", "DSV2Reference", "DSV2Formats", "DSV2Quantized",
+                               "DSV2Container", "DSV2Generation"],
+                path: "Tools/DSV2", swiftSettings: cpuFlags),
         .target(name: "DSV2CLI",
-                dependencies: ["DSV2Reference", "DSV2Quantized", "DSV2Converter",
+                dependencies: ["DSV2", "DSV2Core", "DSV2Text", "DSV2Reference", "DSV2Formats", "DSV2Kernels",
+                               "DSV2Quantized", "DSV2Container", "DSV2Converter", "DSV2Generation", "DSV2Analysis",
+                               "CBLAS",
                                .product(name: "ArgumentParser", package: "swift-argument-parser")],
                 path: "Tools/DSV2CLI", swiftSettings: cpuFlags),
         .executableTarget(name: "dsv2", dependencies: ["DSV2CLI"], path: "Tools/dsv2",
                           resources: [.copy("Resources")], swiftSettings: cpuFlags),
 
-        // MARK: Tests
-        .target(name: "TestSupport", dependencies: ["DSV2Reference"], path: "Tests/TestSupport"),
-        .testTarget(name: "ReferenceTests", dependencies: ["DSV2Reference", "TestSupport"],
+        // MARK: Tests (one target per library target; every test that runs the binary is in CLITests)
+        .target(name: "TestSupport", dependencies: ["DSV2Core", "DSV2Formats", "DSV2Text"], path: "Tests/TestSupport"),
+        .testTarget(name: "CoreTests", dependencies: ["DSV2Core", "DSV2Reference", "TestSupport"],
+                    path: "Tests/CoreTests", swiftSettings: cpuFlags),
+        .testTarget(name: "TextTests", dependencies: ["DSV2Text", "TestSupport"],
+                    path: "Tests/TextTests", swiftSettings: cpuFlags),
+        .testTarget(name: "ReferenceTests", dependencies: ["DSV2Reference", "DSV2Core", "TestSupport"],
                     path: "Tests/ReferenceTests", swiftSettings: cpuFlags),
-        .testTarget(name: "TokenizerTests", dependencies: ["DSV2Reference", "TestSupport"],
-                    path: "Tests/TokenizerTests", swiftSettings: cpuFlags),
-        .testTarget(name: "QuantizedTests",
-                    dependencies: ["DSV2Quantized", "DSV2Converter", "DSV2Reference", "TestSupport"],
+        .testTarget(name: "FormatsTests", dependencies: ["DSV2Formats", "TestSupport"],
+                    path: "Tests/FormatsTests", swiftSettings: cpuFlags),
+        .testTarget(name: "KernelsTests", dependencies: ["DSV2Kernels", "DSV2Formats", "DSV2Core", "TestSupport"],
+                    path: "Tests/KernelsTests", swiftSettings: cpuFlags),
+        .testTarget(name: "QuantizedTests", dependencies: ["DSV2Quantized", "DSV2Reference", "DSV2Container", "DSV2Converter", "DSV2Formats", "DSV2Core", "TestSupport"],
                     path: "Tests/QuantizedTests", swiftSettings: cpuFlags),
-        .testTarget(name: "ConverterTests",
-                    dependencies: ["DSV2Converter", "DSV2Quantized", "DSV2Reference", "TestSupport"],
+        .testTarget(name: "ContainerTests", dependencies: ["DSV2Container", "DSV2Formats", "DSV2Core", "TestSupport"],
+                    path: "Tests/ContainerTests", swiftSettings: cpuFlags),
+        .testTarget(name: "ConverterTests", dependencies: ["DSV2Converter", "DSV2Container", "DSV2Formats", "DSV2Reference", "DSV2Core", "TestSupport"],
                     path: "Tests/ConverterTests", swiftSettings: cpuFlags),
-        .testTarget(name: "CLITests", dependencies: ["DSV2CLI", "TestSupport"],
+        .testTarget(name: "GenerationTests", dependencies: ["DSV2Generation", "DSV2Text", "DSV2Reference", "DSV2Core", "TestSupport"],
+                    path: "Tests/GenerationTests", swiftSettings: cpuFlags),
+        .testTarget(name: "AnalysisTests", dependencies: ["DSV2Analysis", "DSV2Reference", "DSV2Core", "TestSupport"],
+                    path: "Tests/AnalysisTests", swiftSettings: cpuFlags),
+        .testTarget(name: "CLITests", dependencies: ["DSV2CLI", "DSV2Analysis", "DSV2Container", "DSV2Quantized", "DSV2Reference", "DSV2Text", "DSV2Core", "TestSupport"],
                     path: "Tests/CLITests", swiftSettings: cpuFlags),
     ],
     swiftLanguageModes: [.v5]

@@ -1,6 +1,6 @@
 import XCTest
 import TestSupport
-import DSV2Reference
+import DSV2Text
 
 /// `dsv2 chat` driven through a pipe (non-interactive: each line a user turn, exit at EOF).
 final class ChatCommandTests: XCTestCase {

@@ -1,4 +1,5 @@
-import DSV2Reference
+import DSV2Analysis
+import DSV2Core
 import Foundation
 import TestSupport
 import XCTest

@@ -1,4 +1,4 @@
-import DSV2Reference
+import DSV2Core
 import Foundation
 import TestSupport
 import XCTest

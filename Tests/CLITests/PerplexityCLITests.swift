@@ -1,4 +1,6 @@
-import DSV2Reference
+import DSV2Analysis
+import DSV2Core
+import DSV2Text
 import Foundation
 import TestSupport
 import XCTest

@@ -1,5 +1,5 @@
 import XCTest
-import DSV2Converter
+import DSV2Container
 import DSV2Quantized
 import DSV2Reference
 import TestSupport

@@ -1,8 +1,8 @@
 import XCTest
 import TestSupport
-import DSV2Quantized
-import DSV2Reference
 @testable import DSV2Converter
+import DSV2Core
+import DSV2Formats
 
 /// Bad checkpoints: every error names the file and the tensor or field, and nothing is written.
 final class BadInputTests: XCTestCase {

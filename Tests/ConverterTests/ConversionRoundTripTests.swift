@@ -1,8 +1,8 @@
 import XCTest
 import TestSupport
-import DSV2Quantized
-import DSV2Reference
+import DSV2Container
 @testable import DSV2Converter
+import DSV2Formats
 
 /// Every fixture × every preset × raw and compressed: the loaded bytes equal quantizing the
 /// source in memory with the same policy (`QuantizingSource`), and lossless presets give back

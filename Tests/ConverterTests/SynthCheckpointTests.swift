@@ -1,8 +1,9 @@
 import XCTest
 import TestSupport
-import DSV2Quantized
-import DSV2Reference
+import DSV2Container
 @testable import DSV2Converter
+import DSV2Core
+import DSV2Formats
 
 final class SynthCheckpointTests: XCTestCase {
     /// The presets are the real configurations (NUMERICS.md table), with the real parameter counts.

@@ -1,5 +1,4 @@
 import XCTest
-import DSV2Reference
 @testable import DSV2Converter
 
 final class SynthRandomTests: XCTestCase {

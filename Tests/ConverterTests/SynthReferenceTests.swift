@@ -1,7 +1,8 @@
 import XCTest
 import TestSupport
-import DSV2Reference
 @testable import DSV2Converter
+import DSV2Core
+import DSV2Reference
 
 /// The synthetic weights behave: the fp32 reference runs them with finite activations of order 1
 /// through all layers, and the routers spread tokens over most experts.

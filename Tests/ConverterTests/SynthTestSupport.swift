@@ -1,6 +1,5 @@
 import Foundation
 import TestSupport
-import DSV2Reference
 @testable import DSV2Converter
 
 /// Small configs with the two real structures, for synthetic-checkpoint tests (the real shapes

@@ -1,5 +1,4 @@
 import DSV2Quantized
-import DSV2Reference
 import Foundation
 import TestSupport
 import XCTest

@@ -1,5 +1,5 @@
+import DSV2Formats
 import DSV2Quantized
-import DSV2Reference
 import Foundation
 import TestSupport
 import XCTest

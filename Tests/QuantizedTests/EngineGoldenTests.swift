@@ -1,3 +1,5 @@
+import DSV2Core
+import DSV2Formats
 import DSV2Quantized
 import DSV2Reference
 import Foundation
@@ -93,12 +95,8 @@ final class EngineGoldenTests: XCTestCase {
         return (0...config.numHiddenLayers).map(TraceName.hidden)
     }
 
-    /// f16 latent cache with f32 weights: rounding c_KV and k^R to f16 perturbs every cached
-    /// value by up to 2^-12 relative (f16's half ulp), which the attention output inherits; it
-    /// measured 1.3e-4 … 6.1e-4 of the tensors' magnitudes on these fixtures (the f32-cache run
-    /// of the same engine: ≤ 2e-6). 2e-3 = 4 × f16's unit roundoff (2^-11) bounds that, still
-    /// 50× below the 0.1–6 shifts of the known mistakes.
-    static let f16CacheTolerance: Float = 2e-3
+    /// f16 latent cache with f32 weights (why 2e-3 is sound: `GoldenTolerance.f16Cache`).
+    static let f16CacheTolerance = GoldenTolerance.f16Cache
 
     func testF32WeightsMatchReference() throws {
         for fixture in Fixtures.modelCases {

@@ -1,6 +1,8 @@
+import DSV2Container
 import DSV2Converter
+import DSV2Core
+import DSV2Formats
 import DSV2Quantized
-import DSV2Reference
 import Foundation
 import TestSupport
 import XCTest

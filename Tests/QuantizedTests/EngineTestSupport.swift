@@ -1,5 +1,6 @@
+import DSV2Core
+import DSV2Formats
 import DSV2Quantized
-import DSV2Reference
 import Foundation
 import TestSupport
 import XCTest

@@ -1,3 +1,4 @@
+import DSV2Core
 import DSV2Reference
 import Foundation
 import TestSupport

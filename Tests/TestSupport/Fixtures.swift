@@ -1,4 +1,5 @@
-import DSV2Reference
+import DSV2Core
+import DSV2Formats
 import Foundation
 
 /// Locates the test fixtures copied into `Tests/Fixtures/` (so a fresh clone tests alone).
@@ -33,3 +34,16 @@ public enum Fixtures {
         return repositoryRoot.appendingPathComponent(".build/release/dsv2")
     }
 }
+
+/// Copies a fixture checkpoint folder (config, weights, tokenizer files) to `folder`.
+public func copyFixture(_ name: String, to folder: URL) throws {
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    let source = Fixtures.url(name)
+    for file in ["config.json", "model.safetensors"] + HFCheckpointSource.tokenizerFileNames {
+        let from = source.appendingPathComponent(file)
+        if FileManager.default.fileExists(atPath: from.path) {
+            try FileManager.default.copyItem(at: from, to: folder.appendingPathComponent(file))
+        }
+    }
+}
+

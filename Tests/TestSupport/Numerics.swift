@@ -1,4 +1,4 @@
-import DSV2Reference
+import DSV2Core
 import Foundation
 
 /// max |actual − expected| / max |expected|: the error relative to the expected tensor's
@@ -21,5 +21,18 @@ extension SplitMix64 {
     public mutating func normal() -> Double {
         let u = max(unitDouble(), 1e-300), v = unitDouble()
         return (-2 * log(u)).squareRoot() * cos(2 * .pi * v)
+    }
+}
+
+
+extension SplitMix64 {
+    /// Uniform in [-1, 1).
+    public mutating func float() -> Float { Float(Double(next() >> 11) / Double(1 << 53) * 2 - 1) }
+    public mutating func int(_ range: ClosedRange<Int>) -> Int {
+        range.lowerBound + Int(next() % UInt64(range.count))
+    }
+    /// Values with a spread of magnitudes per block (like real weights and activations).
+    public mutating func floats(_ count: Int, scale: Float = 1) -> [Float] {
+        (0..<count).map { i in float() * scale * (i % 7 == 0 ? 4 : 1) }
     }
 }

@@ -1,5 +1,7 @@
 import Foundation
-import DSV2Reference
+import DSV2Core
+import DSV2Formats
+import DSV2Container
 
 /// The model a synthetic checkpoint has: a real preset (DeepSeek-V2, DeepSeek-V2-Lite) or any
 /// `config.json`, optionally cut to fewer layers or routed experts with the real per-layer shapes.

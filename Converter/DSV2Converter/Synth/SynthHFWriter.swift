@@ -1,8 +1,9 @@
 import Foundation
-import DSV2Quantized
-import DSV2Reference
 #if canImport(Glibc)
 import Glibc
+import DSV2Core
+import DSV2Formats
+import DSV2Container
 #endif
 
 /// Writes a synthetic checkpoint as a Hugging Face folder: `config.json`, bf16 safetensors

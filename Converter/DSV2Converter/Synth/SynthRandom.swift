@@ -1,4 +1,6 @@
 import Foundation
+import DSV2Formats
+import DSV2Container
 
 /// Counter-based random numbers for synthetic weights: element `i` of a tensor is a pure
 /// function of (seed, tensor name, i), so the bytes do not depend on the chunking, the thread

@@ -1,6 +1,7 @@
 import Foundation
-import DSV2Quantized
-import DSV2Reference
+import DSV2Core
+import DSV2Formats
+import DSV2Container
 
 /// How large each synthetic weight is, chosen so a forward pass behaves like a trained model's in
 /// the ways a benchmark and the engines' checks care about: finite activations over 60 layers

@@ -1,6 +1,7 @@
 import Foundation
-import DSV2Quantized
-import DSV2Reference
+import DSV2Core
+import DSV2Formats
+import DSV2Container
 
 /// What a synthetic checkpoint write produced.
 public struct SynthSummary: Sendable {

@@ -1,5 +1,7 @@
-import DSV2Reference
 import Foundation
+import DSV2Core
+import DSV2Formats
+import DSV2Kernels
 
 /// Errors of building the engine from a `WeightSource`: each names the tensor at fault.
 public enum EngineLoadError: Error, CustomStringConvertible, Equatable {

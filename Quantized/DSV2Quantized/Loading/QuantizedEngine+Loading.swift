@@ -1,5 +1,7 @@
-import DSV2Reference
 import Foundation
+import DSV2Core
+import DSV2Formats
+import DSV2Kernels
 
 /// Errors of choosing how to load a model, naming the value at fault.
 public enum EngineOptionError: Error, CustomStringConvertible, Equatable {

@@ -1,4 +1,6 @@
-import DSV2Reference
+import DSV2Core
+import DSV2Formats
+import DSV2Kernels
 
 /// Multi-head Latent Attention in the absorbed form (DeepSeek-V2 paper, arXiv 2405.04434,
 /// section 2.1.2), for prefill and decode alike:

@@ -1,4 +1,6 @@
-import DSV2Reference
+import DSV2Core
+import DSV2Formats
+import DSV2Kernels
 
 /// The feed-forward blocks: the dense MLP of the first layers and DeepSeekMoE (paper section
 /// 2.2; NUMERICS.md items 8-12). Every MLP is down(silu(gate(x)) · up(x)).

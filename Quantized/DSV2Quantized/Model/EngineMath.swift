@@ -1,5 +1,7 @@
-import DSV2Reference
 import Foundation
+import DSV2Core
+import DSV2Formats
+import DSV2Kernels
 
 /// The element-wise steps only the quantized engine has (it works in place on preallocated
 /// buffers); RMSNorm, softmax, SiLU and RoPE are the reference's own functions (`Elementwise`,

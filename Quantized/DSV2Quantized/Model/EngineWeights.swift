@@ -1,4 +1,6 @@
-import DSV2Reference
+import DSV2Core
+import DSV2Formats
+import DSV2Kernels
 
 /// The weights of the quantized engine, as the kernels consume them: every projection a
 /// `QuantizedMatrix` over the bytes of its `StoredTensor` (zero-copy from a mapped container, or

@@ -1,4 +1,6 @@
-import DSV2Reference
+import DSV2Core
+import DSV2Formats
+import DSV2Kernels
 
 /// A float buffer on an `AlignedBuffer` (64-byte aligned, zero-filled).
 struct FloatBuffer {
@@ -166,27 +168,5 @@ final class AttentionScratch {
 
     var allocatedBytes: Int {
         (queryLatent + context + scores).reduce(0) { $0 + $1.bytes }
-    }
-}
-
-extension PreparedActivations {
-    /// Copies token `source` of `other` (same columns) into token `token` of this object: the
-    /// prefill MoE gathers the tokens routed to an expert without quantizing them again. Must
-    /// copy every per-token plane of `PreparedActivations` (EngineDeterminismTests'
-    /// prefill ≡ decode check fails if one is missed).
-    func copyToken(_ token: Int, from other: PreparedActivations, token source: Int) {
-        precondition(other.columns == columns && token < tokens && source < other.tokens)
-        func copy(_ to: UnsafeMutableRawPointer, _ from: UnsafeMutableRawPointer, _ stride: Int) {
-            (to + token * stride).copyMemory(from: from + source * stride, byteCount: stride)
-        }
-        copy(floats, other.floats, floatStride)
-        copy(evenOdd, other.evenOdd, evenOddStride)
-        copy(q8, other.q8, q8Stride)
-        copy(q4, other.q4, q4Stride)
-        copy(q8Int8, other.q8Int8, int8Stride)
-        copy(q4Int8, other.q4Int8, int8Stride)
-        copy(q8Offset, other.q8Offset, int8Stride)
-        copy(scales, other.scales, scaleStride)
-        copy(corrections, other.corrections, correctionStride)
     }
 }

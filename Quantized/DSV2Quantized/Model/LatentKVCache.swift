@@ -1,3 +1,5 @@
+import DSV2Formats
+import DSV2Kernels
 /// Element type of the latent KV cache.
 public enum KVCacheType: String, Sendable, CaseIterable {
     /// 2 bytes per value (the default: 576 values → 1152 B per token per layer for the real shapes).

@@ -1,5 +1,7 @@
-import DSV2Reference
 import Foundation
+import DSV2Core
+import DSV2Formats
+import DSV2Kernels
 
 /// The fast engine: DeepSeek-V2 with quantized weights (any `WeightType` per tensor, chosen by a
 /// `QuantizationPolicy` preset), SIMD kernels on a persistent `WorkerPool`, absorbed MLA over a

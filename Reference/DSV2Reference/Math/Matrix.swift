@@ -1,5 +1,6 @@
 import CBLAS
 import Foundation
+import DSV2Core
 
 /// A row-major matrix, `rows × columns`, used in fp32. Projection weights are stored as
 /// PyTorch's `nn.Linear.weight`: [outFeatures, inFeatures].

@@ -1,4 +1,5 @@
 import Foundation
+import DSV2Core
 
 extension MLPWeights {
     /// down(silu(gate(x)) · up(x)) for `tokens` rows of x [tokens, hidden] → [tokens, hidden].

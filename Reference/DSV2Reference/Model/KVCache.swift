@@ -1,4 +1,5 @@
 import Foundation
+import DSV2Core
 
 /// Which of the two equivalent forms of MLA the reference runs (paper section 2.1).
 public enum AttentionForm: String, Sendable, CaseIterable {

@@ -1,4 +1,5 @@
 import Foundation
+import DSV2Core
 
 /// Multi-head Latent Attention, DeepSeek-V2 paper (arXiv 2405.04434) section 2.1.
 ///

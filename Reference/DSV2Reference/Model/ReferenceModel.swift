@@ -1,4 +1,5 @@
 import Foundation
+import DSV2Core
 
 /// The fp32 reference engine: DeepSeek-V2 exactly as DeepSeek's `modeling_deepseek.py` computes
 /// it (NUMERICS.md), in plain Swift with BLAS for the matrix products. Deterministic; the oracle

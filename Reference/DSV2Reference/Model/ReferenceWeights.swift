@@ -1,4 +1,5 @@
 import Foundation
+import DSV2Core
 
 /// Where the reference keeps its projection weights.
 public enum WeightStorage: String, Sendable, CaseIterable {

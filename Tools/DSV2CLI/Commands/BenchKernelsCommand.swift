@@ -1,5 +1,6 @@
 import ArgumentParser
-import DSV2Quantized
+import DSV2Formats
+import DSV2Kernels
 import Foundation
 
 /// `dsv2 bench kernels`: how close the decode mat-vec kernels come to this machine's memory

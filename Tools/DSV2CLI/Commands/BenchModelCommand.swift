@@ -1,8 +1,6 @@
 import ArgumentParser
 import Foundation
-import DSV2Converter
-import DSV2Quantized
-import DSV2Reference
+import DSV2Core
 
 /// `dsv2 bench model` (the default of `dsv2 bench`): prefill and decode speed of a whole model,
 /// time to first token, peak RSS, KV-cache and weight bytes per token, and decode's share of

@@ -1,6 +1,6 @@
 import Foundation
-import DSV2Reference
-import DSV2Quantized
+import DSV2Core
+import DSV2Formats
 
 /// A median with its spread over the repetitions.
 struct BenchStatistic: Codable, Equatable {

@@ -1,9 +1,7 @@
 import ArgumentParser
 import CBLAS
 import Foundation
-import DSV2Converter
-import DSV2Quantized
-import DSV2Reference
+import DSV2Core
 
 /// The model under benchmark with what the report needs to know about it.
 struct BenchSubject {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import DSV2Core
 import DSV2Reference
 import Foundation
 

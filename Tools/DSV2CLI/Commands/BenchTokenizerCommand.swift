@@ -1,5 +1,5 @@
 import ArgumentParser
-import DSV2Reference
+import DSV2Text
 import Foundation
 
 /// `dsv2 bench tokenizer`: encode throughput over a few MB of mixed text, next to the figure of

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import DSV2Reference
+import DSV2Generation
 
 /// `dsv2 chat`: a multi-turn conversation with the model's chat template, the KV cache kept
 /// across turns (each turn feeds only the tokens not already cached).

@@ -1,5 +1,5 @@
 import ArgumentParser
-import DSV2Reference
+import DSV2Analysis
 import Foundation
 
 /// `dsv2 compare`: lines up the named intermediates of two dumps (or of two engines run on the same

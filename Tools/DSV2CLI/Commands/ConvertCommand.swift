@@ -1,7 +1,8 @@
 import ArgumentParser
 import Foundation
+import DSV2Container
 import DSV2Converter
-import DSV2Quantized
+import DSV2Formats
 
 /// `dsv2 convert`: HF safetensors folder (or a container) → `.dsv2` container.
 struct ConvertCommand: ParsableCommand {

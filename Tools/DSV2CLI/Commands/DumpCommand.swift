@@ -1,5 +1,6 @@
 import ArgumentParser
-import DSV2Quantized
+import DSV2Core
+import DSV2Formats
 import DSV2Reference
 import Foundation
 

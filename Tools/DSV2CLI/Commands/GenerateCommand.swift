@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import DSV2Reference
+import DSV2Generation
 
 /// `dsv2 generate`: continue a prompt, streaming the text as it is produced.
 struct GenerateCommand: ParsableCommand {

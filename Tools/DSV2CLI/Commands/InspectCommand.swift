@@ -1,8 +1,8 @@
 import ArgumentParser
 import Foundation
-import DSV2Converter
-import DSV2Quantized
-import DSV2Reference
+import DSV2Container
+import DSV2Core
+import DSV2Formats
 
 /// `dsv2 inspect`: what a container holds.
 struct InspectCommand: ParsableCommand {

@@ -1,5 +1,5 @@
 import ArgumentParser
-import DSV2Reference
+import DSV2Analysis
 import Foundation
 
 /// `dsv2 perplexity`: perplexity of a text file under the convention of NUMERICS.md, optionally

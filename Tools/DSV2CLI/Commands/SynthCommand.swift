@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import DSV2Converter
-import DSV2Quantized
+import DSV2Formats
 
 /// `dsv2 synth`: a checkpoint with the real tensor names and shapes and seeded random weights,
 /// for benchmarks and engine checks at real scale without downloading a model.

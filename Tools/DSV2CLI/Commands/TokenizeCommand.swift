@@ -1,5 +1,5 @@
 import ArgumentParser
-import DSV2Reference
+import DSV2Text
 import Foundation
 
 /// `dsv2 tokenize`: HF-exact encoding and decoding of JSON lines on stdin.

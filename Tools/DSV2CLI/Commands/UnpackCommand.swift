@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
+import DSV2Container
 import DSV2Converter
-import DSV2Quantized
 
 /// `dsv2 unpack`: compressed container → raw (mmap-ready) container, same tensor types.
 struct UnpackCommand: ParsableCommand {

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import DSV2Converter
+import DSV2Container
 
 /// `dsv2 verify`: structure and every checksum; exit code 0 only if all is well.
 struct VerifyCommand: ParsableCommand {

@@ -1,6 +1,9 @@
 import ArgumentParser
-import DSV2Converter
+import DSV2Analysis
+import DSV2Container
+import DSV2Core
 import DSV2Reference
+import DSV2Text
 import Foundation
 #if canImport(Glibc)
 import Glibc

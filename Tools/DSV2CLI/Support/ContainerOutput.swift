@@ -1,4 +1,5 @@
 import ArgumentParser
+import DSV2Container
 import DSV2Converter
 import Foundation
 

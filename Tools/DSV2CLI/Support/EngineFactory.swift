@@ -1,5 +1,8 @@
 import ArgumentParser
-import DSV2Converter
+import DSV2Container
+import DSV2Core
+import DSV2Formats
+import DSV2Kernels
 import DSV2Quantized
 import DSV2Reference
 import Foundation

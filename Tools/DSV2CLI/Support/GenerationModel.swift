@@ -1,8 +1,9 @@
 import ArgumentParser
 import Foundation
-import DSV2Reference
-import DSV2Converter
+import DSV2Container
+import DSV2Core
 import DSV2Quantized
+import DSV2Text
 
 /// `--model`, `--engine`, `--quant`, `--threads`: which model `generate`/`chat` run and how.
 struct ModelArguments: ParsableArguments {

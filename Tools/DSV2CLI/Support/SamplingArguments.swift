@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import DSV2Reference
+import DSV2Generation
 
 /// The sampling and stopping flags shared by `generate` and `chat`.
 struct SamplingArguments: ParsableArguments {

@@ -1,0 +1,205 @@
+import Foundation
+import DSV2Core
+import DSV2Formats
+
+/// Reads a `.dsv2` container. Raw tensors are returned zero-copy from the mapped file (owner:
+/// the `MappedFile`); compressed tensors are decoded straight into an aligned `AlignedBuffer`
+/// and their XXH64 checked. Thread-safe.
+public final class ContainerReader: WeightSource, @unchecked Sendable {
+    public let path: String
+    public let file: MappedFile
+    public let header: ContainerHeader
+    public let metadata: ContainerMetadata
+    /// Also check the XXH64 of raw tensors on every `tensor(_:)` (reads all their pages: off by
+    /// default so an mmap-ed model loads lazily; `verify` always checks).
+    public var verifyRawChecksums: Bool
+    private let entriesByName: [String: Int]
+    private let filesByName: [String: ContainerFileEntry]
+    public let configJSON: Data
+    public let tokenizerFiles: [String: Data]
+
+    /// Opens and validates the header, the metadata and the table's internal consistency
+    /// (sizes, bounds). Tensor data is not read.
+    public init(path: String, verifyRawChecksums: Bool = false) throws {
+        self.path = path
+        self.verifyRawChecksums = verifyRawChecksums
+        file = try MappedFile(path: path)
+        let headerBytes = try file.bytes(at: 0, count: min(file.size, ContainerFormat.headerSize))
+        header = try ContainerHeader.decode(headerBytes, path: path)
+        guard UInt64(file.size) == header.fileSize else {
+            if UInt64(file.size) < header.fileSize {
+                throw ContainerError.truncated(path: path, detail: "the header says \(header.fileSize) bytes, the file has \(file.size)")
+            }
+            throw ContainerError.corruptHeader(path: path, detail: "the header says \(header.fileSize) bytes, the file has \(file.size)")
+        }
+        guard header.metadataOffset >= UInt64(ContainerFormat.headerSize),
+              header.metadataOffset <= header.fileSize,
+              header.metadataSize <= header.fileSize - header.metadataOffset else {
+            throw ContainerError.corruptHeader(path: path, detail: "metadata range outside the file")
+        }
+        let json = try file.bytes(at: Int(header.metadataOffset), count: Int(header.metadataSize))
+        guard XXH64.hash(json) == header.metadataChecksum else {
+            throw ContainerError.corruptMetadata(path: path, detail: "metadata checksum mismatch")
+        }
+        do {
+            metadata = try JSONDecoder().decode(ContainerMetadata.self, from: Data(json))
+        } catch {
+            throw ContainerError.corruptMetadata(path: path, detail: "\(error)")
+        }
+        var byName: [String: Int] = [:]
+        for (index, entry) in metadata.tensors.enumerated() {
+            guard byName[entry.name] == nil else {
+                throw ContainerError.corruptMetadata(path: path, detail: "tensor \(entry.name) listed twice")
+            }
+            try TensorCodec.validate(entry, path: path, fileSize: file.size)
+            byName[entry.name] = index
+        }
+        entriesByName = byName
+        var files: [String: ContainerFileEntry] = [:]
+        for entry in metadata.files {
+            guard entry.offset >= 0, entry.size >= 0, entry.offset <= file.size, entry.size <= file.size - entry.offset else {
+                throw ContainerError.truncated(path: path, detail: "embedded file \(entry.name) lies outside the file")
+            }
+            files[entry.name] = entry
+        }
+        filesByName = files
+        // The embedded files are small: read and check them now, so a bad one is an error at open.
+        var embedded: [String: Data] = [:]
+        for entry in metadata.files {
+            let bytes = try file.bytes(at: entry.offset, count: entry.size)
+            let found = hex64(XXH64.hash(bytes))
+            guard found == entry.checksum else {
+                throw ContainerError.corruptMetadata(path: path, detail: "embedded file \(entry.name): checksum mismatch (expected \(entry.checksum), found \(found))")
+            }
+            embedded[entry.name] = Data(bytes)
+        }
+        guard let config = embedded.removeValue(forKey: "config.json") else {
+            throw ContainerError.corruptMetadata(path: path, detail: "no embedded config.json")
+        }
+        configJSON = config
+        tokenizerFiles = embedded
+    }
+
+    /// The table entry of `name`.
+    public func entry(_ name: String) -> ContainerTensorEntry? {
+        entriesByName[name].map { metadata.tensors[$0] }
+    }
+
+    /// An embedded file's bytes (checksum verified), or nil when the container has no such file.
+    public func embeddedFile(_ name: String) throws -> Data? {
+        guard let entry = filesByName[name] else { return nil }
+        let bytes = try file.bytes(at: entry.offset, count: entry.size)
+        let found = hex64(XXH64.hash(bytes))
+        guard found == entry.checksum else {
+            throw ContainerError.corruptMetadata(path: path, detail: "embedded file \(name): checksum mismatch (expected \(entry.checksum), found \(found))")
+        }
+        return Data(bytes)
+    }
+
+    // MARK: WeightSource
+
+    public var tensorNames: [String] { metadata.tensors.map(\.name) }
+
+    public func tensorInfo(_ name: String) -> (type: WeightType, shape: [Int])? {
+        entry(name).map { ($0.type, $0.shape) }
+    }
+
+    public func tensor(_ name: String) throws -> StoredTensor {
+        try tensor(name, threads: 1)
+    }
+
+    /// `threads` > 1 decodes the chunks of a large compressed tensor in parallel.
+    public func tensor(_ name: String, threads: Int) throws -> StoredTensor {
+        guard let entry = entry(name) else { throw ContainerError.missingTensor(path: path, tensor: name) }
+        if entry.compression == .none {
+            let bytes = try file.bytes(at: entry.offset, count: entry.rawSize)
+            if verifyRawChecksums { try check(entry, bytes) }
+            return StoredTensor(name: name, type: entry.type, shape: entry.shape, bytes: bytes, owner: file)
+        }
+        let buffer = AlignedBuffer(byteCount: entry.rawSize)
+        try TensorCodec.decode(entry, file: file, into: buffer.pointer, threads: threads)
+        try check(entry, buffer.bytes)
+        return StoredTensor(name: name, type: entry.type, shape: entry.shape, bytes: buffer.bytes, owner: buffer)
+    }
+
+    /// Every tensor, decoded in parallel across tensors on `threads` threads. Throws the first
+    /// error (naming the tensor).
+    public func loadAll(threads: Int = ProcessInfo.processInfo.activeProcessorCount) throws -> [String: StoredTensor] {
+        let names = tensorNames
+        var results = [StoredTensor?](repeating: nil, count: names.count)
+        let failure = FirstError()
+        let next = AtomicCounter()
+        results.withUnsafeMutableBufferPointer { slots in
+            let slots = UnsafeSendable(slots)
+            DispatchQueue.concurrentPerform(iterations: max(1, min(threads, names.count))) { _ in
+                while failure.error == nil {
+                    let index = next.increment()
+                    if index >= names.count { break }
+                    do { slots.value[index] = try self.tensor(names[index]) } catch { failure.record(error) }
+                }
+            }
+        }
+        if let error = failure.error { throw error }
+        var dictionary: [String: StoredTensor] = [:]
+        for (name, tensor) in zip(names, results) { dictionary[name] = tensor! }
+        return dictionary
+    }
+
+    /// Drops the mapped pages of a tensor's stored bytes (after decoding a compressed tensor,
+    /// or once done with a raw one): they no longer count in the resident set and are re-read
+    /// from the file if touched again. Never invalidates a returned `StoredTensor`.
+    public func releasePages(of name: String) {
+        guard let entry = entry(name), let bytes = try? file.bytes(at: entry.offset, count: entry.storedSize) else { return }
+        PageRelease.release(bytes)
+    }
+
+    private func check(_ entry: ContainerTensorEntry, _ bytes: UnsafeRawBufferPointer) throws {
+        let found = hex64(XXH64.hash(bytes))
+        guard found == entry.checksum else {
+            throw ContainerError.checksumMismatch(path: path, tensor: entry.name, expected: entry.checksum, found: found)
+        }
+    }
+
+    /// Checks the structure and every checksum; returns one problem per bad tensor or file
+    /// (empty when all is well).
+    public func verify(threads: Int = ProcessInfo.processInfo.activeProcessorCount,
+                       progress: ((_ tensorsDone: Int, _ tensorCount: Int, _ bytesDone: Int, _ bytesTotal: Int) -> Void)? = nil) -> [ContainerError] {
+        var problems: [ContainerError] = []
+        for entry in metadata.files {
+            do { _ = try embeddedFile(entry.name) } catch let error as ContainerError { problems.append(error) } catch {}
+        }
+        let tensors = metadata.tensors
+        var results = [ContainerError?](repeating: nil, count: tensors.count)
+        let next = AtomicCounter()
+        let done = AtomicCounter()
+        let bytesTotal = tensors.reduce(0) { $0 + $1.rawSize }
+        let bytesDone = AtomicCounter()
+        results.withUnsafeMutableBufferPointer { slots in
+            let slots = UnsafeSendable(slots)
+            DispatchQueue.concurrentPerform(iterations: max(1, min(threads, tensors.count))) { _ in
+                while true {
+                    let index = next.increment()
+                    if index >= tensors.count { break }
+                    let entry = tensors[index]
+                    do {
+                        if entry.compression == .none {
+                            try self.check(entry, try self.file.bytes(at: entry.offset, count: entry.rawSize))
+                        } else {
+                            _ = try self.tensor(entry.name)
+                        }
+                    } catch let error as ContainerError {
+                        slots.value[index] = error
+                    } catch {
+                        slots.value[index] = .corruptTensor(path: self.path, tensor: entry.name, detail: "\(error)")
+                    }
+                    self.releasePages(of: entry.name)
+                    let finished = done.increment() + 1
+                    let bytes = bytesDone.add(entry.rawSize) + entry.rawSize
+                    progress?(finished, tensors.count, bytes, bytesTotal)
+                }
+            }
+        }
+        problems += results.compactMap { $0 }
+        return problems
+    }
+}

@@ -1,0 +1,35 @@
+import XCTest
+import Foundation
+
+/// Runs scripts/check-codegen on the release objects, so CI notices when the kernels lose their
+/// vector code (a missing target flag or a non-inlined standard-library SIMD conversion makes
+/// them 10–300× slower while every functional test still passes).
+final class KernelCodegenTests: XCTestCase {
+    func testKernelsCompileToVectorCodeWithoutLibraryCalls() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let script = root.appendingPathComponent("scripts/check-codegen").path
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/objdump")
+                || FileManager.default.isExecutableFile(atPath: "/usr/local/bin/objdump") else {
+            throw XCTSkip("objdump not installed: code generation not checked")
+        }
+        #if DEBUG
+        throw XCTSkip("debug build: code generation is checked on release builds only (swift test -c release)")
+        #else
+        let objects = root.appendingPathComponent(".build/release/DSV2Kernels.build/RowDot.swift.o").path
+        guard FileManager.default.fileExists(atPath: objects) else {
+            throw XCTSkip("no release objects at \(objects): code generation not checked")
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = [script]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 0, output)
+        #endif
+    }
+}

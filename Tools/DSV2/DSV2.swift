@@ -1,0 +1,8 @@
+// The umbrella library: `import DSV2` gives a library user everything needed to open and run a
+// model (`Model.open`), tokenize and generate.
+@_exported import DSV2Core
+@_exported import DSV2Text
+@_exported import DSV2Generation
+@_exported import DSV2Formats
+@_exported import DSV2Quantized
+@_exported import DSV2Container
