@@ -7,7 +7,8 @@ import DSV2Kernels
 ///
 /// MoE schedule (three parallel phases per layer, KERNELS.md "split work per phase"):
 ///   1. router (fp32) + shared experts' gate and up, on the block input quantized once;
-///   2. routing in fp32 exactly as the reference, then every selected expert's gate and up;
+///   2. routing in fp32 by `ExpertRouter` (the reference routes with it too), then every
+///      selected expert's gate and up;
 ///   3. silu(gate)·up quantized per expert, then every down product (routed and shared).
 /// A decode step runs each selected expert as a mat-vec; a prefill gathers the tokens routed to
 /// each expert and runs one mat-mat per expert and matrix (weights read once per batch).
@@ -47,7 +48,7 @@ extension QuantizedEngine {
                 products.append(MatrixProduct(matrix: shared.up, input: ws.hiddenInput, token: token, output: ws.sharedUp.pointer))
             }
         }
-        route(ws: ws, experts: experts, topK: topK)
+        ws.router.route(logits: ws.routerScores.pointer, tokens: tokens, indices: ws.routeIndices, weights: ws.routeWeights.pointer)
         if let tracer {
             let slots = tokens * topK
             if tracer.wants(TraceName.routerIndices(l)) {
@@ -160,57 +161,6 @@ extension QuantizedEngine {
                         EngineMath.gatedActivation(gate: row, up: sharedUp + t * sharedWidth, count: sharedWidth, into: row)
                         sharedInput!.loadToken(t, from: row)
                     }
-                }
-            }
-        }
-    }
-
-    /// The gate, exactly as the reference (NUMERICS.md items 8-10): softmax over all routed
-    /// experts of the fp32 scores; greedy or group-limited top-k (largest first, ties to the lower
-    /// index); then renormalise (top_k > 1 and norm_topk_prob, without the scaling factor) or
-    /// multiply by routed_scaling_factor. Writes ws.routeIndices / ws.routeWeights [tokens, topK].
-    func route(ws: EngineWorkspace, experts: Int, topK: Int) {
-        let c = config
-        let candidate = ws.routeCandidates.pointer, taken = ws.routeTaken
-        /// Index of the largest not-taken value among `count` (ties: lowest index).
-        func best(_ values: UnsafePointer<Float>, count: Int) -> Int {
-            var chosen = -1
-            for i in 0..<count where !taken[i] && (chosen < 0 || values[i] > values[chosen]) { chosen = i }
-            return chosen
-        }
-        for t in 0..<ws.tokens {
-            let row = ws.routerScores.pointer + t * experts
-            Elementwise.softmax(row, count: experts)
-            candidate.update(from: row, count: experts)
-            if c.topkMethod == .groupLimitedGreedy, let nGroup = c.nGroup, let topkGroup = c.topkGroup {
-                // Group score = max of its experts; keep the topk_group best groups and zero
-                // (not −inf) the others' scores.
-                let groupSize = experts / nGroup, groups = ws.groupScores.pointer
-                for g in 0..<nGroup {
-                    var m = candidate[g * groupSize]
-                    for e in g * groupSize ..< (g + 1) * groupSize where candidate[e] > m { m = candidate[e] }
-                    groups[g] = m
-                }
-                taken.update(repeating: false, count: nGroup)
-                for _ in 0..<topkGroup { taken[best(groups, count: nGroup)] = true }
-                for g in 0..<nGroup where !taken[g] {
-                    for e in g * groupSize ..< (g + 1) * groupSize { candidate[e] = 0 }
-                }
-            }
-            taken.update(repeating: false, count: experts)
-            var sum: Float = 0
-            for slot in 0..<topK {
-                let e = best(candidate, count: experts)
-                taken[e] = true
-                ws.routeIndices[t * topK + slot] = Int32(e)
-                ws.routeWeights.pointer[t * topK + slot] = candidate[e]
-                sum += candidate[e]
-            }
-            for slot in 0..<topK {
-                if topK > 1 && c.normTopkProb {
-                    ws.routeWeights.pointer[t * topK + slot] /= sum + 1e-20
-                } else {
-                    ws.routeWeights.pointer[t * topK + slot] *= c.routedScalingFactor
                 }
             }
         }
