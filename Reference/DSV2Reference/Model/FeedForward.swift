@@ -1,7 +1,7 @@
 import Foundation
 import DSV2Core
 
-extension MLPWeights {
+extension MLPWeights where Matrix == DSV2Reference.Matrix {
     /// down(silu(gate(x)) · up(x)) for `tokens` rows of x [tokens, hidden] → [tokens, hidden].
     func forward(_ x: [Float], tokens: Int) -> [Float] {
         var gate = gateProj.apply(x, tokens: tokens)  // [tokens, intermediate]
@@ -27,7 +27,7 @@ public struct Routing: Sendable {
 /// DeepSeekMoE (paper section 2.2): shared experts plus the top-k routed experts of a softmax gate.
 struct MixtureOfExperts {
     let config: ModelConfig
-    let weights: MoEWeights
+    let weights: MoEWeights<Matrix>
 
     /// The gate: a bias-free fp32 linear layer, then `ExpertRouter`, the selection rule the
     /// quantized engine runs too.

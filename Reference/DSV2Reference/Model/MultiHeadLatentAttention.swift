@@ -12,10 +12,10 @@ import DSV2Core
 /// (or `q_b_proj`) = [W^UQ_1; W^QR_1; …], head by head.
 struct MultiHeadLatentAttention {
     let config: ModelConfig
-    let weights: AttentionWeights
+    let weights: AttentionWeights<Matrix, [Float], Matrix>
     let softmaxScale: Float
 
-    init(config: ModelConfig, weights: AttentionWeights) {
+    init(config: ModelConfig, weights: AttentionWeights<Matrix, [Float], Matrix>) {
         self.config = config
         self.weights = weights
         // 1/sqrt(d_h + d_h^R) of eq. 18, times the YaRN mscale² (NUMERICS.md item 4).
