@@ -141,7 +141,7 @@ struct MultiHeadLatentAttention {
                                    cache: LayerKVCache, into output: inout [Float]) {
         let heads = config.numAttentionHeads, nope = config.qkNopeHeadDim, ropeDim = config.qkRopeHeadDim
         let qHead = config.qHeadDim, vDim = config.vHeadDim, rank = config.kvLoraRank
-        let width = rank + ropeDim
+        let width = config.latentCacheWidth
 
         cache.latent.reserveCapacity(cache.latent.count + tokens * width)
         for t in 0..<tokens {
