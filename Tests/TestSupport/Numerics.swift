@@ -14,20 +14,14 @@ public func relativeError(_ actual: [Float], _ expected: [Float]) -> Float {
 }
 
 extension SplitMix64 {
-    /// Uniform in [0, 1) with 53 random bits.
-    public mutating func unitDouble() -> Double { Double(next() >> 11) / Double(1 << 53) }
-
     /// Standard normal (Box-Muller).
     public mutating func normal() -> Double {
-        let u = max(unitDouble(), 1e-300), v = unitDouble()
+        let u = max(nextUnitDouble(), 1e-300), v = nextUnitDouble()
         return (-2 * log(u)).squareRoot() * cos(2 * .pi * v)
     }
-}
 
-
-extension SplitMix64 {
     /// Uniform in [-1, 1).
-    public mutating func float() -> Float { Float(Double(next() >> 11) / Double(1 << 53) * 2 - 1) }
+    public mutating func float() -> Float { Float(nextUnitDouble() * 2 - 1) }
     public mutating func int(_ range: ClosedRange<Int>) -> Int {
         range.lowerBound + Int(next() % UInt64(range.count))
     }

@@ -37,15 +37,8 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
     private var s0: UInt64, s1: UInt64, s2: UInt64, s3: UInt64
 
     public init(seed: UInt64) {
-        var x = seed
-        func splitmix() -> UInt64 {
-            x &+= 0x9E37_79B9_7F4A_7C15
-            var z = x
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        s0 = splitmix(); s1 = splitmix(); s2 = splitmix(); s3 = splitmix()
+        var seeder = SplitMix64(seed: seed)
+        s0 = seeder.next(); s1 = seeder.next(); s2 = seeder.next(); s3 = seeder.next()
     }
 
     public mutating func next() -> UInt64 {
@@ -56,9 +49,6 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
         s3 = s3 << 45 | s3 >> 19
         return result
     }
-
-    /// Uniform in [0, 1) with 53 random bits.
-    public mutating func nextUnitDouble() -> Double { Double(next() >> 11) * 0x1.0p-53 }
 }
 
 /// Picks tokens from logits: repetition penalty, then temperature, top-k, top-p, min-p (the

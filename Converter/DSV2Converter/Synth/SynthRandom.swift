@@ -1,4 +1,5 @@
 import Foundation
+import DSV2Core
 import DSV2Formats
 import DSV2Container
 
@@ -23,10 +24,7 @@ public struct SynthRandom: Sendable {
         // FNV-1a over the name, then SplitMix64's finaliser with the seed folded in.
         var hash: UInt64 = 0xCBF2_9CE4_8422_2325
         for byte in name.utf8 { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
-        var z = hash ^ (seed &* 0x9E37_79B9_7F4A_7C15)
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        z ^= z >> 31
+        let z = SplitMix64.mix(hash ^ (seed &* SplitMix64.gamma))
         key0 = UInt32(truncatingIfNeeded: z)
         key1 = UInt32(truncatingIfNeeded: z >> 32) | 1
     }

@@ -40,72 +40,38 @@ public enum EngineWeightLoader {
     }
 
     public static func load(from source: WeightSource, config: ModelConfig) throws -> EngineWeights {
-        let shapes = Dictionary(config.expectedTensorShapes().map { ($0.name, $0.shape) }, uniquingKeysWith: { a, _ in a })
         // Check every name and shape before reading any data, so a mismatched model fails fast.
-        for (name, shape) in config.expectedTensorShapes() {
+        let expected = config.expectedTensorShapes()
+        for (name, shape) in expected {
             guard let info = source.tensorInfo(name) else { throw EngineLoadError.missingTensor(tensor: name) }
             guard info.shape == shape else { throw EngineLoadError.wrongShape(tensor: name, expected: shape, found: info.shape) }
         }
 
         // Fetch (and, for a `QuantizingSource`, quantize) the tensors on every core: each is
         // converted alone, so memory beyond the result stays one chunk per thread.
-        let fetched = try fetchAll(config.expectedTensorShapes().map(\.name), from: source)
-        func stored(_ name: String) throws -> StoredTensor {
+        let fetched = try fetchAll(expected.map(\.name), from: source)
+        func stored(_ name: String, _ shape: [Int]) throws -> StoredTensor {
             guard let tensor = fetched[name] else { throw EngineLoadError.missingTensor(tensor: name) }
-            guard tensor.shape == shapes[name] else {
-                throw EngineLoadError.wrongShape(tensor: name, expected: shapes[name] ?? [], found: tensor.shape)
-            }
+            guard tensor.shape == shape else { throw EngineLoadError.wrongShape(tensor: name, expected: shape, found: tensor.shape) }
             return tensor
         }
-        func matrix(_ name: String) throws -> QuantizedMatrix {
-            let tensor = try stored(name)
-            let (rows, columns) = StoredTensor.rowsAndColumns(tensor.shape)
-            guard let base = tensor.bytes.baseAddress else {
-                throw EngineLoadError.badTensorBytes(tensor: name, reason: "has no data")
-            }
-            do {
-                return try QuantizedMatrix(type: tensor.type, rows: rows, columns: columns, data: base,
-                                           byteCount: tensor.bytes.count, owner: tensor.owner, name: name)
-            } catch {
-                throw EngineLoadError.badTensorBytes(tensor: name, reason: "\(error)")
-            }
-        }
-        func vector(_ name: String) throws -> [Float] {
-            let tensor = try stored(name)
-            return try floats(tensor)
-        }
-
-        let embedding = try matrix(CheckpointNames.embedTokens)
-        var layers: [EngineLayer] = []
-        for l in 0..<config.numHiddenLayers {
-            let n = CheckpointNames.layer(l)
-            let query: EngineAttentionWeights.Query = config.qLoraRank == nil
-                ? .plain(try matrix(n.qProj))
-                : .lowRank(a: try matrix(n.qAProj), norm: try vector(n.qALayernorm), b: try matrix(n.qBProj))
-            let (wUKT, wUV) = try splitKVB(try stored(n.kvBProj), config: config)
-            let attention = EngineAttentionWeights(query: query, kvA: try matrix(n.kvAProjWithMQA),
-                                                   kvANorm: try vector(n.kvALayernorm), wUKT: wUKT, wUV: wUV,
-                                                   oProj: try matrix(n.oProj))
-            let feedForward: EngineFeedForward
-            if config.isMoELayer(l) {
-                let experts = try (0..<config.routedExpertCount).map { e in
-                    EngineMLP(gate: try matrix(n.expertGateProj(e)), up: try matrix(n.expertUpProj(e)),
-                              down: try matrix(n.expertDownProj(e)))
+        let weights = try ModelWeights<QuantizedMatrix, [Float], AbsorbedKVB>.load(config: config,
+            matrix: { name, shape in
+                let tensor = try stored(name, shape)
+                let (rows, columns) = StoredTensor.rowsAndColumns(tensor.shape)
+                guard let base = tensor.bytes.baseAddress else {
+                    throw EngineLoadError.badTensorBytes(tensor: name, reason: "has no data")
                 }
-                let shared = config.sharedExpertsIntermediateSize > 0
-                    ? EngineMLP(gate: try matrix(n.sharedGateProj), up: try matrix(n.sharedUpProj), down: try matrix(n.sharedDownProj))
-                    : nil
-                feedForward = .moe(EngineMoE(router: try matrix(n.router), experts: experts, shared: shared))
-            } else {
-                feedForward = .dense(EngineMLP(gate: try matrix(n.mlpGateProj), up: try matrix(n.mlpUpProj),
-                                               down: try matrix(n.mlpDownProj)))
-            }
-            layers.append(EngineLayer(inputNorm: try vector(n.inputLayernorm), attention: attention,
-                                      postAttentionNorm: try vector(n.postAttentionLayernorm), feedForward: feedForward))
-        }
-        let finalNorm = try vector(CheckpointNames.finalNorm)
-        let lmHead = config.tieWordEmbeddings ? embedding : try matrix(CheckpointNames.lmHead)
-        return EngineWeights(config: config, embedding: embedding, layers: layers, finalNorm: finalNorm, lmHead: lmHead)
+                do {
+                    return try QuantizedMatrix(type: tensor.type, rows: rows, columns: columns, data: base,
+                                               byteCount: tensor.bytes.count, owner: tensor.owner, name: name)
+                } catch {
+                    throw EngineLoadError.badTensorBytes(tensor: name, reason: "\(error)")
+                }
+            },
+            vector: { name, shape in try floats(try stored(name, shape)) },
+            kvBProj: { name, shape in try splitKVB(try stored(name, shape), config: config) })
+        return EngineWeights(config: config, weights: weights)
     }
 
     /// `source.tensor(name)` for every name, in parallel (`WeightSource.tensor` is thread-safe);
@@ -152,7 +118,7 @@ public enum EngineWeightLoader {
 
     /// Splits kv_b_proj (head by head [W^UK_i (qk_nope rows); W^UV_i (v_head rows)], NUMERICS.md
     /// item 5) into W^UKᵀ [heads·rank, nope] and W^UV [heads·vDim, rank].
-    static func splitKVB(_ tensor: StoredTensor, config: ModelConfig) throws -> (wUKT: QuantizedMatrix, wUV: QuantizedMatrix) {
+    static func splitKVB(_ tensor: StoredTensor, config: ModelConfig) throws -> AbsorbedKVB {
         let heads = config.numAttentionHeads, nope = config.qkNopeHeadDim, vDim = config.vHeadDim
         let rank = config.kvLoraRank
         let values = try floats(tensor)  // [heads·(nope + vDim), rank]
@@ -173,6 +139,6 @@ public enum EngineWeightLoader {
             ? QuantizedMatrix.quantize(transposedK, rows: heads * rank, columns: nope, as: type)
             : QuantizedMatrix.quantize([Float](repeating: 0, count: heads * rank), rows: heads * rank, columns: 1, as: type)
         let wUV = QuantizedMatrix.quantize(valueUp, rows: heads * vDim, columns: rank, as: type)
-        return (wUKT, wUV)
+        return AbsorbedKVB(wUKT: wUKT, wUV: wUV)
     }
 }

@@ -44,7 +44,7 @@ extension QuantizedEngine {
             case let .lowRank(a, _, _):   // eq. 12: c^Q = W^DQ h, [tokens, qLoraRank]
                 products.append(MatrixProduct(matrix: a, input: ws.hiddenInput, token: token, output: ws.queryLatent!.pointer))
             }
-            products.append(MatrixProduct(matrix: w.kvA, input: ws.hiddenInput, token: token, output: ws.kvA.pointer))  // [tokens, rank + ropeDim]
+            products.append(MatrixProduct(matrix: w.kvAProjWithMQA, input: ws.hiddenInput, token: token, output: ws.kvA.pointer))  // [tokens, rank + ropeDim]
         }
         if case let .lowRank(a, norm, b) = w.query {
             // q_a_layernorm (eps 1e-6), then eqs. 13-14: [q^C | q^R] = W^UQ c^Q, W^QR c^Q.
@@ -57,7 +57,7 @@ extension QuantizedEngine {
         // kv_a_layernorm normalises the latent only; RoPE rotates k^R (once, shared by all heads)
         // and every head's q^R (NUMERICS.md items 1, 5). Then the rows enter the cache.
         let scratch = attentionScratch.queryLatent[0].pointer  // ≥ ropeDim floats, free until the core runs
-        w.kvANorm.withUnsafeBufferPointer { norm in
+        w.kvALayernorm.withUnsafeBufferPointer { norm in
             for t in 0..<tokens {
                 let source = ws.kvA.pointer + t * width, row = ws.cacheRows.pointer + t * width
                 Elementwise.rmsNorm(source, width: rank, weight: norm.baseAddress!, eps: Self.latentNormEps, into: row)
@@ -87,7 +87,7 @@ extension QuantizedEngine {
         let cacheBase = cache.base, rowBytes = cache.rowBytes
         let scratchState = attentionScratch
         let query = ws.query.pointer, headOutputs = ws.headOutputs.pointer
-        let wUKT = w.wUKT, wUV = w.wUV
+        let wUKT = w.kvBProj.wUKT, wUV = w.kvBProj.wUV
         // A local function (not a closure value) so that passing it to the pool allocates no context.
         func core(_ p: Int) {
             let queryLatent = scratchState.queryLatent[p].pointer  // [rank + ropeDim]

@@ -7,7 +7,8 @@ import DSV2Kernels
 ///
 /// MoE schedule (three parallel phases per layer, KERNELS.md "split work per phase"):
 ///   1. router (fp32) + shared experts' gate and up, on the block input quantized once;
-///   2. routing in fp32 exactly as the reference, then every selected expert's gate and up;
+///   2. routing in fp32 by `ExpertRouter` (the reference routes with it too), then every
+///      selected expert's gate and up;
 ///   3. silu(gate)·up quantized per expert, then every down product (routed and shared).
 /// A decode step runs each selected expert as a mat-vec; a prefill gathers the tokens routed to
 /// each expert and runs one mat-mat per expert and matrix (weights read once per batch).
@@ -17,8 +18,8 @@ extension QuantizedEngine {
         let token: Int? = tokens == 1 ? 0 : nil
         ws.hiddenInput.load(ws.normed.pointer)
         phase(ws) { products in
-            products.append(MatrixProduct(matrix: mlp.gate, input: ws.hiddenInput, token: token, output: ws.denseGate.pointer))  // [tokens, intermediate]
-            products.append(MatrixProduct(matrix: mlp.up, input: ws.hiddenInput, token: token, output: ws.denseUp.pointer))      // [tokens, intermediate]
+            products.append(MatrixProduct(matrix: mlp.gateProj, input: ws.hiddenInput, token: token, output: ws.denseGate.pointer))  // [tokens, intermediate]
+            products.append(MatrixProduct(matrix: mlp.upProj, input: ws.hiddenInput, token: token, output: ws.denseUp.pointer))      // [tokens, intermediate]
         }
         let input = ws.denseInput!
         let gate = ws.denseGate.pointer, up = ws.denseUp.pointer
@@ -29,25 +30,25 @@ extension QuantizedEngine {
                 input.loadToken(t, from: gate + t * width)
             }
         }
-        phase(ws) { $0.append(MatrixProduct(matrix: mlp.down, input: input, token: token, output: ws.blockOutput.pointer)) }  // [tokens, hidden]
+        phase(ws) { $0.append(MatrixProduct(matrix: mlp.downProj, input: input, token: token, output: ws.blockOutput.pointer)) }  // [tokens, hidden]
     }
 
     func mixtureOfExperts(_ moe: EngineMoE, layer l: Int, ws: EngineWorkspace, tracer: ForwardTracer?) {
         let c = config, tokens = ws.tokens, hidden = c.hiddenSize, topK = c.expertsPerToken
         let experts = c.routedExpertCount, width = c.moeIntermediateSize
-        let sharedWidth = moe.shared?.intermediate ?? 0
+        let sharedWidth = moe.sharedExperts?.intermediate ?? 0
         let token: Int? = tokens == 1 ? 0 : nil
 
         // Phase 1: router scores [tokens, experts] and the shared experts' gate/up [tokens, sharedWidth].
         ws.hiddenInput.load(ws.normed.pointer)
         phase(ws) { products in
             products.append(MatrixProduct(matrix: moe.router, input: ws.hiddenInput, token: token, output: ws.routerScores.pointer))
-            if let shared = moe.shared {
-                products.append(MatrixProduct(matrix: shared.gate, input: ws.hiddenInput, token: token, output: ws.sharedGate.pointer))
-                products.append(MatrixProduct(matrix: shared.up, input: ws.hiddenInput, token: token, output: ws.sharedUp.pointer))
+            if let shared = moe.sharedExperts {
+                products.append(MatrixProduct(matrix: shared.gateProj, input: ws.hiddenInput, token: token, output: ws.sharedGate.pointer))
+                products.append(MatrixProduct(matrix: shared.upProj, input: ws.hiddenInput, token: token, output: ws.sharedUp.pointer))
             }
         }
-        route(ws: ws, experts: experts, topK: topK)
+        ws.router.route(logits: ws.routerScores.pointer, tokens: tokens, indices: ws.routeIndices, weights: ws.routeWeights.pointer)
         if let tracer {
             let slots = tokens * topK
             if tracer.wants(TraceName.routerIndices(l)) {
@@ -65,18 +66,18 @@ extension QuantizedEngine {
             phase(ws) { products in   // Phase 2: every selected expert's gate and up, [topK, width] each.
                 for slot in 0..<topK {
                     let expert = moe.experts[Int(ws.routeIndices[slot])]
-                    products.append(MatrixProduct(matrix: expert.gate, input: ws.hiddenInput, token: 0, output: gateOut + slot * width))
-                    products.append(MatrixProduct(matrix: expert.up, input: ws.hiddenInput, token: 0, output: upOut + slot * width))
+                    products.append(MatrixProduct(matrix: expert.gateProj, input: ws.hiddenInput, token: 0, output: gateOut + slot * width))
+                    products.append(MatrixProduct(matrix: expert.upProj, input: ws.hiddenInput, token: 0, output: upOut + slot * width))
                 }
             }
-            activate(ws: ws, shared: moe.shared != nil, slots: topK, width: width, sharedWidth: sharedWidth) { slot in (input, slot) }
+            activate(ws: ws, shared: moe.sharedExperts != nil, slots: topK, width: width, sharedWidth: sharedWidth) { slot in (input, slot) }
             phase(ws) { products in   // Phase 3: the down products, [topK, hidden] and [1, hidden].
                 for slot in 0..<topK {
                     let expert = moe.experts[Int(ws.routeIndices[slot])]
-                    products.append(MatrixProduct(matrix: expert.down, input: input, token: slot, output: downOut + slot * hidden))
+                    products.append(MatrixProduct(matrix: expert.downProj, input: input, token: slot, output: downOut + slot * hidden))
                 }
-                if let shared = moe.shared {
-                    products.append(MatrixProduct(matrix: shared.down, input: ws.sharedInput!, token: 0, output: ws.sharedDown.pointer))
+                if let shared = moe.sharedExperts {
+                    products.append(MatrixProduct(matrix: shared.downProj, input: ws.sharedInput!, token: 0, output: ws.sharedDown.pointer))
                 }
             }
         } else {
@@ -102,24 +103,24 @@ extension QuantizedEngine {
             phase(ws) { products in   // Phase 2: per expert, gate and up over its tokens.
                 for e in 0..<experts where counts[e] > 0 {
                     let expert = moe.experts[e]
-                    products.append(MatrixProduct(matrix: expert.gate, input: gathered[e]!, token: nil, output: gateOut + starts[e] * width))
-                    products.append(MatrixProduct(matrix: expert.up, input: gathered[e]!, token: nil, output: upOut + starts[e] * width))
+                    products.append(MatrixProduct(matrix: expert.gateProj, input: gathered[e]!, token: nil, output: gateOut + starts[e] * width))
+                    products.append(MatrixProduct(matrix: expert.upProj, input: gathered[e]!, token: nil, output: upOut + starts[e] * width))
                 }
             }
             // Row r belongs to the expert e with starts[e] ≤ r < starts[e + 1].
             var expertOfRow = [Int](repeating: 0, count: slots)
             for e in 0..<experts { for r in starts[e] ..< starts[e + 1] { expertOfRow[r] = e } }
-            activate(ws: ws, shared: moe.shared != nil, slots: slots, width: width, sharedWidth: sharedWidth) { row in
+            activate(ws: ws, shared: moe.sharedExperts != nil, slots: slots, width: width, sharedWidth: sharedWidth) { row in
                 let e = expertOfRow[row]
                 return (activated[e]!, row - starts[e])
             }
             phase(ws) { products in   // Phase 3: the down products.
                 for e in 0..<experts where counts[e] > 0 {
-                    products.append(MatrixProduct(matrix: moe.experts[e].down, input: activated[e]!, token: nil,
+                    products.append(MatrixProduct(matrix: moe.experts[e].downProj, input: activated[e]!, token: nil,
                                                   output: downOut + starts[e] * hidden))
                 }
-                if let shared = moe.shared {
-                    products.append(MatrixProduct(matrix: shared.down, input: ws.sharedInput!, token: nil, output: ws.sharedDown.pointer))
+                if let shared = moe.sharedExperts {
+                    products.append(MatrixProduct(matrix: shared.downProj, input: ws.sharedInput!, token: nil, output: ws.sharedDown.pointer))
                 }
             }
         }
@@ -134,7 +135,7 @@ extension QuantizedEngine {
                 let row = downOut + Int(ws.expertRowOfSlot[s]) * hidden, weight = ws.routeWeights.pointer[s]
                 for i in 0..<hidden { out[i] += row[i] * weight }
             }
-            if moe.shared != nil { EngineMath.add(ws.sharedDown.pointer + t * hidden, into: out, count: hidden) }
+            if moe.sharedExperts != nil { EngineMath.add(ws.sharedDown.pointer + t * hidden, into: out, count: hidden) }
         }
     }
 
@@ -160,57 +161,6 @@ extension QuantizedEngine {
                         EngineMath.gatedActivation(gate: row, up: sharedUp + t * sharedWidth, count: sharedWidth, into: row)
                         sharedInput!.loadToken(t, from: row)
                     }
-                }
-            }
-        }
-    }
-
-    /// The gate, exactly as the reference (NUMERICS.md items 8-10): softmax over all routed
-    /// experts of the fp32 scores; greedy or group-limited top-k (largest first, ties to the lower
-    /// index); then renormalise (top_k > 1 and norm_topk_prob, without the scaling factor) or
-    /// multiply by routed_scaling_factor. Writes ws.routeIndices / ws.routeWeights [tokens, topK].
-    func route(ws: EngineWorkspace, experts: Int, topK: Int) {
-        let c = config
-        let candidate = ws.routeCandidates.pointer, taken = ws.routeTaken
-        /// Index of the largest not-taken value among `count` (ties: lowest index).
-        func best(_ values: UnsafePointer<Float>, count: Int) -> Int {
-            var chosen = -1
-            for i in 0..<count where !taken[i] && (chosen < 0 || values[i] > values[chosen]) { chosen = i }
-            return chosen
-        }
-        for t in 0..<ws.tokens {
-            let row = ws.routerScores.pointer + t * experts
-            Elementwise.softmax(row, count: experts)
-            candidate.update(from: row, count: experts)
-            if c.topkMethod == .groupLimitedGreedy, let nGroup = c.nGroup, let topkGroup = c.topkGroup {
-                // Group score = max of its experts; keep the topk_group best groups and zero
-                // (not −inf) the others' scores.
-                let groupSize = experts / nGroup, groups = ws.groupScores.pointer
-                for g in 0..<nGroup {
-                    var m = candidate[g * groupSize]
-                    for e in g * groupSize ..< (g + 1) * groupSize where candidate[e] > m { m = candidate[e] }
-                    groups[g] = m
-                }
-                taken.update(repeating: false, count: nGroup)
-                for _ in 0..<topkGroup { taken[best(groups, count: nGroup)] = true }
-                for g in 0..<nGroup where !taken[g] {
-                    for e in g * groupSize ..< (g + 1) * groupSize { candidate[e] = 0 }
-                }
-            }
-            taken.update(repeating: false, count: experts)
-            var sum: Float = 0
-            for slot in 0..<topK {
-                let e = best(candidate, count: experts)
-                taken[e] = true
-                ws.routeIndices[t * topK + slot] = Int32(e)
-                ws.routeWeights.pointer[t * topK + slot] = candidate[e]
-                sum += candidate[e]
-            }
-            for slot in 0..<topK {
-                if topK > 1 && c.normTopkProb {
-                    ws.routeWeights.pointer[t * topK + slot] /= sum + 1e-20
-                } else {
-                    ws.routeWeights.pointer[t * topK + slot] *= c.routedScalingFactor
                 }
             }
         }

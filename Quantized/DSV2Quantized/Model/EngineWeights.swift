@@ -8,24 +8,23 @@ import DSV2Kernels
 /// `WeightSource`; shapes are annotated [rows (out), columns (in)].
 public final class EngineWeights: @unchecked Sendable {
     public let config: ModelConfig
-    let embedding: QuantizedMatrix          // [vocab, hidden]: rows are looked up, never multiplied
+    let embedTokens: QuantizedMatrix        // [vocab, hidden]: rows are looked up, never multiplied
     let layers: [EngineLayer]
     let finalNorm: [Float]                  // [hidden]
     let lmHead: QuantizedMatrix             // [vocab, hidden]
 
-    init(config: ModelConfig, embedding: QuantizedMatrix, layers: [EngineLayer], finalNorm: [Float],
-         lmHead: QuantizedMatrix) {
+    init(config: ModelConfig, weights: ModelWeights<QuantizedMatrix, [Float], AbsorbedKVB>) {
         self.config = config
-        self.embedding = embedding
-        self.layers = layers
-        self.finalNorm = finalNorm
-        self.lmHead = lmHead
+        embedTokens = weights.embedTokens
+        layers = weights.layers
+        finalNorm = weights.finalNorm
+        lmHead = weights.lmHead
     }
 
     /// Bytes of all weights held (matrices in their stored types, norms as fp32).
     public var residentBytes: Int {
-        var total = embedding.storedBytes + finalNorm.count * 4
-        if lmHead.data != embedding.data { total += lmHead.storedBytes }
+        var total = embedTokens.storedBytes + finalNorm.count * 4
+        if lmHead.data != embedTokens.data { total += lmHead.storedBytes }
         for layer in layers { total += layer.residentBytes }
         return total
     }
@@ -34,14 +33,14 @@ public final class EngineWeights: @unchecked Sendable {
     /// router + the `num_experts_per_tok` selected experts (average expert size) + the shared
     /// experts, lm_head, and one embedding row. The decode roofline is this ÷ memory bandwidth.
     public var bytesReadPerToken: Int {
-        var total = embedding.storedBytes / max(1, embedding.rows) + lmHead.storedBytes + finalNorm.count * 4
+        var total = embedTokens.storedBytes / max(1, embedTokens.rows) + lmHead.storedBytes + finalNorm.count * 4
         for layer in layers {
-            total += layer.attention.streamedBytes + (layer.inputNorm.count + layer.postAttentionNorm.count) * 4
+            total += layer.attention.streamedBytes + (layer.inputLayernorm.count + layer.postAttentionLayernorm.count) * 4
             switch layer.feedForward {
             case let .dense(mlp): total += mlp.streamedBytes
             case let .moe(moe):
                 let expertBytes = moe.experts.reduce(0) { $0 + $1.streamedBytes } / max(1, moe.experts.count)
-                total += moe.router.storedBytes + config.expertsPerToken * expertBytes + (moe.shared?.streamedBytes ?? 0)
+                total += moe.router.storedBytes + config.expertsPerToken * expertBytes + (moe.sharedExperts?.streamedBytes ?? 0)
             }
         }
         return total
@@ -49,62 +48,57 @@ public final class EngineWeights: @unchecked Sendable {
 
     /// Storage type of each matrix role, for reports (e.g. "attention": "q8").
     public var typeSummary: [String: String] {
-        var summary = ["embedding": embedding.type.rawValue, "lm_head": lmHead.type.rawValue]
+        var summary = ["embedding": embedTokens.type.rawValue, "lm_head": lmHead.type.rawValue]
         if let first = layers.first {
             summary["attention"] = first.attention.oProj.type.rawValue
-            summary["attention.absorbed_kv_b"] = first.attention.wUKT.type.rawValue
+            summary["attention.absorbed_kv_b"] = first.attention.kvBProj.wUKT.type.rawValue
         }
         for layer in layers {
             switch layer.feedForward {
-            case let .dense(mlp): summary["dense_mlp"] = mlp.gate.type.rawValue
+            case let .dense(mlp): summary["dense_mlp"] = mlp.gateProj.type.rawValue
             case let .moe(moe):
                 summary["router"] = moe.router.type.rawValue
-                summary["routed_experts"] = moe.experts.first?.gate.type.rawValue
-                if let shared = moe.shared { summary["shared_experts"] = shared.gate.type.rawValue }
+                summary["routed_experts"] = moe.experts.first?.gateProj.type.rawValue
+                if let shared = moe.sharedExperts { summary["shared_experts"] = shared.gateProj.type.rawValue }
             }
         }
         return summary
     }
 }
 
-/// One decoder layer: pre-norm attention and feed-forward blocks with residual adds.
-struct EngineLayer {
-    let inputNorm: [Float]           // [hidden] input_layernorm
-    let attention: EngineAttentionWeights
-    let postAttentionNorm: [Float]   // [hidden] post_attention_layernorm
-    let feedForward: EngineFeedForward
-
-    var residentBytes: Int {
-        var total = (inputNorm.count + postAttentionNorm.count) * 4 + attention.streamedBytes
-        switch feedForward {
-        case let .dense(mlp): total += mlp.streamedBytes
-        case let .moe(moe):
-            total += moe.router.storedBytes + moe.experts.reduce(0) { $0 + $1.streamedBytes } + (moe.shared?.streamedBytes ?? 0)
-        }
-        return total
-    }
-}
-
-/// MLA weights with `kv_b_proj` split per head for the absorbed form (paper section 2.1.2).
-struct EngineAttentionWeights {
-    enum Query {
-        /// q_lora_rank null: q_proj [heads·qHeadDim, hidden].
-        case plain(QuantizedMatrix)
-        /// q_lora_rank set: q_a_proj [qLoraRank, hidden] → q_a_layernorm → q_b_proj [heads·qHeadDim, qLoraRank].
-        case lowRank(a: QuantizedMatrix, norm: [Float], b: QuantizedMatrix)
-    }
-    let query: Query
-    let kvA: QuantizedMatrix         // [kvLoraRank + qkRopeHeadDim, hidden]: W^DKV and W^KR
-    let kvANorm: [Float]             // [kvLoraRank]
+/// kv_b_proj as the absorbed MLA form uses it (paper section 2.1.2), split per head at load by
+/// `EngineWeightLoader.splitKVB`; the engine's `KVBProj` storage in `ModelWeights`.
+struct AbsorbedKVB {
     /// W^UK_i transposed, head after head: [heads·kvLoraRank, qkNopeHeadDim]; row block i maps
     /// q^C_i to the latent space (absorbed into the query). f32 or f16, see `EngineWeightLoader`.
     let wUKT: QuantizedMatrix
     /// W^UV_i head after head: [heads·vHeadDim, kvLoraRank] (applied after attention). f32 or f16.
     let wUV: QuantizedMatrix
-    let oProj: QuantizedMatrix       // [hidden, heads·vHeadDim]: W^O
+}
 
+/// The engine's storage of DSV2Core's weight structs: `QuantizedMatrix` projections, fp32 norms,
+/// kv_b_proj split for the absorbed form. Shapes are annotated there.
+typealias EngineLayer = DecoderLayerWeights<QuantizedMatrix, [Float], AbsorbedKVB>
+typealias EngineAttentionWeights = AttentionWeights<QuantizedMatrix, [Float], AbsorbedKVB>
+typealias EngineMLP = MLPWeights<QuantizedMatrix>
+typealias EngineMoE = MoEWeights<QuantizedMatrix>
+
+extension DecoderLayerWeights where Matrix == QuantizedMatrix, Vector == [Float], KVBProj == AbsorbedKVB {
+    var residentBytes: Int {
+        var total = (inputLayernorm.count + postAttentionLayernorm.count) * 4 + attention.streamedBytes
+        switch feedForward {
+        case let .dense(mlp): total += mlp.streamedBytes
+        case let .moe(moe):
+            total += moe.router.storedBytes + moe.experts.reduce(0) { $0 + $1.streamedBytes } + (moe.sharedExperts?.streamedBytes ?? 0)
+        }
+        return total
+    }
+}
+
+extension AttentionWeights where Matrix == QuantizedMatrix, Vector == [Float], KVBProj == AbsorbedKVB {
     var streamedBytes: Int {
-        var total = kvA.storedBytes + kvANorm.count * 4 + wUKT.storedBytes + wUV.storedBytes + oProj.storedBytes
+        var total = kvAProjWithMQA.storedBytes + kvALayernorm.count * 4 + kvBProj.wUKT.storedBytes + kvBProj.wUV.storedBytes
+            + oProj.storedBytes
         switch query {
         case let .plain(q): total += q.storedBytes
         case let .lowRank(a, norm, b): total += a.storedBytes + norm.count * 4 + b.storedBytes
@@ -113,25 +107,10 @@ struct EngineAttentionWeights {
     }
 }
 
-/// down(silu(gate(x)) · up(x)).
-struct EngineMLP {
-    let gate: QuantizedMatrix   // [intermediate, hidden]
-    let up: QuantizedMatrix     // [intermediate, hidden]
-    let down: QuantizedMatrix   // [hidden, intermediate]
-
-    var intermediate: Int { gate.rows }
-    var streamedBytes: Int { gate.storedBytes + up.storedBytes + down.storedBytes }
-}
-
-struct EngineMoE {
-    let router: QuantizedMatrix      // [nRoutedExperts, hidden] mlp.gate.weight (f32 in every quantized preset)
-    let experts: [EngineMLP]         // nRoutedExperts, moe_intermediate_size wide
-    let shared: EngineMLP?           // moe_intermediate_size × n_shared_experts wide
-}
-
-enum EngineFeedForward {
-    case dense(EngineMLP)
-    case moe(EngineMoE)
+extension MLPWeights where Matrix == QuantizedMatrix {
+    /// Width of the hidden layer (intermediate_size, moe_intermediate_size, or the shared experts').
+    var intermediate: Int { gateProj.rows }
+    var streamedBytes: Int { gateProj.storedBytes + upProj.storedBytes + downProj.storedBytes }
 }
 
 extension QuantizedMatrix {

@@ -47,9 +47,7 @@ final class EngineWorkspace {
     let routerScores: FloatBuffer    // [tokens, nRoutedExperts]
     let routeIndices: UnsafeMutablePointer<Int32>  // [tokens, topK]
     let routeWeights: FloatBuffer    // [tokens, topK]
-    let routeCandidates: FloatBuffer // [nRoutedExperts]
-    let routeTaken: UnsafeMutablePointer<Bool>      // [max(nRoutedExperts, nGroup)]
-    let groupScores: FloatBuffer     // [nGroup]
+    let router: ExpertRouter         // holds its own scratch, so routing a decode step allocates nothing
     let expertGate: FloatBuffer      // [tokens·topK, moeIntermediate]: rows grouped by expert
     let expertUp: FloatBuffer        // [tokens·topK, moeIntermediate]
     let expertDown: FloatBuffer      // [tokens·topK, hidden]
@@ -99,11 +97,7 @@ final class EngineWorkspace {
         routeIndices = .allocate(capacity: slots)
         routeIndices.initialize(repeating: 0, count: slots)
         routeWeights = FloatBuffer(slots)
-        routeCandidates = FloatBuffer(max(1, experts))
-        let flags = max(1, experts, c.nGroup ?? 1)
-        routeTaken = .allocate(capacity: flags)
-        routeTaken.initialize(repeating: false, count: flags)
-        groupScores = FloatBuffer(c.nGroup ?? 1)
+        router = ExpertRouter(config: c)
         expertGate = FloatBuffer(hasMoE ? slots * c.moeIntermediateSize : 1)
         expertUp = FloatBuffer(hasMoE ? slots * c.moeIntermediateSize : 1)
         expertDown = FloatBuffer(hasMoE ? slots * hidden : 1)
@@ -115,8 +109,7 @@ final class EngineWorkspace {
         sharedUp = FloatBuffer(tokens * sharedWidth)
         sharedDown = FloatBuffer(sharedWidth > 0 ? tokens * hidden : 1)
         sharedInput = sharedWidth > 0 ? PreparedActivations(columns: sharedWidth, tokens: tokens) : nil
-        ownedPointers = [UnsafeMutableRawPointer(routeIndices), UnsafeMutableRawPointer(routeTaken),
-                         UnsafeMutableRawPointer(expertRowOfSlot)]
+        ownedPointers = [UnsafeMutableRawPointer(routeIndices), UnsafeMutableRawPointer(expertRowOfSlot)]
         products.reserveCapacity(2 * topK + 8)
     }
 
@@ -126,9 +119,10 @@ final class EngineWorkspace {
     var allocatedBytes: Int {
         var total = 0
         for b in [residual, normed, blockOutput, query, kvA, cacheRows, cosines, sines, headOutputs, denseGate, denseUp,
-                  routerScores, routeWeights, routeCandidates, groupScores, expertGate, expertUp, expertDown,
+                  routerScores, routeWeights, expertGate, expertUp, expertDown,
                   sharedGate, sharedUp, sharedDown] { total += b.bytes }
         total += queryLatent?.bytes ?? 0
+        total += router.scratchBytes
         for p in [hiddenInput, queryLatentInput, headOutputInput, denseInput, expertInputDecode, sharedInput] {
             total += p?.storage.byteCount ?? 0
         }

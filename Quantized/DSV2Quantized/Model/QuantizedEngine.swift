@@ -161,18 +161,18 @@ public final class QuantizedEngine: LanguageModel {
 
         let x = ws.residual.pointer  // [tokens, hidden]: the residual stream
         for (t, token) in tokens.enumerated() {
-            weights.embedding.dequantizeRowInPlace(Int(token), into: x + t * hidden)
+            weights.embedTokens.dequantizeRowInPlace(Int(token), into: x + t * hidden)
         }
         trace(tracer, TraceName.hidden(0), x, [count, hidden])
 
         for (l, layer) in weights.layers.enumerated() {
-            Elementwise.rmsNorm(x, rows: count, width: hidden, weight: layer.inputNorm, eps: config.rmsNormEps,
+            Elementwise.rmsNorm(x, rows: count, width: hidden, weight: layer.inputLayernorm, eps: config.rmsNormEps,
                                into: ws.normed.pointer)
             attention(layer: l, weights: layer.attention, ws: ws, tracer: tracer)
             EngineMath.add(ws.blockOutput.pointer, into: x, count: count * hidden)
             trace(tracer, TraceName.attn(l), x, [count, hidden])
 
-            Elementwise.rmsNorm(x, rows: count, width: hidden, weight: layer.postAttentionNorm, eps: config.rmsNormEps,
+            Elementwise.rmsNorm(x, rows: count, width: hidden, weight: layer.postAttentionLayernorm, eps: config.rmsNormEps,
                                into: ws.normed.pointer)
             switch layer.feedForward {
             case let .dense(mlp): denseMLP(mlp, ws: ws)

@@ -5,13 +5,13 @@ extension ModelConfig {
     /// Width of one query/key head: qk_nope_head_dim + qk_rope_head_dim (192 for V2).
     public var qHeadDim: Int { qkNopeHeadDim + qkRopeHeadDim }
 
-    /// Width of the output of `kv_a_proj_with_mqa`: [c_KV (kv_lora_rank) | k_pe (qk_rope_head_dim)].
-    public var kvAProjDim: Int { kvLoraRank + qkRopeHeadDim }
-
     /// Width of `kv_b_proj`'s output, head by head [k_nope (qk_nope) | v (v_head)].
     public var kvBProjDim: Int { numAttentionHeads * (qkNopeHeadDim + vHeadDim) }
 
-    /// Values cached per token per layer by the absorbed MLA form: kv_lora_rank + qk_rope_head_dim.
+    /// kv_lora_rank + qk_rope_head_dim: one latent row [c_KV | k^R], both the output width of
+    /// `kv_a_proj_with_mqa` and what the absorbed MLA form caches per token per layer. Named after
+    /// the cache because that is the width that costs memory at every context position; the
+    /// projection's output is that same row before its norm and RoPE.
     public var latentCacheWidth: Int { kvLoraRank + qkRopeHeadDim }
 
     /// Width of the shared-experts MLP: moe_intermediate_size × n_shared_experts (0 if none).

@@ -1,7 +1,7 @@
 import Foundation
 import DSV2Core
 
-extension MLPWeights {
+extension MLPWeights where Matrix == DSV2Reference.Matrix {
     /// down(silu(gate(x)) · up(x)) for `tokens` rows of x [tokens, hidden] → [tokens, hidden].
     func forward(_ x: [Float], tokens: Int) -> [Float] {
         var gate = gateProj.apply(x, tokens: tokens)  // [tokens, intermediate]
@@ -24,68 +24,27 @@ public struct Routing: Sendable {
     public var weights: [Float]
 }
 
-/// The DeepSeek-V2 MoE gate's selection rule, shared by every engine so they route identically
-/// (NUMERICS.md items 8-10): softmax over all routed experts of the fp32 gate logits; greedy or
-/// group-limited top-k; then renormalise (top_k > 1 and norm_topk_prob, without the scaling
-/// factor) or multiply by routed_scaling_factor.
-public enum ExpertRouting {
-    /// Routes `tokens` rows of gate logits [tokens, nRoutedExperts] (`mlp.gate.weight` · x).
-    public static func route(gateLogits: [Float], tokens: Int, config: ModelConfig) -> Routing {
-        let experts = config.routedExpertCount, topK = config.expertsPerToken
-        precondition(gateLogits.count == tokens * experts, "gate logits must be [tokens, n_routed_experts]")
-        var scores = gateLogits
+/// DeepSeekMoE (paper section 2.2): shared experts plus the top-k routed experts of a softmax gate.
+struct MixtureOfExperts {
+    let config: ModelConfig
+    let weights: MoEWeights<Matrix>
+
+    /// The gate: a bias-free fp32 linear layer, then `ExpertRouter`, the selection rule the
+    /// quantized engine runs too.
+    func route(_ x: [Float], tokens: Int) -> Routing {
+        let router = ExpertRouter(config: config), topK = router.topK
+        guard tokens > 0 else { return Routing(topK: topK, indices: [], weights: []) }
+        var scores = weights.router.apply(x, tokens: tokens)  // [tokens, nRoutedExperts]
         var indices = [Int32](repeating: 0, count: tokens * topK)
         var chosenWeights = [Float](repeating: 0, count: tokens * topK)
-        var candidate = [Float](repeating: 0, count: experts)
-        scores.withUnsafeMutableBufferPointer { sp in
-            for t in 0..<tokens {
-                let row = sp.baseAddress! + t * experts
-                Elementwise.softmax(row, count: experts)
-                for e in 0..<experts { candidate[e] = row[e] }
-                if config.topkMethod == .groupLimitedGreedy, let nGroup = config.nGroup, let topkGroup = config.topkGroup {
-                    // Group score = max of its experts (V3's sum-of-top-2 is not V2); keep the
-                    // topk_group best groups and zero (not −inf) the others' scores.
-                    let groupSize = experts / nGroup
-                    let groupScores = (0..<nGroup).map { g in candidate[g * groupSize ..< (g + 1) * groupSize].max()! }
-                    let kept = Set(topIndices(groupScores, count: topkGroup))
-                    for g in 0..<nGroup where !kept.contains(g) {
-                        for e in g * groupSize ..< (g + 1) * groupSize { candidate[e] = 0 }
-                    }
-                }
-                let chosen = topIndices(candidate, count: topK)
-                var sum: Float = 0
-                for (slot, e) in chosen.enumerated() {
-                    indices[t * topK + slot] = Int32(e)
-                    chosenWeights[t * topK + slot] = candidate[e]
-                    sum += candidate[e]
-                }
-                for slot in 0..<topK {
-                    if topK > 1 && config.normTopkProb {
-                        chosenWeights[t * topK + slot] /= sum + 1e-20
-                    } else {
-                        chosenWeights[t * topK + slot] *= config.routedScalingFactor
-                    }
+        scores.withUnsafeMutableBufferPointer { s in
+            indices.withUnsafeMutableBufferPointer { i in
+                chosenWeights.withUnsafeMutableBufferPointer { w in
+                    router.route(logits: s.baseAddress!, tokens: tokens, indices: i.baseAddress!, weights: w.baseAddress!)
                 }
             }
         }
         return Routing(topK: topK, indices: indices, weights: chosenWeights)
-    }
-
-    /// Indices of the `count` largest values, largest first (ties: lower index first). The
-    /// original's order is unspecified (`topk(sorted=False)`), so only the set matters.
-    static func topIndices(_ values: [Float], count: Int) -> [Int] {
-        Array(values.indices.sorted { values[$0] > values[$1] || (values[$0] == values[$1] && $0 < $1) }.prefix(count))
-    }
-}
-
-/// DeepSeekMoE (paper section 2.2): shared experts plus the top-k routed experts of a softmax gate.
-struct MixtureOfExperts {
-    let config: ModelConfig
-    let weights: MoEWeights
-
-    /// The gate: a bias-free fp32 linear layer, then `ExpertRouting`.
-    func route(_ x: [Float], tokens: Int) -> Routing {
-        ExpertRouting.route(gateLogits: weights.router.apply(x, tokens: tokens), tokens: tokens, config: config)
     }
 
     /// y = Σ_k w_k · expert_k(x) + shared(x) (NUMERICS.md item 11), with the routed experts run

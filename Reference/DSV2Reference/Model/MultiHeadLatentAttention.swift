@@ -12,10 +12,10 @@ import DSV2Core
 /// (or `q_b_proj`) = [W^UQ_1; W^QR_1; …], head by head.
 struct MultiHeadLatentAttention {
     let config: ModelConfig
-    let weights: AttentionWeights
+    let weights: AttentionWeights<Matrix, [Float], Matrix>
     let softmaxScale: Float
 
-    init(config: ModelConfig, weights: AttentionWeights) {
+    init(config: ModelConfig, weights: AttentionWeights<Matrix, [Float], Matrix>) {
         self.config = config
         self.weights = weights
         // 1/sqrt(d_h + d_h^R) of eq. 18, times the YaRN mscale² (NUMERICS.md item 4).
@@ -141,7 +141,7 @@ struct MultiHeadLatentAttention {
                                    cache: LayerKVCache, into output: inout [Float]) {
         let heads = config.numAttentionHeads, nope = config.qkNopeHeadDim, ropeDim = config.qkRopeHeadDim
         let qHead = config.qHeadDim, vDim = config.vHeadDim, rank = config.kvLoraRank
-        let width = rank + ropeDim
+        let width = config.latentCacheWidth
 
         cache.latent.reserveCapacity(cache.latent.count + tokens * width)
         for t in 0..<tokens {
