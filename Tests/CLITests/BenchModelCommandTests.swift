@@ -43,7 +43,8 @@ final class BenchModelCommandTests: XCTestCase {
         // The reference reads its fp32 weights: every weight byte per token ≥ 4 × one expert's 3 matrices.
         XCTAssertGreaterThan(results[0]["weight_bytes_per_token"] as? Int ?? 0, 4 * 3 * 32 * 64)
         // A container is not a reference input: the error says which engine to use.
-        let bad = try DSV2Process.run(["bench", "--model", Fixtures.url("v2-grouped/config.json").path, "--engine", "reference"])
+        let container = Fixtures.repositoryRoot.appendingPathComponent("Tools/dsv2/Resources/tiny-dsv2.dsv2").path
+        let bad = try DSV2Process.run(["bench", "--model", container, "--engine", "reference"])
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertTrue(bad.stderr.contains("quantized"), bad.stderr)
     }

@@ -26,7 +26,7 @@ final class ChatCommandTests: XCTestCase {
         let user2 = ChatMessage(role: "user", content: "Tell me a joke.")
         XCTAssertEqual(first["prompt_tokens"] as? Int, try tokenizer.encodeChat([user1], addGenerationPrompt: true).count)
 
-        let reply1 = try XCTUnwrap(first["reply"] as? String)
+        let reply1 = try XCTUnwrap(first["text"] as? String)
         let turn2Prompt = try tokenizer.encodeChat([user1, ChatMessage(role: "assistant", content: reply1), user2],
                                                    addGenerationPrompt: true)
         let reused = try XCTUnwrap(second["reused_tokens"] as? Int)
@@ -52,7 +52,7 @@ final class ChatCommandTests: XCTestCase {
         let tokenizer = try Tokenizer.load(from: Fixtures.url("tiny-dsv2"))
         let turn1Prompt = try tokenizer.encodeChat([system, user1], addGenerationPrompt: true)
         XCTAssertEqual(turns[0]["prompt_tokens"] as? Int, turn1Prompt.count)
-        let reply1 = try XCTUnwrap(turns[0]["reply"] as? String)
+        let reply1 = try XCTUnwrap(turns[0]["text"] as? String)
         let turn2Prompt = try tokenizer.encodeChat([system, user1, ChatMessage(role: "assistant", content: reply1),
                                                     ChatMessage(role: "user", content: "Tell me a joke.")],
                                                    addGenerationPrompt: true)

@@ -1,7 +1,7 @@
 import ArgumentParser
 import CBLAS
 import Foundation
-import DSV2Core
+import DSV2
 
 /// The model under benchmark with what the report needs to know about it.
 struct BenchSubject {
@@ -17,22 +17,15 @@ struct BenchSubject {
 
     /// Opens the model with `threads` threads.
     static func load(path: String, engine: String, quant: String?, threads: Int) throws -> BenchSubject {
-        let url = URL(fileURLWithPath: path)
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
-            throw ValidationError("--model \(path) does not exist")
-        }
-        let fileBytes = Self.diskBytes(url, isDirectory: isDirectory.boolValue)
         guard let kind = EngineKind(rawValue: engine.lowercased()) else {
             throw ValidationError("unknown --engine \"\(engine)\"; use quantized or reference")
         }
+        let opened = try Model.open(path)
+        let fileBytes = Self.diskBytes(opened.url, isDirectory: opened.format == .huggingFace)
         switch kind {
         case .reference:
-            guard isDirectory.boolValue else {
-                throw ValidationError("the reference engine reads Hugging Face folders; \(path) is a file (use --engine quantized)")
-            }
             // The absorbed form caches the latent (kv_lora_rank + qk_rope) per token and layer in fp32.
-            let model = try makeEngine(kind: .reference, modelPath: url, attentionForm: .absorbed, quant: quant)
+            let model = try opened.makeEngine(engineChoice(kind: .reference, quant: quant, form: .absorbed))
             openblas_set_num_threads(Int32(threads))
             let config = model.config
             return BenchSubject(
@@ -41,9 +34,9 @@ struct BenchSubject {
                 weightBytesPerToken: ActiveWeights.bytesPerToken(config: config) { _, shape in shape.reduce(1, *) * 4 },
                 setThreads: { openblas_set_num_threads(Int32($0)) })
         case .quantized:
-            let (model, quantization) = try makeQuantizedEngine(modelPath: url, quant: quant, threads: threads)
-            return BenchSubject(model: model, engine: "quantized", quantization: quantization, fileBytes: fileBytes,
-                                kvBytesPerToken: model.kvCacheBytesPerToken,
+            let model = try opened.makeQuantizedEngine(preset: quant, threads: threads)
+            return BenchSubject(model: model, engine: "quantized", quantization: opened.quantization(.quantized(preset: quant)),
+                                fileBytes: fileBytes, kvBytesPerToken: model.kvCacheBytesPerToken,
                                 weightBytesPerToken: model.weightBytesReadPerToken,
                                 setThreads: { model.setThreadCount($0) })
         }

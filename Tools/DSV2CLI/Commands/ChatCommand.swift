@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import DSV2Generation
+import DSV2
 
 /// `dsv2 chat`: a multi-turn conversation with the model's chat template, the KV cache kept
 /// across turns (each turn feeds only the tokens not already cached).
@@ -59,7 +59,10 @@ struct ChatCommand: ParsableCommand {
                 continue
             }
             if json {
-                Terminal.write(try ChatTurnJSON(turn: turn, result: result, contextTokens: generation.contextTokens.count).encoded() + "\n")
+                let output = GenerationResultJSON(result: result, turn: turn, model: model.label, seed: seed,
+                                                  contextLength: generation.contextLength,
+                                                  contextTokens: generation.contextTokens.count)
+                Terminal.write(try output.encoded() + "\n")
             } else {
                 Terminal.write("\n")
                 if result.stopReason == .interrupted { Terminal.writeError("[reply stopped]\n") }
@@ -86,40 +89,5 @@ struct ChatCommand: ParsableCommand {
                                shouldStop: { InterruptMonitor.isInterrupted })
             }
         }
-    }
-}
-
-/// `chat --json`: one line per turn.
-struct ChatTurnJSON: Encodable {
-    var turn: Int
-    var reply: String
-    /// Tokens of this turn fed to the model (the rest of the prompt came from the cache).
-    var prompt_tokens: Int
-    var reused_tokens: Int
-    var generated_tokens: Int
-    var generated_ids: [Int]
-    var stop_reason: String
-    var prompt_tokens_per_second: Double
-    var generation_tokens_per_second: Double
-    /// Tokens in the KV cache after the turn.
-    var context_tokens: Int
-
-    init(turn: Int, result r: GenerationResult, contextTokens: Int) {
-        self.turn = turn
-        reply = r.text
-        prompt_tokens = r.promptTokens
-        reused_tokens = r.reusedTokens
-        generated_tokens = r.generatedTokens
-        generated_ids = r.generatedIds
-        stop_reason = r.stopReason.rawValue
-        prompt_tokens_per_second = r.promptTokensPerSecond
-        generation_tokens_per_second = r.generationTokensPerSecond
-        context_tokens = contextTokens
-    }
-
-    func encoded() throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: try encoder.encode(self), as: UTF8.self)
     }
 }

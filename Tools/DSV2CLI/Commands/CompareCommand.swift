@@ -1,4 +1,5 @@
 import ArgumentParser
+import DSV2
 import DSV2Analysis
 import Foundation
 
@@ -71,13 +72,13 @@ struct CompareCommand: ParsableCommand {
             guard files.isEmpty else { throw UsageError("give either two dump files or --model, not both") }
             let specs = try EngineSpec.parseList(engines)
             guard specs.count == 2 else { throw UsageError("--engines needs exactly two engines (baseline,candidate), got '\(engines)'") }
-            let modelURL = try AnalysisCLI.modelURL(model)
+            let opened = try Model.open(model)
             let patterns = trace.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
             guard !patterns.isEmpty else { throw UsageError("--trace selects nothing") }
-            let tokens = try AnalysisCLI.inputIDs(model: modelURL, ids: ids, prompt: prompt)
+            let tokens = try AnalysisCLI.inputIDs(model: opened, ids: ids, prompt: prompt)
             // One engine at a time, so only one model is resident.
-            let a = try specs[0].trace(model: modelURL, tokens: tokens, patterns: patterns, threads: threads)
-            let b = try specs[1].trace(model: modelURL, tokens: tokens, patterns: patterns, threads: threads)
+            let a = try specs[0].trace(model: opened, tokens: tokens, patterns: patterns, threads: threads)
+            let b = try specs[1].trace(model: opened, tokens: tokens, patterns: patterns, threads: threads)
             return (a, b)
         }
         guard files.count == 2 else {

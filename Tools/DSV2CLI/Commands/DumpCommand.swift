@@ -1,7 +1,5 @@
 import ArgumentParser
-import DSV2Core
-import DSV2Formats
-import DSV2Reference
+import DSV2
 import Foundation
 
 /// `dsv2 dump`: runs an engine on token ids and writes its named intermediates as F32/I32
@@ -52,15 +50,14 @@ struct DumpCommand: ParsableCommand {
 
     func validate() throws {
         guard generate >= 0 else { throw ValidationError("--generate must not be negative") }
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
     }
 
     func run() throws {
         let tokens = try parseTokenIDs(ids)
         let patterns = trace.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }
             ?? TraceName.goldenPatterns
-        let engine = try makeEngine(kind: engine, modelPath: URL(fileURLWithPath: model), attentionForm: mla,
-                                    weightStorage: weights, quant: quant, threads: threads)
+        let choice = try engineChoice(kind: engine, quant: quant, threads: threads, form: mla, storage: weights)
+        let engine = try Model.open(model).makeEngine(choice)
         let vocab = engine.config.vocabSize
 
         let tracer = RecordingTracer(patterns: patterns)

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import DSV2Generation
+import DSV2
 
 /// `dsv2 generate`: continue a prompt, streaming the text as it is produced.
 struct GenerateCommand: ParsableCommand {
@@ -63,7 +63,8 @@ struct GenerateCommand: ParsableCommand {
         }
 
         if json {
-            let output = GenerateJSON(result: result, model: model, seed: seed, contextLength: session.contextLength)
+            let output = GenerationResultJSON(result: result, model: model.label, seed: seed, contextLength: session.contextLength,
+                                              contextTokens: session.contextTokens.count)
             Terminal.write(try output.encoded() + "\n")
         } else {
             Terminal.write("\n")
@@ -109,10 +110,14 @@ enum GenerationReport {
     }
 }
 
-/// The `--json` result object (snake_case keys, one line).
-struct GenerateJSON: Encodable {
+/// The `--json` object of one generation (one line, snake_case keys): `generate` prints one,
+/// `chat` one per turn (with `turn`).
+struct GenerationResultJSON: Encodable {
+    var turn: Int?
     var text: String
+    /// Tokens fed to the model by this call (the rest of the prompt came from the cache).
     var prompt_tokens: Int
+    var reused_tokens: Int
     var generated_tokens: Int
     var generated_ids: [Int]
     var stop_reason: String
@@ -120,13 +125,18 @@ struct GenerateJSON: Encodable {
     var generation_seconds: Double
     var prompt_tokens_per_second: Double
     var generation_tokens_per_second: Double
-    var seed: UInt64
+    /// The sampler's seed (absent when decoding is greedy: no randomness to reproduce).
+    var seed: UInt64?
     var context_length: Int
+    /// Tokens in the KV cache after the call.
+    var context_tokens: Int
     var model: String
 
-    init(result r: GenerationResult, model: GenerationModel, seed: UInt64, contextLength: Int) {
+    init(result r: GenerationResult, turn: Int? = nil, model: String, seed: UInt64?, contextLength: Int, contextTokens: Int) {
+        self.turn = turn
         text = r.text
-        prompt_tokens = r.promptTokens + r.reusedTokens
+        prompt_tokens = r.promptTokens
+        reused_tokens = r.reusedTokens
         generated_tokens = r.generatedTokens
         generated_ids = r.generatedIds
         stop_reason = r.stopReason.rawValue
@@ -136,7 +146,8 @@ struct GenerateJSON: Encodable {
         generation_tokens_per_second = r.generationTokensPerSecond
         self.seed = seed
         context_length = contextLength
-        self.model = model.label
+        context_tokens = contextTokens
+        self.model = model
     }
 
     func encoded() throws -> String {

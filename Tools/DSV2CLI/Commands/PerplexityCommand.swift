@@ -1,4 +1,5 @@
 import ArgumentParser
+import DSV2
 import DSV2Analysis
 import Foundation
 
@@ -48,7 +49,7 @@ struct PerplexityCommand: ParsableCommand {
     func run() throws {
         try AnalysisCLI.exitingOnError("perplexity") {
             let spec = try engineSpec()
-            let modelURL = try AnalysisCLI.modelURL(model)
+            let opened = try Model.open(model)
             let textURL = URL(fileURLWithPath: text)
             guard let data = FileManager.default.contents(atPath: textURL.path) else {
                 throw UsageError("--text \(text): cannot read the file")
@@ -56,10 +57,10 @@ struct PerplexityCommand: ParsableCommand {
             guard let string = String(data: data, encoding: .utf8) else {
                 throw UsageError("--text \(text): not valid UTF-8")
             }
-            let tokenizer = try AnalysisCLI.loadTokenizer(model: modelURL)
+            let tokenizer = try opened.tokenizer()
             let tokens = tokenizer.encode(string, addSpecialTokens: false).map { Int32($0) }  // no BOS/EOS
             let base = try klBase.map { try LogitsBaseFile(url: URL(fileURLWithPath: $0)) }
-            let languageModel = try spec.load(model: modelURL, threads: threads)
+            let languageModel = try opened.makeEngine(spec.choice(threads: threads))
             if let base { try base.check(vocab: languageModel.config.vocabSize, ctx: ctx, tokens: tokens) }
             let writer = try saveBase.map {
                 try LogitsBaseWriter(url: URL(fileURLWithPath: $0), vocab: languageModel.config.vocabSize, ctx: ctx, tokens: tokens)
@@ -69,13 +70,13 @@ struct PerplexityCommand: ParsableCommand {
                                                      saveBase: writer, progress: { progress.update(done: $0, of: $1) })
             progress.finish()
             if json {
-                let output = Output(model: modelURL.path, text: textURL.path, engine: spec.description, result: result)
+                let output = Output(model: opened.url.path, text: textURL.path, engine: spec.description, result: result)
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
                 encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
                 FileHandle.standardOutput.write(try encoder.encode(output) + Data("\n".utf8))
             } else {
-                print(Self.render(result, engine: spec.description, model: modelURL.lastPathComponent))
+                print(Self.render(result, engine: spec.description, model: opened.url.lastPathComponent))
             }
         }
     }

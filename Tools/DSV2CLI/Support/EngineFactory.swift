@@ -1,71 +1,32 @@
 import ArgumentParser
-import DSV2Container
-import DSV2Core
-import DSV2Formats
-import DSV2Kernels
-import DSV2Quantized
-import DSV2Reference
+import DSV2
 import Foundation
 
 /// The engines a command can run a model with (`--engine`).
 enum EngineKind: String, CaseIterable, ExpressibleByArgument {
-    /// The fp32 reference (`DSV2Reference.ReferenceModel`) on a Hugging Face checkpoint folder.
+    /// The fp32 reference (`ReferenceModel`) on a Hugging Face checkpoint folder.
     case reference
-    /// The quantized engine (`DSV2Quantized.QuantizedEngine`) on a HF folder or a `.dsv2` container.
+    /// The quantized engine (`QuantizedEngine`) on a HF folder or a `.dsv2` container.
     case quantized
 }
 
 extension AttentionForm: ExpressibleByArgument {}
 extension WeightStorage: ExpressibleByArgument {}
+extension KVCacheType: ExpressibleByArgument {}
 
-/// An engine that cannot run in this build or on this input.
-struct EngineUnavailableError: Error, CustomStringConvertible {
-    let description: String
-}
-
-/// Opens `modelPath` with the engine `kind`: the one place commands turn `--engine` into a
-/// `LanguageModel`. `attentionForm` and `weightStorage` apply to the reference (the quantized
-/// engine always runs the absorbed form on its own weights); `quant` and `threads` to the
-/// quantized engine (see `makeQuantizedEngine`).
-func makeEngine(kind: EngineKind, modelPath: URL, attentionForm: AttentionForm = .expanded,
-                weightStorage: WeightStorage = .fp32, quant: String? = nil, threads: Int? = nil) throws -> LanguageModel {
+/// `--engine` and its companions turned into the library's `EngineChoice`: the one place
+/// commands name an engine. `--quant` applies to the quantized engine only (the reference
+/// computes in fp32); `form` and `storage` to the reference.
+func engineChoice(kind: EngineKind, quant: String? = nil, threads: Int? = nil, kvCache: KVCacheType = .f16,
+                  allowRequantize: Bool = false, form: AttentionForm = .expanded,
+                  storage: WeightStorage = .fp32) throws -> EngineChoice {
     switch kind {
     case .reference:
         if let quant, quant.lowercased() != "f32" {
-            throw EngineUnavailableError(description: "the reference engine computes in fp32; --quant \(quant) needs --engine quantized")
+            throw UsageError("the reference engine computes in fp32; --quant \(quant) needs --engine quantized")
         }
-        return try ReferenceModel(checkpoint: modelPath, attentionForm: attentionForm, weightStorage: weightStorage)
+        return .reference(form: form, storage: storage)
     case .quantized:
-        return try makeQuantizedEngine(modelPath: modelPath, quant: quant, threads: threads).engine
+        return .quantized(preset: quant, threads: threads, kvCache: kvCache, allowRequantize: allowRequantize)
     }
-}
-
-/// The quantized engine for a Hugging Face folder (tensors quantized while loading with the
-/// preset `quant`, default q8) or a `.dsv2` container file (tensors as stored — zero-copy from
-/// the mapping for raw containers; a `quant` other than the container's own preset converts
-/// each tensor while loading, from the stored values). Returns the preset in effect.
-func makeQuantizedEngine(modelPath: URL, quant: String?, threads: Int?,
-                         kvCacheType: KVCacheType = .f16) throws -> (engine: QuantizedEngine, quantization: String) {
-    let threadCount = threads ?? WorkerPool.defaultThreadCount
-    guard threadCount >= 1 else { throw EngineUnavailableError(description: "--threads must be at least 1") }
-    var isDirectory: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: modelPath.path, isDirectory: &isDirectory) else {
-        throw EngineUnavailableError(description: "\(modelPath.path): no such model folder or .dsv2 file")
-    }
-    let policy = try quant.map { name -> QuantizationPolicy in
-        guard let policy = QuantizationPolicy.preset(name) else { throw EngineOptionError.unknownPreset(name) }
-        return policy
-    }
-    if isDirectory.boolValue {
-        let chosen = policy ?? .q8
-        return (try QuantizedEngine(checkpoint: modelPath, policy: chosen, threads: threadCount, kvCacheType: kvCacheType),
-                chosen.name)
-    }
-    let reader = try ContainerReader(path: modelPath.path)
-    let stored = reader.metadata.quantization
-    if let policy, policy.name != stored {
-        let source = QuantizingSource(reader, policy: policy)
-        return (try QuantizedEngine(source: source, threads: threadCount, kvCacheType: kvCacheType), policy.name)
-    }
-    return (try QuantizedEngine(source: reader, threads: threadCount, kvCacheType: kvCacheType), stored)
 }

@@ -1,9 +1,6 @@
 import ArgumentParser
+import DSV2
 import Foundation
-import DSV2Container
-import DSV2Core
-import DSV2Quantized
-import DSV2Text
 
 /// `--model`, `--engine`, `--quant`, `--threads`: which model `generate`/`chat` run and how.
 struct ModelArguments: ParsableArguments {
@@ -24,20 +21,22 @@ struct ModelArguments: ParsableArguments {
     var contextSize: Int?
 
     func validate() throws {
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         if let contextSize, contextSize < 1 { throw ValidationError("--ctx-size must be at least 1") }
     }
 }
 
 /// A model ready to generate with: the engine and the tokenizer that came with it.
 struct GenerationModel {
+    var model: Model
     var engine: LanguageModel
     var tokenizer: Tokenizer
+    var defaults: GenerationDefaults
     /// What was loaded, for messages (`tiny-dsv2.dsv2 (quantized, q8)`).
     var label: String
 
-    /// Loads `--model` (or the embedded default) with the requested engine through the engine
-    /// factory (`makeEngine`), and the tokenizer that comes with the model.
+    var eosTokenIds: Set<Int> { defaults.eosTokenIds }
+
+    /// Opens `--model` (or the embedded default) once and builds the requested engine over it.
     ///
     /// | model | engine | what runs |
     /// |---|---|---|
@@ -45,63 +44,12 @@ struct GenerationModel {
     /// | HF folder | quantized | `QuantizedEngine`, quantized on load with `--quant` (default q8) |
     /// | .dsv2 | quantized (default) | `QuantizedEngine` with the container's stored types (or `--quant`) |
     static func load(_ arguments: ModelArguments) throws -> GenerationModel {
-        let url = try arguments.model.map { URL(fileURLWithPath: $0) } ?? DefaultModel.locate()
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
-            throw GenerationModelError.notFound(path: url.path)
-        }
-        let name = url.lastPathComponent
-        if isDirectory.boolValue {
-            let tokenizer = try Tokenizer.load(from: url)
-            switch arguments.engine ?? .reference {
-            case .reference:
-                let engine = try makeEngine(kind: .reference, modelPath: url, quant: arguments.quant)
-                return GenerationModel(engine: engine, tokenizer: tokenizer, label: "\(name) (reference, fp32)")
-            case .quantized:
-                let made = try makeQuantizedEngine(modelPath: url, quant: arguments.quant, threads: arguments.threads)
-                chooseThreads(made.engine, requested: arguments.threads)
-                return GenerationModel(engine: made.engine, tokenizer: tokenizer, label: "\(name) (quantized, \(made.quantization))")
-            }
-        }
-        if arguments.engine == .reference {
-            throw GenerationModelError.referenceNeedsFolder(path: url.path)
-        }
-        let container = try ContainerReader(path: url.path)
-        let files = container.tokenizerFiles
-        guard let tokenizerJSON = files["tokenizer.json"] else {
-            throw GenerationModelError.noTokenizer(path: url.path)
-        }
-        let tokenizer = try Tokenizer(tokenizerJSON: tokenizerJSON, configJSON: files["tokenizer_config.json"],
-                                      path: "\(url.path):tokenizer.json", configPath: "\(url.path):tokenizer_config.json")
-        let made = try makeQuantizedEngine(modelPath: url, quant: arguments.quant, threads: arguments.threads)
-        chooseThreads(made.engine, requested: arguments.threads)
-        return GenerationModel(engine: made.engine, tokenizer: tokenizer, label: "\(name) (quantized, \(made.quantization))")
-    }
-
-    /// Below this hidden size a decode step's products take microseconds each, less than handing
-    /// work to another thread: tiny-dsv2 (hidden 192) decodes 2-4x faster on one thread than on
-    /// two (2-core VM, `generate --json`, interleaved runs: 440-2070 vs 120-1070 tokens/s).
-    static let singleThreadHiddenSize = 512
-
-    /// Without `--threads`, a tiny model runs on one thread.
-    private static func chooseThreads(_ engine: QuantizedEngine, requested: Int?) {
-        if requested == nil, engine.config.hiddenSize <= singleThreadHiddenSize { engine.setThreadCount(1) }
-    }
-}
-
-enum GenerationModelError: Error, CustomStringConvertible {
-    case notFound(path: String)
-    case noTokenizer(path: String)
-    case referenceNeedsFolder(path: String)
-
-    var description: String {
-        switch self {
-        case let .notFound(path):
-            return "\(path): no such model folder or .dsv2 file"
-        case let .noTokenizer(path):
-            return "\(path): the container holds no tokenizer.json (convert from a folder that has one)"
-        case let .referenceNeedsFolder(path):
-            return "\(path): the reference engine reads Hugging Face folders (safetensors); run a .dsv2 container with --engine quantized"
-        }
+        let model = try arguments.model.map { try Model.open($0) } ?? Model.openDefault()
+        let tokenizer = try model.tokenizer()
+        let kind = arguments.engine ?? (model.format == .huggingFace ? .reference : .quantized)
+        let choice = try engineChoice(kind: kind, quant: arguments.quant, threads: arguments.threads)
+        let engine = try model.makeEngine(choice)
+        return GenerationModel(model: model, engine: engine, tokenizer: tokenizer, defaults: try model.generationDefaults(),
+                               label: model.label(choice))
     }
 }

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import DSV2Generation
+import DSV2
 
 /// The sampling and stopping flags shared by `generate` and `chat`.
 struct SamplingArguments: ParsableArguments {
@@ -43,15 +43,6 @@ struct SamplingArguments: ParsableArguments {
 
     func request(eosTokenIds: Set<Int>) -> GenerationRequest {
         GenerationRequest(maxTokens: maxTokens, stopStrings: stopStrings, eosTokenIds: eosTokenIds)
-    }
-}
-
-extension GenerationModel {
-    /// The ids that end a generation: the tokenizer's EOS and config.json's `eos_token_id`(s).
-    var eosTokenIds: Set<Int> {
-        var ids = Set(engine.config.eosTokenIds)
-        if let eos = tokenizer.eosTokenId { ids.insert(eos) }
-        return ids
     }
 }
 

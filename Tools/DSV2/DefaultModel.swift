@@ -6,15 +6,17 @@ import Foundation
 /// executable.
 ///
 /// SwiftPM's generated `Bundle.module` accessor traps when the bundle is missing, so the file is
-/// looked up by hand: first in the resource bundle next to the executable (the built product),
-/// then in the directories the executable registered (its source tree, for a binary run from a
-/// checkout). `$DSV2_DEFAULT_MODEL` overrides both.
+/// looked up by hand: first in the resource bundle next to the executable (the built `dsv2`),
+/// then in the source tree this file was compiled from (a binary run from a checkout whose bundle
+/// was not copied along, or a package that depends on this one and has no such bundle).
+/// `$DSV2_DEFAULT_MODEL` overrides both. `Model.openDefault()` opens it.
 public enum DefaultModel {
     public static let fileName = "tiny-dsv2.dsv2"
 
-    /// Extra directories that may hold `fileName`; `Tools/dsv2/main.swift` adds its own
-    /// `Resources/` folder. Set before running a command.
-    nonisolated(unsafe) public static var searchDirectories: [URL] = []
+    /// `Tools/dsv2/Resources` of the checkout this file was compiled in.
+    static let sourceTreeResources = URL(fileURLWithPath: #filePath)   // <repo>/Tools/DSV2/DefaultModel.swift
+        .deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("dsv2").appendingPathComponent("Resources")
 
     /// Names of the SwiftPM resource bundle of target `dsv2` of package `dsv2` (Linux, macOS).
     static let bundleNames = ["dsv2_dsv2.resources", "dsv2_dsv2.bundle"]
@@ -30,7 +32,7 @@ public enum DefaultModel {
                 result.append(root.appendingPathComponent("Contents/Resources/Resources").appendingPathComponent(fileName))
             }
         }
-        result += searchDirectories.map { $0.appendingPathComponent(fileName) }
+        result.append(sourceTreeResources.appendingPathComponent(fileName))
         return result
     }
 
