@@ -71,7 +71,7 @@ final class CompareCLITests: XCTestCase {
     }
 
     func testReferenceDumpMatchesTheGoldenFile() throws {
-        // The golden file is DeepSeek's code in fp32; the reference agrees to ~1e-5 (NUMERICS.md), so
+        // The golden file is DeepSeek's code in fp32; the reference agrees to ~1e-5 (docs/NUMERICS.md), so
         // these limits hold with a wide margin and fail on any real bug.
         let scratch = TemporaryDirectory()
         XCTAssertEqual(try DSV2Process.run(["dump", "--model", model, "--ids", try goldenIDs, "-o", scratch.path("ref.st")]).status, 0)

@@ -3,9 +3,9 @@ import DSV2Formats
 import DSV2Kernels
 
 /// The feed-forward blocks: the dense MLP of the first layers and DeepSeekMoE (paper section
-/// 2.2; NUMERICS.md items 8-12). Every MLP is down(silu(gate(x)) · up(x)).
+/// 2.2; docs/NUMERICS.md items 8-12). Every MLP is down(silu(gate(x)) · up(x)).
 ///
-/// MoE schedule (three parallel phases per layer, KERNELS.md "split work per phase"):
+/// MoE schedule (three parallel phases per layer, docs/KERNELS.md "split work per phase"):
 ///   1. router (fp32) + shared experts' gate and up, on the block input quantized once;
 ///   2. routing in fp32 exactly as the reference, then every selected expert's gate and up;
 ///   3. silu(gate)·up quantized per expert, then every down product (routed and shared).
@@ -124,7 +124,7 @@ extension QuantizedEngine {
             }
         }
 
-        // y_t = Σ_k w_k · expert_k(x_t) (slot order, as the reference) + shared(x_t), NUMERICS.md item 11.
+        // y_t = Σ_k w_k · expert_k(x_t) (slot order, as the reference) + shared(x_t), docs/NUMERICS.md item 11.
         let y = ws.blockOutput.pointer
         for t in 0..<tokens {
             let out = y + t * hidden
@@ -165,7 +165,7 @@ extension QuantizedEngine {
         }
     }
 
-    /// The gate, exactly as the reference (NUMERICS.md items 8-10): softmax over all routed
+    /// The gate, exactly as the reference (docs/NUMERICS.md items 8-10): softmax over all routed
     /// experts of the fp32 scores; greedy or group-limited top-k (largest first, ties to the lower
     /// index); then renormalise (top_k > 1 and norm_topk_prob, without the scaling factor) or
     /// multiply by routed_scaling_factor. Writes ws.routeIndices / ws.routeWeights [tokens, topK].

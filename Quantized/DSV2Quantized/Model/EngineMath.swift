@@ -7,7 +7,7 @@ import DSV2Kernels
 /// buffers); RMSNorm, softmax, SiLU and RoPE are the reference's own functions (`Elementwise`,
 /// `RotaryEmbedding`), so the two engines compute them identically.
 enum EngineMath {
-    /// h[i] = silu(gate[i]) · up[i] for `count` values (every MLP, NUMERICS.md item 11).
+    /// h[i] = silu(gate[i]) · up[i] for `count` values (every MLP, docs/NUMERICS.md item 11).
     @inline(__always)
     static func gatedActivation(gate: UnsafePointer<Float>, up: UnsafePointer<Float>, count: Int,
                                 into h: UnsafeMutablePointer<Float>) {

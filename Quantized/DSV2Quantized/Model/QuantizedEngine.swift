@@ -40,7 +40,7 @@ public final class QuantizedEngine: LanguageModel {
         didSet { prefillChunkTokens = max(1, prefillChunkTokens) }
     }
 
-    /// q_a_layernorm and kv_a_layernorm use a hard-coded eps (NUMERICS.md item 6).
+    /// q_a_layernorm and kv_a_layernorm use a hard-coded eps (docs/NUMERICS.md item 6).
     static let latentNormEps: Float = 1e-6
 
     /// - Parameters:

@@ -25,7 +25,7 @@ public struct Routing: Sendable {
 }
 
 /// The DeepSeek-V2 MoE gate's selection rule, shared by every engine so they route identically
-/// (NUMERICS.md items 8-10): softmax over all routed experts of the fp32 gate logits; greedy or
+/// (docs/NUMERICS.md items 8-10): softmax over all routed experts of the fp32 gate logits; greedy or
 /// group-limited top-k; then renormalise (top_k > 1 and norm_topk_prob, without the scaling
 /// factor) or multiply by routed_scaling_factor.
 public enum ExpertRouting {
@@ -88,7 +88,7 @@ struct MixtureOfExperts {
         ExpertRouting.route(gateLogits: weights.router.apply(x, tokens: tokens), tokens: tokens, config: config)
     }
 
-    /// y = Σ_k w_k · expert_k(x) + shared(x) (NUMERICS.md item 11), with the routed experts run
+    /// y = Σ_k w_k · expert_k(x) + shared(x) (docs/NUMERICS.md item 11), with the routed experts run
     /// as batches of the tokens routed to them.
     func forward(_ x: [Float], tokens: Int, routing: Routing) -> [Float] {
         let hidden = config.hiddenSize, topK = routing.topK

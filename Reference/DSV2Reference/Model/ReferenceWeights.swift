@@ -22,7 +22,7 @@ public enum WeightStorageError: Error, CustomStringConvertible, Equatable {
     }
 }
 
-/// down(silu(gate(x)) · up(x)) — every MLP of the model (NUMERICS.md item 11).
+/// down(silu(gate(x)) · up(x)) — every MLP of the model (docs/NUMERICS.md item 11).
 public struct MLPWeights: Sendable {
     public var gateProj: Matrix  // [intermediate, hidden]
     public var upProj: Matrix    // [intermediate, hidden]
