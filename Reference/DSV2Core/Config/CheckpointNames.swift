@@ -4,7 +4,7 @@ import Foundation
 ///
 /// This is the one place where checkpoint names meet model fields: the reference loader, the
 /// converter, the synthetic-checkpoint writer and the quantized engine all ask here. Nothing
-/// else spells a tensor name.
+/// else builds a tensor name (`TensorRole` and the synthesiser only classify names by their parts).
 public enum CheckpointNames {
     public static let embedTokens = "model.embed_tokens.weight"
     public static let finalNorm = "model.norm.weight"
