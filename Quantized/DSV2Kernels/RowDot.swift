@@ -3,7 +3,7 @@ import DSV2Formats
 
 /// One output element: the dot product of one weight row with one prepared activation vector.
 /// These are the inner loops of every mat-vec and mat-mat; they are written for AVX2/FMA/F16C
-/// code generation (see docs/KERNELS.md of the shared notes and scripts/check-codegen):
+/// code generation (see docs/KERNELS.md and scripts/check-codegen):
 /// raw-pointer vector loads, 16-bit integer lanes, `&`-arithmetic on indices, and a software
 /// prefetch `prefetchDistance` bytes ahead of the weight stream.
 ///

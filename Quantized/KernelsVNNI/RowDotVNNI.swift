@@ -2,7 +2,7 @@
 import _Builtin_intrinsics.intel
 import CKernelSupport
 
-/// The q8 and q4 row dots of `RowDotAVX2` (module DSV2Quantized) with AVX-VNNI: one
+/// The q8 and q4 row dots of `RowDotAVX2` (module DSV2Kernels) with AVX-VNNI: one
 /// `vpdpbusd` (u8 × s8, four products summed into each 32-bit lane, plus the lane's
 /// accumulator) replaces vpmaddubsw + vpmaddwd (+ vpaddw + vpaddd for q4). For q8 the
 /// activations come offset to unsigned bytes (a + 128) and the weights stay signed:

@@ -6,8 +6,8 @@ import DSV2Text
 final class ChatCommandTests: XCTestCase {
     private let model = Fixtures.url("tiny-dsv2").path
 
-    private func chat(_ input: String, _ extra: [String]) throws -> DSV2Run {
-        try DSV2Run.run(["chat", "--model", model, "--engine", "reference", "--temp", "0", "-n", "24"] + extra, stdin: input)
+    private func chat(_ input: String, _ extra: [String]) throws -> DSV2Process.Result {
+        try DSV2Process.run(["chat", "--model", model, "--engine", "reference", "--temp", "0", "-n", "24"] + extra, stdin: input)
     }
 
     /// Turn 2 feeds only what is new: here (a reply that starts with a space and re-encodes to the
@@ -66,8 +66,8 @@ final class ChatCommandTests: XCTestCase {
         let tokenizer = try Tokenizer.load(from: Fixtures.url("tiny-dsv2"))
         let prompt = try tokenizer.renderChat([ChatMessage(role: "user", content: "Hello")], addGenerationPrompt: true)
         let chatRun = try chat("Hello\n", ["--json"])
-        let generated = try DSV2Run.run(["generate", "--model", model, "--prompt", prompt, "--no-bos", "--temp", "0",
-                                         "-n", "24", "--json"]).json()
+        let generated = try DSV2Process.run(["generate", "--model", model, "--prompt", prompt, "--no-bos", "--temp", "0",
+                                             "-n", "24", "--json"]).json()
         XCTAssertEqual(try chatRun.jsonLines().first?["generated_ids"] as? [Int], generated["generated_ids"] as? [Int])
     }
 
@@ -98,26 +98,11 @@ final class ChatCommandTests: XCTestCase {
 
     /// Ctrl-C while waiting for the next message leaves with status 130 (as a shell expects).
     func testInterruptAtThePromptExits() throws {
-        let binary = Fixtures.dsv2Binary
-        guard FileManager.default.isExecutableFile(atPath: binary.path) else { throw XCTSkip("no dsv2 binary") }
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = ["chat", "--model", model, "--temp", "0", "-n", "8"]
-        let input = Pipe(), out = Pipe(), err = Pipe()
-        process.standardInput = input
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        input.fileHandleForWriting.write(Data("Hello\n".utf8))
-        var stderr = ""
-        while !stderr.contains("generated:") {           // the reply is done: back at the prompt
-            let chunk = err.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            stderr += String(decoding: chunk, as: UTF8.self)
-        }
-        process.interrupt()
-        process.waitUntilExit()
-        XCTAssertEqual(process.terminationStatus, 130, stderr)
-        try? input.fileHandleForWriting.close()
+        let chat = try DSV2Process.start(["chat", "--model", model, "--temp", "0", "-n", "8"])
+        chat.write("Hello\n")
+        try chat.waitForOutput("generated:")              // the reply is done: back at the prompt
+        chat.signal(SIGINT)
+        let result = try chat.finish()
+        XCTAssertEqual(result.status, 130, result.stderr)
     }
 }

@@ -56,7 +56,7 @@ final class CompareCLITests: XCTestCase {
         let r = try DSV2Process.run(["compare", scratch.path("a.st"), scratch.path("a.st"), "--json",
                                      "--fail-above", "*:cos<1,*:maxabs>0,*:rrms>0,logits:kl>0,logits:klmax>0,router.*:jaccard<1"])
         XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
-        let json = try jsonObject(r)
+        let json = try r.json()
         XCTAssertEqual(json["passed"] as? Bool, true)
         let tensors = try XCTUnwrap(json["tensors"] as? [[String: Any]])
         XCTAssertEqual(tensors.count, 1 + 6 + 5 * 3 + 4 + 2)  // input_ids, hidden, kv_latent/attn/moe, router.N (indices+weights), final_norm, logits
@@ -71,7 +71,7 @@ final class CompareCLITests: XCTestCase {
     }
 
     func testReferenceDumpMatchesTheGoldenFile() throws {
-        // The golden file is DeepSeek's code in fp32; the reference agrees to ~1e-5 (NUMERICS.md), so
+        // The golden file is DeepSeek's code in fp32; the reference agrees to ~1e-5 (docs/NUMERICS.md), so
         // these limits hold with a wide margin and fail on any real bug.
         let scratch = TemporaryDirectory()
         XCTAssertEqual(try DSV2Process.run(["dump", "--model", model, "--ids", try goldenIDs, "-o", scratch.path("ref.st")]).status, 0)
@@ -99,7 +99,7 @@ final class CompareCLITests: XCTestCase {
         let r = try DSV2Process.run(["compare", scratch.path("good.st"), scratch.path("bad.st"), "--json",
                                      "--fail-above", "hidden.*:rrms>1e-4,logits:kl>0"])
         XCTAssertEqual(r.status, 1)
-        let json = try jsonObject(r)
+        let json = try r.json()
         let first = try XCTUnwrap(json["firstFailure"] as? [String: Any])
         XCTAssertEqual(first["tensor"] as? String, "hidden.3")
         XCTAssertEqual(first["metric"] as? String, "rrms")
@@ -167,7 +167,7 @@ final class CompareCLITests: XCTestCase {
         let r = try DSV2Process.run(["compare", scratch.path("a.st"), scratch.path("b.st"), "--json",
                                      "--fail-above", "hidden.*:cos<0.99999,logits:top1<1,nothing:cos<1,router.*:identical<1,hidden.5:maxabs>=0"])
         XCTAssertEqual(r.status, 1, r.stdout + r.stderr)  // hidden.5:maxabs>=0 always breaks
-        let json = try jsonObject(r)
+        let json = try r.json()
         XCTAssertEqual(Set(json.keys), ["schema", "version", "baseline", "candidate", "thresholds", "tensors", "onlyInBaseline",
                                         "onlyInCandidate", "unusedThresholds", "failures", "firstFailure", "passed"])
         XCTAssertEqual(json["schema"] as? String, "dsv2.compare")

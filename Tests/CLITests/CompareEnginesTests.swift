@@ -30,7 +30,7 @@ final class CompareEnginesTests: XCTestCase {
                 let r = try DSV2Process.run(["compare", "--model", model, "--engines", "reference,quantized:\(quant)",
                                              "--trace", "hidden.*,router.*,logits", "--json"])
                 XCTAssertEqual(r.status, 0, r.stderr)
-                let tensors = try XCTUnwrap(try jsonObject(r)["tensors"] as? [[String: Any]])
+                let tensors = try XCTUnwrap(try r.json()["tensors"] as? [[String: Any]])
                 func metrics(_ name: String) -> [String: Double] {
                     tensors.first { $0["name"] as? String == name }?["metrics"] as? [String: Double] ?? [:]
                 }

@@ -87,16 +87,14 @@ final class ConverterCLITests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: folder.file("out.dsv2").path))
     }
 
-    /// Kill the converter half-way (SIGKILL: nothing can clean up; SIGTERM: the temporary file is
-    /// removed too). Nothing that verifies or loads may remain at the target path.
+    /// Kill the converter half-way (SIGKILL: nothing can clean up; SIGTERM and SIGINT: the
+    /// temporary file is removed too). Nothing that verifies or loads may remain at the target path.
     func testInterruptedConversionLeavesNothingAtTheTarget() throws {
-        for signal in [SIGKILL, SIGTERM] {
+        for signal in [SIGKILL, SIGTERM, SIGINT] {
             let folder = TemporaryDirectory()
             let target = folder.file("model.dsv2")
-            let process = try DSV2Process.launch(["convert", Fixtures.url("tiny-dsv2").path, "-o", target.path, "--quant", "q8", "--quiet"],
-                                     environment: ["DSV2_TEST_SLOW_WRITE_MS": "20"])   // 249 tensors ≈ 5 s
-            process.standardError = FileHandle.nullDevice
-            try process.run()
+            let conversion = try DSV2Process.start(["convert", Fixtures.url("tiny-dsv2").path, "-o", target.path, "--quant", "q8", "--quiet"],
+                                                   stdin: "", environment: ["DSV2_TEST_SLOW_WRITE_MS": "20"])   // 249 tensors ≈ 5 s
             // Wait until the writer has started (its temporary file exists), then a little more.
             let deadline = Date().addingTimeInterval(20)
             while Date() < deadline {
@@ -105,12 +103,17 @@ final class ConverterCLITests: XCTestCase {
                 usleep(20_000)
             }
             usleep(500_000)
-            XCTAssertTrue(process.isRunning, "the conversion finished before it could be interrupted")
-            kill(process.processIdentifier, signal)
-            process.waitUntilExit()
+            XCTAssertTrue(conversion.isRunning, "the conversion finished before it could be interrupted")
+            conversion.signal(signal)
+            let ended = try conversion.finish()
+            if signal == SIGKILL {
+                XCTAssertTrue(ended.signalled)
+            } else {   // the cleanup handler ran and exited as a shell expects
+                XCTAssertEqual(ended.status, 128 + signal, ended.stderr)
+            }
             XCTAssertFalse(FileManager.default.fileExists(atPath: target.path), "signal \(signal)")
             let leftovers = try FileManager.default.contentsOfDirectory(atPath: folder.url.path)
-            if signal == SIGTERM { XCTAssertEqual(leftovers, [], "SIGTERM removes the temporary file") }
+            if signal != SIGKILL { XCTAssertEqual(leftovers, [], "signal \(signal) removes the temporary file") }
             for name in leftovers {   // a SIGKILLed temporary file is not a container
                 XCTAssertThrowsError(try ContainerReader(path: folder.file(name).path))
                 XCTAssertNotEqual(try run(["verify", folder.file(name).path]).status, 0)

@@ -15,9 +15,9 @@ final class GenerateCommandTests: XCTestCase {
     }
 
     private func generate(_ extra: [String], prompt: String? = nil, stdin: String? = nil,
-                          engine: String = "reference") throws -> DSV2Run {
-        try DSV2Run.run(["generate", "--model", model, "--engine", engine, "--prompt", prompt ?? goldenPrompt] + extra,
-                        stdin: stdin)
+                          engine: String = "reference") throws -> DSV2Process.Result {
+        try DSV2Process.run(["generate", "--model", model, "--engine", engine, "--prompt", prompt ?? goldenPrompt] + extra,
+                            stdin: stdin)
     }
 
     /// Greedy decoding reproduces the 32 golden ids exactly: the reference engine matches the
@@ -59,7 +59,7 @@ final class GenerateCommandTests: XCTestCase {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("dsv2-prompt-\(UUID().uuidString).txt")
         try (goldenPrompt + "\n").write(to: file, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: file) }
-        let fromFile = try DSV2Run.run(["generate", "--model", model, "--file", file.path, "--temp", "0", "-n", "8", "--json"])
+        let fromFile = try DSV2Process.run(["generate", "--model", model, "--file", file.path, "--temp", "0", "-n", "8", "--json"])
         XCTAssertEqual(try fromFile.json()["generated_ids"] as? [Int], Array(g.ids.prefix(8)))
     }
 
@@ -120,10 +120,10 @@ final class GenerateCommandTests: XCTestCase {
     }
 
     func testBadInputsAreClearErrors() throws {
-        let missing = try DSV2Run.run(["generate", "--model", "/nonexistent/model", "--prompt", "x"])
+        let missing = try DSV2Process.run(["generate", "--model", "/nonexistent/model", "--prompt", "x"])
         XCTAssertNotEqual(missing.status, 0)
         XCTAssertTrue(missing.stderr.contains("/nonexistent/model"), missing.stderr)
-        let noPrompt = try DSV2Run.run(["generate", "--model", model])
+        let noPrompt = try DSV2Process.run(["generate", "--model", model])
         XCTAssertNotEqual(noPrompt.status, 0)
         XCTAssertTrue(noPrompt.stderr.contains("--prompt"), noPrompt.stderr)
         let badTemp = try generate(["--temp", "-1"])
@@ -132,7 +132,7 @@ final class GenerateCommandTests: XCTestCase {
 
     /// No --model: the embedded tiny-dsv2.dsv2 (q8, quantized engine) writes English-like text.
     func testDefaultModelGeneratesText() throws {
-        let run = try DSV2Run.run(["generate", "--prompt", "The meaning of life is", "--temp", "0", "-n", "24", "--json"])
+        let run = try DSV2Process.run(["generate", "--prompt", "The meaning of life is", "--temp", "0", "-n", "24", "--json"])
         XCTAssertEqual(run.status, 0, run.stderr)
         let json = try run.json()
         let text = try XCTUnwrap(json["text"] as? String)
@@ -140,7 +140,7 @@ final class GenerateCommandTests: XCTestCase {
         XCTAssertTrue(text.contains(" "), "words: \(text)")
         XCTAssertTrue((json["model"] as? String ?? "").contains("tiny-dsv2.dsv2"))
 
-        let missing = try DSV2Run.run(["generate", "--prompt", "x"], environment: ["DSV2_DEFAULT_MODEL": "/nonexistent/tiny.dsv2"])
+        let missing = try DSV2Process.run(["generate", "--prompt", "x"], environment: ["DSV2_DEFAULT_MODEL": "/nonexistent/tiny.dsv2"])
         XCTAssertNotEqual(missing.status, 0)
         XCTAssertTrue(missing.stderr.contains("/nonexistent/tiny.dsv2"), missing.stderr)
     }
@@ -156,22 +156,13 @@ final class GenerateCommandTests: XCTestCase {
     /// the exit status is 0. Temperature 5 over the whole vocabulary with a fixed seed makes a long,
     /// EOS-free run (≈1000 tokens to the context limit), so the signal lands mid-generation.
     func testInterruptStopsGeneration() throws {
-        let binary = Fixtures.dsv2Binary
-        guard FileManager.default.isExecutableFile(atPath: binary.path) else { throw XCTSkip("no dsv2 binary") }
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = ["generate", "--model", model, "--engine", "reference", "--prompt", "Once", "-n", "2000",
-                             "--seed", "3", "--temp", "5", "--top-k", "0", "--top-p", "1", "--min-p", "0"]
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        _ = out.fileHandleForReading.availableData      // the prompt echo: generation has started
-        process.interrupt()
-        _ = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        XCTAssertEqual(process.terminationStatus, 0, stderr)
-        XCTAssertTrue(stderr.contains("stop: interrupted"), stderr)
+        let generation = try DSV2Process.start(["generate", "--model", model, "--engine", "reference", "--prompt", "Once",
+                                                "-n", "2000", "--seed", "3", "--temp", "5", "--top-k", "0", "--top-p", "1",
+                                                "--min-p", "0"], stdin: "")
+        try generation.waitForOutput(onStdout: true)     // the prompt echo: generation has started
+        generation.signal(SIGINT)
+        let result = try generation.finish()
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(result.stderr.contains("stop: interrupted"), result.stderr)
     }
 }

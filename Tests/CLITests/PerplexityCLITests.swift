@@ -38,7 +38,7 @@ final class PerplexityCLITests: XCTestCase {
         let ctx = 64
         let r = try DSV2Process.run(["perplexity", "--model", model, "--text", textPath, "--ctx", "\(ctx)", "--json"])
         XCTAssertEqual(r.status, 0, r.stderr)
-        let json = try jsonObject(r)
+        let json = try r.json()
         XCTAssertEqual(json["schema"] as? String, "dsv2.perplexity")
         let result = try XCTUnwrap(json["result"] as? [String: Any])
 
@@ -92,7 +92,7 @@ final class PerplexityCLITests: XCTestCase {
 
         let again = try DSV2Process.run(["perplexity", "--model", model, "--text", textPath, "--ctx", "100", "--kl-base", base, "--json"])
         XCTAssertEqual(again.status, 0, again.stderr)
-        let result = try XCTUnwrap(try jsonObject(again)["result"] as? [String: Any])
+        let result = try XCTUnwrap(try again.json()["result"] as? [String: Any])
         let comparison = try XCTUnwrap(result["base"] as? [String: Any])
         XCTAssertEqual(comparison["klMean"] as? Double, 0)
         XCTAssertEqual(comparison["klMax"] as? Double, 0)
@@ -121,7 +121,7 @@ final class PerplexityCLITests: XCTestCase {
             let r = try DSV2Process.run(["perplexity", "--model", model, "--text", textPath, "--ctx", "128",
                                          "--engine", "quantized", "--quant", quant, "--kl-base", base, "--json"])
             XCTAssertEqual(r.status, 0, r.stderr)
-            let result = try XCTUnwrap(try jsonObject(r)["result"] as? [String: Any])
+            let result = try XCTUnwrap(try r.json()["result"] as? [String: Any])
             let b = try XCTUnwrap(result["base"] as? [String: Any])
             let kl = try XCTUnwrap(b["klMean"] as? Double), ratio = try XCTUnwrap(b["perplexityRatio"] as? Double)
             let top1 = try XCTUnwrap(b["top1Agreement"] as? Double)

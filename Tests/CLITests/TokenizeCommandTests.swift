@@ -7,7 +7,7 @@ import TestSupport
 final class TokenizeCommandTests: XCTestCase {
     func runTokenize(_ arguments: [String], input: String) throws -> DSV2Process.Result {
         try DSV2Process.run(["tokenize", "--tokenizer", TokenizerFixtures.folder("deepseek-v2").path] + arguments,
-                            input: Data(input.utf8))
+                            stdin: input)
     }
 
     func testEncodeChatAndDecodeThroughThePipe() throws {

@@ -6,7 +6,7 @@ import DSV2Core
 import DSV2Formats
 
 final class SynthCheckpointTests: XCTestCase {
-    /// The presets are the real configurations (NUMERICS.md table), with the real parameter counts.
+    /// The presets are the real configurations (docs/NUMERICS.md, "Real configurations"), with the real parameter counts.
     func testPresetsAreTheRealConfigurations() throws {
         let lite = try SynthModelSpec.make(preset: "v2-lite").config
         XCTAssertEqual([lite.numHiddenLayers, lite.hiddenSize, lite.numAttentionHeads, lite.routedExpertCount,

@@ -1,5 +1,6 @@
 import XCTest
 import Foundation
+import TestSupport
 
 /// Runs scripts/check-codegen on the release objects, so CI notices when the kernels lose their
 /// vector code (a missing target flag or a non-inlined standard-library SIMD conversion makes
@@ -20,16 +21,8 @@ final class KernelCodegenTests: XCTestCase {
         guard FileManager.default.fileExists(atPath: objects) else {
             throw XCTSkip("no release objects at \(objects): code generation not checked")
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = [script]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        XCTAssertEqual(process.terminationStatus, 0, output)
+        let result = try DSV2Process.run([script], program: URL(fileURLWithPath: "/bin/bash"))
+        XCTAssertEqual(result.status, 0, result.stdout + result.stderr)
         #endif
     }
 }

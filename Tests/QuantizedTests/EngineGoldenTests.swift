@@ -12,7 +12,7 @@ import XCTest
 final class EngineGoldenTests: XCTestCase {
     /// f32 weights: only summation order and the cache's element type differ from the reference.
     /// 1e-4 of each tensor's largest magnitude: fp32 implementations agree to a few 1e-6 relative
-    /// (NUMERICS.md), far below the 0.1–6 shifts of the known MLA/MoE mistakes.
+    /// (docs/NUMERICS.md), far below the 0.06–4.2 logit shifts of the known MLA/MoE mistakes.
     static let f32Tolerance: Float = 1e-4
 
     private struct Measurement {

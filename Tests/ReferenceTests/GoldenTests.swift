@@ -38,7 +38,7 @@ final class GoldenTests: XCTestCase {
         }
         try compare(TraceName.finalNorm, XCTUnwrap(tracer[TraceName.finalNorm]?.floats))
 
-        // Routing: identical (expert, weight) sets per token; order is unspecified (NUMERICS.md item 8).
+        // Routing: identical (expert, weight) sets per token; order is unspecified (docs/NUMERICS.md item 8).
         var worstRouterWeight: Float = 0
         for l in fixture.config.moeLayers {
             let indices = try XCTUnwrap(tracer[TraceName.routerIndices(l)]?.int32s)

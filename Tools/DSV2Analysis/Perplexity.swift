@@ -18,7 +18,7 @@ public struct PerplexityAccumulator: Equatable, Sendable {
     public var perplexity: Double { exp(meanNLL) }
 }
 
-/// The windows of NUMERICS.md "Perplexity convention": non-overlapping `ctx`-token windows from
+/// The windows of docs/NUMERICS.md "Perplexity convention": non-overlapping `ctx`-token windows from
 /// token 0, the last one shorter; each is run alone from position 0, its first token unscored.
 public enum PerplexityWindows {
     public static func ranges(tokenCount: Int, ctx: Int) -> [Range<Int>] {

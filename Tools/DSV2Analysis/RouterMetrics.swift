@@ -2,7 +2,7 @@ import Foundation
 import DSV2Core
 
 /// Agreement of two routings `router.N.indices` [tokens, top-k] (with their weights, when both
-/// sides have them). Top-k order is unspecified (NUMERICS.md §8), so experts are compared as sets.
+/// sides have them). Top-k order is unspecified (docs/NUMERICS.md item 8), so experts are compared as sets.
 public struct RouterMetrics: Equatable, Sendable {
     public var tokens: Int
     /// Mean over tokens of |E_A ∩ E_B| / |E_A ∪ E_B|.

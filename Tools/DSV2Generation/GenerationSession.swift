@@ -39,7 +39,7 @@ public enum GenerationError: Error, CustomStringConvertible, Equatable {
 }
 
 /// Chooses the next token from one row of logits. `history` is every token in the context so far
-/// (prompt and generated), for repetition penalties. The tokenizer branch's `Sampler` conforms.
+/// (prompt and generated), for repetition penalties. `Sampler` conforms (below).
 public protocol TokenSampler {
     mutating func nextToken(logits: [Float], history: [Int]) -> Int
 }

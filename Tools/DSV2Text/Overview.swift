@@ -1,5 +1,5 @@
 // Tokenizer: overview of this folder (kept as a comment: a README here would be an unhandled
-// SwiftPM resource of the DSV2Reference target).
+// SwiftPM resource of the DSV2Text target).
 //
 // # Tokenizer
 //
@@ -18,6 +18,8 @@
 // | `PreTokenizer.swift` | split behaviours, added-token matcher |
 // | `JSONValue.swift` | scalar-exact JSON (never compare these strings with Swift `==`: it is canonical equivalence) |
 // | `ChatTemplate.swift`, `Jinja*.swift` | chat template |
+// | `StreamingDecoder.swift` | incremental detokenizer for generation (HF `DecodeStream`) |
+// | `TokenizerError.swift` | every error, naming the file, field or construct |
 //
-// Streaming decode, sampling and stop strings are in `../Generation/`.
+// Sampling and stop strings are in `Tools/DSV2Generation/`.
 // Speed: `dsv2 bench tokenizer` (about 12-14 MB per CPU-second on the 2-vCPU VM, ~10x HF tokenizers).

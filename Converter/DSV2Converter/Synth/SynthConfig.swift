@@ -68,7 +68,7 @@ public struct SynthModelSpec: Sendable {
     }
 }
 
-/// The two real configurations (NUMERICS.md, "Real configurations"), written key for key like the
+/// The two real configurations (docs/NUMERICS.md, "Real configurations"), written key for key like the
 /// `config.json` files DeepSeek ships (sorted keys, two-space indent, Python number spelling).
 enum RealConfigs {
     static func json(lite: Bool, layers: Int?, experts: Int?) -> Data {

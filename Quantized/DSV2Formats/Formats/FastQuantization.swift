@@ -4,7 +4,7 @@ import _Builtin_intrinsics.intel
 /// planes, bit-identical to the normative `ScalarQuantization` (tested on random rows, ties,
 /// zeros, subnormals and huge values in `FastQuantizationTests`), several times faster.
 ///
-/// Written in the patterns of KERNELS.md: `SIMD8<Float>` arithmetic with fused multiply-adds,
+/// Written in the patterns of docs/KERNELS.md: `SIMD8<Float>` arithmetic with fused multiply-adds,
 /// bit reinterpretation instead of the standard library's element conversions, rounding with the
 /// 2²³ trick. One block of 32 values is four vectors; lane l of the sums holds values l, l+8, l+16,
 /// l+24, the order `ScalarQuantization.q4Sums` defines.

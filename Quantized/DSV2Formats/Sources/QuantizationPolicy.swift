@@ -3,7 +3,7 @@
 ///
 /// Rules common to every preset: 1-D tensors (norms) are never quantized; the router
 /// (`mlp.gate.weight`) stays f32 in the quantized presets because its softmax over all experts
-/// decides the routing (NUMERICS.md §8: the gate runs in fp32) and it is tiny.
+/// decides the routing (docs/NUMERICS.md item 8: the gate runs in fp32) and it is tiny.
 public struct QuantizationPolicy: Sendable, Equatable, CustomStringConvertible {
     /// The preset name (`q8`, `q4`, `q4-mixed`, `f16`, `bf16`, `f32`).
     public let name: String

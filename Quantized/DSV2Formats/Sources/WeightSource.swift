@@ -1,6 +1,6 @@
 import Foundation
 
-/// Anything a model can be loaded from: a `.dsv2` container (`ContainerReader` in DSV2Converter)
+/// Anything a model can be loaded from: a `.dsv2` container (`ContainerReader` in DSV2Container)
 /// or a Hugging Face folder, raw or quantized in memory. The quantized engine's loader consumes
 /// only this protocol.
 public protocol WeightSource: AnyObject {

@@ -116,7 +116,7 @@ public enum EngineWeightLoader {
         }
     }
 
-    /// Splits kv_b_proj (head by head [W^UK_i (qk_nope rows); W^UV_i (v_head rows)], NUMERICS.md
+    /// Splits kv_b_proj (head by head [W^UK_i (qk_nope rows); W^UV_i (v_head rows)], docs/NUMERICS.md
     /// item 5) into W^UKᵀ [heads·rank, nope] and W^UV [heads·vDim, rank].
     static func splitKVB(_ tensor: StoredTensor, config: ModelConfig) throws -> AbsorbedKVB {
         let heads = config.numAttentionHeads, nope = config.qkNopeHeadDim, vDim = config.vHeadDim

@@ -55,7 +55,7 @@ extension QuantizedEngine {
         }
 
         // kv_a_layernorm normalises the latent only; RoPE rotates k^R (once, shared by all heads)
-        // and every head's q^R (NUMERICS.md items 1, 5). Then the rows enter the cache.
+        // and every head's q^R (docs/NUMERICS.md items 1, 5). Then the rows enter the cache.
         let scratch = attentionScratch.queryLatent[0].pointer  // ≥ ropeDim floats, free until the core runs
         w.kvALayernorm.withUnsafeBufferPointer { norm in
             for t in 0..<tokens {
@@ -104,7 +104,7 @@ extension QuantizedEngine {
                     queryLatent.update(repeating: 0, count: rank)
                 }
                 (queryLatent + rank).update(from: q + nope, count: ropeDim)
-                // Causal: position past + t sees cached rows 0 ... past + t (NUMERICS.md item 7).
+                // Causal: position past + t sees cached rows 0 ... past + t (docs/NUMERICS.md item 7).
                 let visible = past + t + 1
                 for j in 0..<visible {
                     scores[j] = LatentAttentionKernels.dot(cacheBase + j * rowBytes, queryLatent, columns: width, type: cacheType) * scale

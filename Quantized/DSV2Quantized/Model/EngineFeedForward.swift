@@ -3,9 +3,9 @@ import DSV2Formats
 import DSV2Kernels
 
 /// The feed-forward blocks: the dense MLP of the first layers and DeepSeekMoE (paper section
-/// 2.2; NUMERICS.md items 8-12). Every MLP is down(silu(gate(x)) · up(x)).
+/// 2.2; docs/NUMERICS.md items 8-12). Every MLP is down(silu(gate(x)) · up(x)).
 ///
-/// MoE schedule (three parallel phases per layer, KERNELS.md "split work per phase"):
+/// MoE schedule (three parallel phases per layer, docs/KERNELS.md "split work per phase"):
 ///   1. router (fp32) + shared experts' gate and up, on the block input quantized once;
 ///   2. routing in fp32 by `ExpertRouter` (the reference routes with it too), then every
 ///      selected expert's gate and up;
@@ -125,7 +125,7 @@ extension QuantizedEngine {
             }
         }
 
-        // y_t = Σ_k w_k · expert_k(x_t) (slot order, as the reference) + shared(x_t), NUMERICS.md item 11.
+        // y_t = Σ_k w_k · expert_k(x_t) (slot order, as the reference) + shared(x_t), docs/NUMERICS.md item 11.
         let y = ws.blockOutput.pointer
         for t in 0..<tokens {
             let out = y + t * hidden

@@ -5,8 +5,8 @@ import DSV2Kernels
 
 /// The fast engine: DeepSeek-V2 with quantized weights (any `WeightType` per tensor, chosen by a
 /// `QuantizationPolicy` preset), SIMD kernels on a persistent `WorkerPool`, absorbed MLA over a
-/// compressed latent KV cache, and only the selected experts run. Reports the reference's trace
-/// names through the same `ForwardTracer`.
+/// compressed latent KV cache, and only the selected experts run. Reports the same trace names
+/// as the reference (`TraceName`) through the same `ForwardTracer`.
 ///
 /// Per layer (pre-norm, residual adds), as `ReferenceModel`:
 ///   a = x + MLA(input_layernorm(x))            → `kv_latent.l`, `attn.l`
@@ -40,7 +40,7 @@ public final class QuantizedEngine: LanguageModel {
         didSet { prefillChunkTokens = max(1, prefillChunkTokens) }
     }
 
-    /// q_a_layernorm and kv_a_layernorm use a hard-coded eps (NUMERICS.md item 6).
+    /// q_a_layernorm and kv_a_layernorm use a hard-coded eps (docs/NUMERICS.md item 6).
     static let latentNormEps: Float = 1e-6
 
     /// - Parameters:

@@ -23,7 +23,7 @@ extension ModelConfig {
     /// Experts chosen per token (0 when the model has no MoE).
     public var expertsPerToken: Int { numExpertsPerTok ?? 0 }
 
-    /// NUMERICS.md item 12: layer l is MoE iff n_routed_experts is set, l ≥ first_k_dense_replace
+    /// docs/NUMERICS.md item 12: layer l is MoE iff n_routed_experts is set, l ≥ first_k_dense_replace
     /// and l % moe_layer_freq == 0.
     public func isMoELayer(_ layer: Int) -> Bool {
         nRoutedExperts != nil && layer >= firstKDenseReplace && layer % moeLayerFreq == 0
@@ -34,12 +34,12 @@ extension ModelConfig {
     /// The indices of the MoE layers.
     public var moeLayers: [Int] { (0..<numHiddenLayers).filter(isMoELayer) }
 
-    /// yarn_get_mscale(scale, mscale) = 0.1·mscale·ln(scale) + 1, or 1 when scale ≤ 1 (NUMERICS.md item 3).
+    /// yarn_get_mscale(scale, mscale) = 0.1·mscale·ln(scale) + 1, or 1 when scale ≤ 1 (docs/NUMERICS.md item 3).
     public static func yarnMScale(factor: Double, mscale: Double) -> Double {
         factor <= 1 ? 1 : 0.1 * mscale * log(factor) + 1
     }
 
-    /// The attention softmax scale (NUMERICS.md item 4): q_head_dim^−0.5, times
+    /// The attention softmax scale (docs/NUMERICS.md item 4): q_head_dim^−0.5, times
     /// yarn_get_mscale(factor, mscale_all_dim)² when rope_scaling is present and mscale_all_dim ≠ 0.
     /// Computed in Double as the original does (0.1147214 for the real V2 configs).
     public var softmaxScale: Double {
@@ -51,7 +51,7 @@ extension ModelConfig {
         return scale
     }
 
-    /// Amplitude applied to cos and sin (NUMERICS.md item 3):
+    /// Amplitude applied to cos and sin (docs/NUMERICS.md item 3):
     /// yarn_get_mscale(factor, mscale) / yarn_get_mscale(factor, mscale_all_dim); 1 without YaRN.
     public var ropeAmplitude: Double {
         guard let s = ropeScaling else { return 1 }

@@ -72,7 +72,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         case silu
     }
 
-    /// YaRN context extension (`rope_scaling: {"type": "yarn", …}`), NUMERICS.md items 2-4.
+    /// YaRN context extension (`rope_scaling: {"type": "yarn", …}`), docs/NUMERICS.md items 2-4.
     public struct RopeScaling: Codable, Equatable, Sendable {
         public var factor: Double
         public var originalMaxPositionEmbeddings: Int
@@ -255,7 +255,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         moeIntermediateSize = hasMoE ? try required(Int.self, .moeIntermediateSize)
                                      : try optional(Int.self, .moeIntermediateSize) ?? 0
         routedScalingFactor = try optional(Float.self, .routedScalingFactor) ?? 1
-        // NUMERICS.md item 13: the original default is the misspelt "gready", which its own code
+        // docs/NUMERICS.md item 13: the original default is the misspelt "gready", which its own code
         // cannot run; a MoE model must say which method it uses.
         topkMethod = try enumValue(TopkMethod.self, .topkMethod, default: hasMoE ? nil : .greedy)
         nGroup = try optional(Int.self, .nGroup)

@@ -11,7 +11,8 @@ public enum LogitsRows: Sendable {
 }
 
 /// An engine that runs a DeepSeek-V2 model with an internal KV cache. Both the fp32 reference
-/// (`ReferenceModel`) and the quantized engine conform; the CLI and the tests use only this.
+/// (`ReferenceModel`) and the quantized engine conform; code that only runs a model (generation,
+/// dump, perplexity) needs nothing else.
 ///
 /// Positions are implicit: the tokens of a call occupy positions `cachedTokens ..< cachedTokens + T`,
 /// attend causally to everything cached plus the earlier tokens of the call, and are appended

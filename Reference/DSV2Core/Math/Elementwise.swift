@@ -2,9 +2,9 @@ import Foundation
 
 /// The element-wise fp32 operations of the model, on raw pointers so that callers on a hot path
 /// allocate nothing. Both engines call these, so they compute the same values in the same order
-/// (NUMERICS.md items 6-7 and 11); `@inlinable` lets the quantized engine inline them.
+/// (docs/NUMERICS.md items 6-7 and 11); `@inlinable` lets the quantized engine inline them.
 public enum Elementwise {
-    /// RMSNorm of one row (NUMERICS.md item 6): y = weight · x / sqrt(mean(x²) + eps), as the
+    /// RMSNorm of one row (docs/NUMERICS.md item 6): y = weight · x / sqrt(mean(x²) + eps), as the
     /// original in fp32. The mean of squares is accumulated in Double, which only removes
     /// summation-order noise. `x` and `y` may be the same memory.
     @inlinable @inline(__always)

@@ -1,7 +1,7 @@
 import Foundation
 
 /// Rotary position embedding of the decoupled query/key parts (q^R, k^R, paper eqs. 14-15),
-/// with YaRN frequencies and amplitude when `rope_scaling` is set (NUMERICS.md items 1-3).
+/// with YaRN frequencies and amplitude when `rope_scaling` is set (docs/NUMERICS.md items 1-3).
 public struct RotaryEmbedding: Sendable {
     /// qk_rope_head_dim.
     public let dimension: Int
@@ -21,7 +21,7 @@ public struct RotaryEmbedding: Sendable {
             amplitude = 1
             return
         }
-        // YaRN (NUMERICS.md item 2): blend interpolated and extrapolated frequencies with a linear
+        // YaRN (docs/NUMERICS.md item 2): blend interpolated and extrapolated frequencies with a linear
         // ramp between the correction dimensions of beta_fast and beta_slow. Used at every position.
         let factor = Float(scaling.factor)
         let (low, high) = Self.yarnCorrectionRange(config: config)
@@ -78,7 +78,7 @@ public struct RotaryEmbedding: Sendable {
 
     /// Rotates one vector of the checkpoint's interleaved layout (x0, x1 is the first pair) by
     /// the angles `cos`, `sin` (d/2 each), writing the half-split layout the original produces
-    /// after its de-interleave + rotate_half (NUMERICS.md item 1):
+    /// after its de-interleave + rotate_half (docs/NUMERICS.md item 1):
     /// out[i] = x[2i]·cos − x[2i+1]·sin, out[i + d/2] = x[2i+1]·cos + x[2i]·sin.
     /// `x` and `out` may be the same memory; `scratch` holds d values.
     @inlinable @inline(__always)

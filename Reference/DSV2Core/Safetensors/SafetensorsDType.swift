@@ -21,7 +21,7 @@ public enum SafetensorsDType: String, Sendable, CaseIterable {
 /// Conversions from raw little-endian bytes. The bytes need not be aligned.
 public enum ElementConversion {
     /// Widens `count` elements of `dtype` at `source` into fp32 (BF16 exactly: bits << 16,
-    /// NUMERICS.md item 14; F16 exactly; F64 rounded).
+    /// docs/NUMERICS.md item 14; F16 exactly; F64 rounded).
     public static func widen(_ source: UnsafeRawBufferPointer, dtype: SafetensorsDType, into out: UnsafeMutablePointer<Float>, count: Int) {
         switch dtype {
         case .f32:

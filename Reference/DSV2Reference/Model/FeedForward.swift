@@ -47,7 +47,7 @@ struct MixtureOfExperts {
         return Routing(topK: topK, indices: indices, weights: chosenWeights)
     }
 
-    /// y = Σ_k w_k · expert_k(x) + shared(x) (NUMERICS.md item 11), with the routed experts run
+    /// y = Σ_k w_k · expert_k(x) + shared(x) (docs/NUMERICS.md item 11), with the routed experts run
     /// as batches of the tokens routed to them.
     func forward(_ x: [Float], tokens: Int, routing: Routing) -> [Float] {
         let hidden = config.hiddenSize, topK = routing.topK

@@ -7,7 +7,7 @@ import DSV2Core
 /// d_h = qk_nope_head_dim (`nope`) for keys/queries and v_head_dim (`vDim`) for values,
 /// d_h^R = qk_rope_head_dim (`ropeDim`), d_c = kv_lora_rank (`rank`).
 ///
-/// Checkpoint layout (NUMERICS.md item 5): `kv_a_proj_with_mqa` = [W^DKV; W^KR], output
+/// Checkpoint layout (docs/NUMERICS.md item 5): `kv_a_proj_with_mqa` = [W^DKV; W^KR], output
 /// [c_KV | k^R]; `kv_b_proj` = [W^UK_1; W^UV_1; W^UK_2; W^UV_2; …], head by head; `q_proj`
 /// (or `q_b_proj`) = [W^UQ_1; W^QR_1; …], head by head.
 struct MultiHeadLatentAttention {
@@ -18,11 +18,11 @@ struct MultiHeadLatentAttention {
     init(config: ModelConfig, weights: AttentionWeights<Matrix, [Float], Matrix>) {
         self.config = config
         self.weights = weights
-        // 1/sqrt(d_h + d_h^R) of eq. 18, times the YaRN mscale² (NUMERICS.md item 4).
+        // 1/sqrt(d_h + d_h^R) of eq. 18, times the YaRN mscale² (docs/NUMERICS.md item 4).
         softmaxScale = Float(config.softmaxScale)
     }
 
-    /// q_a_layernorm and kv_a_layernorm use a hard-coded eps (NUMERICS.md item 6).
+    /// q_a_layernorm and kv_a_layernorm use a hard-coded eps (docs/NUMERICS.md item 6).
     static let latentNormEps: Float = 1e-6
 
     /// Attention output u_t (eq. 19) for the `tokens` rows of `x` [tokens, hidden], which sit at
@@ -58,7 +58,7 @@ struct MultiHeadLatentAttention {
             tracer.record(TraceName.kvLatent(layer), TracedTensor(shape: [tokens, rank], floats: latent))
         }
 
-        // eqs. 14-15: RoPE on q^R (every head) and k^R (once), NUMERICS.md item 1.
+        // eqs. 14-15: RoPE on q^R (every head) and k^R (once), docs/NUMERICS.md item 1.
         var scratch = [Float](repeating: 0, count: ropeDim)
         scratch.withUnsafeMutableBufferPointer { s in
             kRope.withUnsafeMutableBufferPointer { k in
@@ -194,7 +194,7 @@ struct MultiHeadLatentAttention {
 }
 
 /// Row t (position past + t) attends to keys 0 ... past + t: softmax over those, zero after
-/// (the original's additive mask of finfo.min gives exactly 0 there; NUMERICS.md item 7).
+/// (the original's additive mask of finfo.min gives exactly 0 there; docs/NUMERICS.md item 7).
 private func causalSoftmax(_ scores: UnsafeMutablePointer<Float>, tokens: Int, total: Int, past: Int) {
     for t in 0..<tokens {
         let row = scores + t * total

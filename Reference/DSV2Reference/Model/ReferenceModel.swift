@@ -2,7 +2,7 @@ import Foundation
 import DSV2Core
 
 /// The fp32 reference engine: DeepSeek-V2 exactly as DeepSeek's `modeling_deepseek.py` computes
-/// it (NUMERICS.md), in plain Swift with BLAS for the matrix products. Deterministic; the oracle
+/// it (docs/NUMERICS.md), in plain Swift with BLAS for the matrix products. Deterministic; the oracle
 /// the quantized engine is judged against.
 ///
 /// Per layer (pre-norm, residual adds):

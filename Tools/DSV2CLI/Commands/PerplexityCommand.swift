@@ -3,7 +3,7 @@ import DSV2
 import DSV2Analysis
 import Foundation
 
-/// `dsv2 perplexity`: perplexity of a text file under the convention of NUMERICS.md, optionally
+/// `dsv2 perplexity`: perplexity of a text file under the convention of docs/NUMERICS.md, optionally
 /// saving the logits as a base or measuring KL divergence against one.
 struct PerplexityCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

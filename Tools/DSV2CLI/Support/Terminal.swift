@@ -38,9 +38,9 @@ enum Terminal {
 /// Ctrl-C (SIGINT) while a reply is being generated sets a flag that the generation loop polls
 /// once per token; Ctrl-C at any other time exits with status 130, as a shell expects.
 ///
-/// A plain `sigaction` handler, not a dispatch signal source: on Linux those only see signals
-/// blocked in every thread, and the BLAS and worker-pool threads do not block SIGINT. The handler
-/// only touches lock-free atomics and calls `write`/`_exit` (async-signal-safe).
+/// A plain `sigaction` handler, run at once by whichever thread takes the signal: it only touches
+/// lock-free atomics and calls `write`/`_exit` (async-signal-safe). A dispatch signal source would
+/// work too, on Linux as well (see `InterruptCleanup`); this one needs no queue to run on.
 enum InterruptMonitor {
     /// Installs the handler (idempotent).
     static func install() {
