@@ -221,24 +221,18 @@ public enum GGMLBlocks {
 
     /// Interleaved ggml blocks (`rows` rows of `columns` values, columns a multiple of 32) →
     /// dsv2's two planes, into `destination` (`type.byteCount(rows:columns:)` bytes, zeroed).
-    /// Returns the index of the first q8 block holding −128 (a value dsv2's q8 never uses: its
-    /// kernels assume |q| ≤ 127), or nil.
-    @discardableResult
     public static func toPlanes(_ source: UnsafeRawBufferPointer, type: WeightType, rows: Int, columns: Int,
-                                into destination: UnsafeMutableRawPointer) -> Int? {
+                                into destination: UnsafeMutableRawPointer) {
         let blocks = rows * (columns / 32), quantBytes = type.quantBytesPerBlock, stride = 2 + quantBytes
         let src = source.baseAddress!.assumingMemoryBound(to: UInt8.self)
         let quants = destination.assumingMemoryBound(to: UInt8.self)
         let scales = (destination + type.scalesOffset(rows: rows, columns: columns)).assumingMemoryBound(to: UInt8.self)
-        var firstMinus128: Int?
         for b in 0..<blocks {
             let block = src + b * stride
             scales[2 * b] = block[0]
             scales[2 * b + 1] = block[1]
             (quants + b * quantBytes).update(from: block + 2, count: quantBytes)
-            if type == .q8, firstMinus128 == nil, (0..<32).contains(where: { block[2 + $0] == 0x80 }) { firstMinus128 = b }
         }
-        return firstMinus128
     }
 
     /// dsv2's two planes → interleaved ggml blocks (columns a multiple of 32), into `destination`

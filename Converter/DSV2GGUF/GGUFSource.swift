@@ -9,8 +9,9 @@ import Foundation
 /// Types: F32 / F16 / BF16 tensors are handed out as stored (zero-copy when the mapping is
 /// 64-byte aligned); Q8_0 and Q4_0 become dsv2's q8 / q4 with the same blocks (the scales moved
 /// to their own plane: identical values); every other readable type is dequantized exactly to
-/// f32 (`GGMLBlocks`). A Q8_0 tensor holding the code −128 (which dsv2's q8 kernels never see)
-/// is handed out as exact f32 instead.
+/// f32 (`GGMLBlocks`). (ggml's and gguf-py's Q8_0 quantizers never write the code −128; should a
+/// file hold it, the q8 kernels still multiply it exactly: |−128| = 128 as an unsigned byte, and
+/// 2·128·127 fits vpmaddubsw's 16-bit pair sums.)
 ///
 /// Layout: stacked experts (`ffn_*_exps`) are sliced per expert, per-expert tensors
 /// (`ffn_*.E`) are read as they are; `kv_b_proj` is the unsplit `attn_kv_b`, or is rebuilt from
@@ -29,6 +30,9 @@ public final class GGUFSource: WeightSource, @unchecked Sendable {
     public let tensorNames: [String]
     private let recipes: [String: Recipe]
     private let shapes: [String: [Int]]
+    /// The type each split kv_b_proj is rebuilt as (found by rebuilding it once; see `tensorInfo`).
+    private var rebuiltTypes: [String: WeightType] = [:]
+    private let rebuiltTypesLock = NSLock()
 
     /// Where an HF tensor's values come from.
     enum Recipe {
@@ -139,9 +143,22 @@ public final class GGUFSource: WeightSource, @unchecked Sendable {
         case let .whole(info), let .expert(info, _): return (Self.weightType(info.type), shape)
         case let .splitKVB(k, v):
             let vType = Self.weightType(v.type)
-            if vType.isQuantized || vType == Self.weightType(k.type) { return (vType, shape) }
-            return (.f32, shape)
+            if vType.isQuantized { return (rebuiltType(name, k: k, v: v), shape) }
+            return (vType == Self.weightType(k.type) ? vType : .f32, shape)
         }
+    }
+
+    /// q8/q4 when the k rows are exactly representable in v_b's type, else f32: known only from
+    /// the values, so the tensor is rebuilt once (it is small: heads·(nope + v)·rank values).
+    func rebuiltType(_ name: String, k: GGUFTensorInfo, v: GGUFTensorInfo) -> WeightType {
+        rebuiltTypesLock.lock()
+        if let type = rebuiltTypes[name] { rebuiltTypesLock.unlock(); return type }
+        rebuiltTypesLock.unlock()
+        let type = (try? rebuildKVB(k: k, v: v, name: name, shape: shapes[name] ?? []).type) ?? .f32
+        rebuiltTypesLock.lock()
+        rebuiltTypes[name] = type
+        rebuiltTypesLock.unlock()
+        return type
     }
 
     public func tensor(_ name: String) throws -> StoredTensor {
@@ -176,9 +193,8 @@ public final class GGUFSource: WeightSource, @unchecked Sendable {
         }
         if target.isQuantized {
             let output = AlignedBuffer(byteCount: target.byteCount(rows: rows, columns: columns))
-            if GGMLBlocks.toPlanes(bytes, type: target, rows: rows, columns: columns, into: output.pointer) == nil {
-                return StoredTensor(name: name, type: target, shape: shape, bytes: output.bytes, owner: output)
-            }
+            GGMLBlocks.toPlanes(bytes, type: target, rows: rows, columns: columns, into: output.pointer)
+            return StoredTensor(name: name, type: target, shape: shape, bytes: output.bytes, owner: output)
         }
         let output = AlignedBuffer(byteCount: rows * columns * 4)
         GGMLBlocks.dequantize(bytes, type: type, count: rows * columns,
@@ -200,15 +216,14 @@ public final class GGUFSource: WeightSource, @unchecked Sendable {
         if vType.isQuantized {
             // v rows: v_b's blocks; k rows: written exactly in the same type, when possible.
             let vPlanes = AlignedBuffer(byteCount: vType.byteCount(rows: heads * vDim, columns: rank))
-            let noMinus128 = GGMLBlocks.toPlanes(file.bytes(of: v), type: vType, rows: heads * vDim, columns: rank,
-                                                 into: vPlanes.pointer) == nil
+            GGMLBlocks.toPlanes(file.bytes(of: v), type: vType, rows: heads * vDim, columns: rank, into: vPlanes.pointer)
             let output = AlignedBuffer(byteCount: vType.byteCount(rows: rows, columns: rank))
             let blocks = rank / 32, quantBytes = vType.quantBytesPerBlock
             let quants = output.pointer.assumingMemoryBound(to: UInt8.self)
             let scales = (output.pointer + vType.scalesOffset(rows: rows, columns: rank)).assumingMemoryBound(to: UInt16.self)
             let vQuants = vPlanes.pointer.assumingMemoryBound(to: UInt8.self)
             let vScales = (vPlanes.pointer + vType.scalesOffset(rows: heads * vDim, columns: rank)).assumingMemoryBound(to: UInt16.self)
-            var exact = noMinus128
+            var exact = true
             var row = [Float](repeating: 0, count: rank)
             outer: for h in 0..<heads where exact {
                 for i in 0..<nope {
