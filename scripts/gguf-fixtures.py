@@ -3,7 +3,8 @@
 
     python3 -m venv /tmp/ggufvenv && /tmp/ggufvenv/bin/pip install gguf numpy
     /tmp/ggufvenv/bin/python scripts/gguf-fixtures.py fixtures          # Tests/Fixtures/gguf/*
-    /tmp/ggufvenv/bin/python scripts/gguf-fixtures.py model DIR TYPE OUT # one model, TYPE F32|F16|BF16|Q8_0|Q4_0
+    /tmp/ggufvenv/bin/python scripts/gguf-fixtures.py model DIR TYPE OUT # one model, TYPE F32|F16|BF16|Q8_0|Q4_0,
+        # or Q4_0+Q8_0 (Q4_0 with token_embd and output Q8_0: dsv2's q4 preset layout)
     /tmp/ggufvenv/bin/python scripts/gguf-fixtures.py check FILE.gguf VALUES.bin
         # dequantize every tensor with gguf.quants and compare with dsv2's values (see .ci/run)
 
@@ -176,7 +177,7 @@ def gguf_tensors(c, weights, split, stacked, tied):
     return out
 
 
-FILE_TYPES = {"F32": 0, "F16": 1, "BF16": 32, "Q8_0": 7, "Q4_0": 2}
+FILE_TYPES = {"F32": 0, "F16": 1, "BF16": 32, "Q8_0": 7, "Q4_0": 2, "Q4_0+Q8_0": 2}
 
 
 def write_model(folder, qtype, path, split=True, stacked=True, tied=False):
@@ -191,7 +192,9 @@ def write_model(folder, qtype, path, split=True, stacked=True, tied=False):
     w.add_quantization_version(gguf.GGML_QUANT_VERSION)
     for name, data in gguf_tensors(c, weights, split, stacked, tied):
         data = np.ascontiguousarray(data.astype(np.float32))
-        kind = getattr(Q, qtype)
+        kind = getattr(Q, qtype.split("+")[0])
+        if qtype == "Q4_0+Q8_0" and name in ("token_embd.weight", "output.weight"):
+            kind = Q.Q8_0
         if data.ndim <= 1 or name.endswith("_norm.weight") or ".ffn_gate_inp." in name:
             kind = Q.F32
         elif kind in (Q.Q8_0, Q.Q4_0) and data.shape[-1] % 32 != 0:
