@@ -76,10 +76,7 @@ public final class GGUFFile: @unchecked Sendable {
         var metadata: [(key: String, value: GGUFValue)] = []
         var keyIndex: [String: Int] = [:]
         for i in 0..<Int(keyCount) {
-            reader.subject = "metadata entry \(i)"
-            let key = try reader.string("its key")
-            reader.subject = key
-            guard keyIndex[key] == nil else { throw GGUFError(path: path, subject: key, "appears twice in the metadata") }
+            let key = try reader.entryName(i, of: "metadata", seen: keyIndex)
             let rawType = try reader.u32("the value type")
             guard let type = GGUFValueType(rawValue: rawType) else {
                 throw GGUFError(path: path, subject: key, "unknown value type \(rawType)")
@@ -103,10 +100,7 @@ public final class GGUFFile: @unchecked Sendable {
         var infos: [(name: String, dimensions: [Int], type: GGMLType, offset: UInt64)] = []
         var tensorIndex: [String: Int] = [:]
         for i in 0..<Int(tensorCount) {
-            reader.subject = "tensor entry \(i)"
-            let name = try reader.string("its name")
-            reader.subject = name
-            guard tensorIndex[name] == nil else { throw GGUFError(path: path, subject: name, "appears twice in the tensor table") }
+            let name = try reader.entryName(i, of: "tensor table", seen: tensorIndex)
             let count = try reader.u32("the dimension count")
             guard count >= 1, count <= GGUFFormat.maxDimensions else {
                 throw GGUFError(path: path, subject: name, "has \(count) dimensions (1 to \(GGUFFormat.maxDimensions) allowed)")
@@ -227,6 +221,16 @@ struct ByteReader {
             throw GGUFError(path: path, subject: subject, "\(what) is not valid UTF-8")
         }
         return string
+    }
+
+    /// The key or name of entry `index` of a table (`kind`), refused when it repeats; later errors
+    /// name it.
+    mutating func entryName(_ index: Int, of kind: String, seen: [String: Int]) throws -> String {
+        subject = "\(kind) entry \(index)"
+        let name = try string("its name")
+        subject = name
+        guard seen[name] == nil else { throw GGUFError(path: path, subject: name, "appears twice in the \(kind)") }
+        return name
     }
 
     mutating func value(of type: GGUFValueType, nested: Bool) throws -> GGUFValue {

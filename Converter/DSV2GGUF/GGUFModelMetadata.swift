@@ -29,10 +29,16 @@ public enum GGUFModelMetadata {
         guard arch.stringValue == architecture else {
             throw fail("general.architecture", "is \(arch.summary); only \"\(architecture)\" (DeepSeek-V2 family) is supported")
         }
+        // Bounds far above any DeepSeek-V2 (60 layers, 160 experts, 102400 tokens, 5120 wide):
+        // a hostile count must not make the tensor list itself enormous.
+        let limits = ["block_count": 4096, "expert_count": 65536, "vocab_size": 1 << 24]
         func int(_ suffix: String) throws -> Int? {
             let name = key(suffix)
             guard let value = file.value(name) else { return nil }
-            guard let v = value.intValue, v >= 0, v <= 1 << 40 else { throw fail(name, "must be a non-negative integer, got \(value.summary)") }
+            let limit = limits[suffix] ?? 1 << 24
+            guard let v = value.intValue, v >= 0, v <= limit else {
+                throw fail(name, "must be an integer in 0...\(limit), got \(value.summary)")
+            }
             return v
         }
         func required(_ suffix: String) throws -> Int {

@@ -120,6 +120,12 @@ final class GGUFBadInputTests: XCTestCase {
         }
         XCTAssertTrue(openError(v3)?.contains("expert_gating_func") == true, openError(v3) ?? "accepted")
 
+        let hugeDepth = try GGUFTestFiles.rewrite(fixture) { metadata, _ in
+            let i = metadata.firstIndex { $0.0 == "deepseek2.block_count" }!
+            metadata[i].1 = .uint(1 << 40, .uint64)
+        }
+        XCTAssertTrue(openError(hugeDepth)?.contains("deepseek2.block_count") == true, openError(hugeDepth) ?? "accepted")
+
         let llama = try GGUFTestFiles.rewrite(fixture) { metadata, _ in
             metadata[0].1 = .string("llama")
         }
