@@ -52,7 +52,7 @@ public enum GGUFWriter {
 
         let temporary = url.deletingLastPathComponent()
             .appendingPathComponent(".\(url.lastPathComponent).tmp-\(ProcessInfo.processInfo.processIdentifier)")
-        FileManager.default.createFile(atPath: temporary.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: temporary.path, contents: nil)
         guard let handle = FileHandle(forWritingAtPath: temporary.path) else {
             throw GGUFError(path: url.path, "cannot create \(temporary.path)")
         }

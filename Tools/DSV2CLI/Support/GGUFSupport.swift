@@ -85,7 +85,7 @@ enum GGUFCLI {
     /// Every readable tensor's values as little-endian f32, in table order (for checks against
     /// another reader, e.g. gguf-py in .ci/run).
     static func writeValues(_ file: GGUFFile, to path: String) throws {
-        FileManager.default.createFile(atPath: path, contents: nil)
+        _ = FileManager.default.createFile(atPath: path, contents: nil)
         guard let handle = FileHandle(forWritingAtPath: path) else { throw GGUFError(path: path, "cannot be written") }
         defer { try? handle.close() }
         for t in file.tensors {
