@@ -77,6 +77,9 @@ let package = Package(
                 path: "Converter/DSV2Container", swiftSettings: cpuFlags),
         .target(name: "DSV2Converter", dependencies: ["DSV2Core", "DSV2Formats", "DSV2Container"],
                 path: "Converter/DSV2Converter", swiftSettings: cpuFlags),
+        // GGUF (llama.cpp's format) in and out: a WeightSource reader and an exporter.
+        .target(name: "DSV2GGUF", dependencies: ["DSV2Core", "DSV2Formats"], path: "Converter/DSV2GGUF",
+                swiftSettings: cpuFlags),
 
         // MARK: Text, generation, analysis, the umbrella and the command line (Tools/)
         .target(name: "DSV2Text", path: "Tools/DSV2Text", swiftSettings: cpuFlags),
@@ -91,7 +94,7 @@ let package = Package(
         .target(name: "DSV2CLI",
                 dependencies: ["DSV2", "DSV2Core", "DSV2Text", "DSV2Reference", "DSV2Formats", "DSV2Kernels",
                                "DSV2Quantized", "DSV2Container", "DSV2Converter", "DSV2Generation", "DSV2Analysis",
-                               "CBLAS",
+                               "DSV2GGUF", "CBLAS",
                                .product(name: "ArgumentParser", package: "swift-argument-parser")],
                 path: "Tools/DSV2CLI", swiftSettings: cpuFlags),
         .executableTarget(name: "dsv2", dependencies: ["DSV2CLI"], path: "Tools/dsv2",
@@ -115,6 +118,8 @@ let package = Package(
                     path: "Tests/ContainerTests", swiftSettings: cpuFlags),
         .testTarget(name: "ConverterTests", dependencies: ["DSV2Converter", "DSV2Container", "DSV2Formats", "DSV2Reference", "DSV2Core", "TestSupport"],
                     path: "Tests/ConverterTests", swiftSettings: cpuFlags),
+        .testTarget(name: "GGUFTests", dependencies: ["DSV2GGUF", "DSV2Converter", "DSV2Container", "DSV2Quantized", "DSV2Formats", "DSV2Text", "DSV2Core", "TestSupport"],
+                    path: "Tests/GGUFTests", swiftSettings: cpuFlags),
         .testTarget(name: "GenerationTests", dependencies: ["DSV2Generation", "DSV2Text", "DSV2Reference", "DSV2Core", "TestSupport"],
                     path: "Tests/GenerationTests", swiftSettings: cpuFlags),
         .testTarget(name: "AnalysisTests", dependencies: ["DSV2Analysis", "DSV2Reference", "DSV2Core", "TestSupport"],

@@ -130,6 +130,15 @@ public enum Converter {
                        quantization: policy.name, typeFor: { policy.type(for: $0, shape: $1) }, progress: progress)
     }
 
+    /// Every tensor of `source` kept in the type the source hands it out as (`tensorInfo`), the
+    /// container labelled `quantization`: a GGUF file's Q8_0/Q4_0/F16/… as they are.
+    public static func convertAsStored(source: WeightSource, quantization: String, provenance: ContainerProvenance,
+                                       to destination: URL, options: ConversionOptions,
+                                       progress: ((ConversionProgress) -> Void)? = nil) throws -> ConversionSummary {
+        try run(source: source, provenance: provenance, to: destination, options: options, quantization: quantization,
+                typeFor: { name, _ in source.tensorInfo(name)?.type ?? .f32 }, progress: progress)
+    }
+
     /// Compressed container → raw container with the same types, bytes and provenance.
     public static func unpack(_ reader: ContainerReader, to destination: URL,
                               threads: Int = ProcessInfo.processInfo.activeProcessorCount, overwrite: Bool = false,

@@ -13,6 +13,7 @@ public struct DSV2Command: AsyncParsableCommand {
             CompareCommand.self,
             PerplexityCommand.self,
             ConvertCommand.self,
+            ExportCommand.self,
             InspectCommand.self,
             VerifyCommand.self,
             UnpackCommand.self,

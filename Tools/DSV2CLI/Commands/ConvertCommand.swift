@@ -15,11 +15,11 @@ struct ConvertCommand: ParsableCommand {
         and renamed at the end, so an interrupted conversion leaves nothing at the target path.
         """)
 
-    @Argument(help: "A Hugging Face folder (model.safetensors or a sharded index) or a .dsv2 container.")
+    @Argument(help: "A Hugging Face folder (model.safetensors or a sharded index), a .dsv2 container or a DeepSeek-V2 .gguf file.")
     var source: String
 
-    @Option(help: "Quantization preset: \(QuantizationPolicy.presetNames.joined(separator: ", ")).")
-    var quant: String
+    @Option(help: "Quantization preset: \(QuantizationPolicy.presetNames.joined(separator: ", ")) (optional for a .gguf: default as stored).")
+    var quant: String?
 
     @Option(help: "Tensor storage: zstd (compressed; byte planes for float tensors) or none (raw, mmap-ready).")
     var compress: String = "none"
@@ -36,8 +36,13 @@ struct ConvertCommand: ParsableCommand {
     @OptionGroup var target: ContainerOutputOptions
 
     func run() throws {
-        guard let policy = QuantizationPolicy.preset(quant) else {
-            throw ValidationError("unknown --quant \"\(quant)\"; use one of \(QuantizationPolicy.presetNames.joined(separator: ", "))")
+        let isGGUF = GGUFCLI.isGGUF(source)
+        guard quant != nil || isGGUF else { throw ValidationError("--quant is required (\(QuantizationPolicy.presetNames.joined(separator: ", ")))") }
+        let policy = try quant.map { quant -> QuantizationPolicy in
+            guard let policy = QuantizationPolicy.preset(quant) else {
+                throw ValidationError("unknown --quant \"\(quant)\"; use one of \(QuantizationPolicy.presetNames.joined(separator: ", "))")
+            }
+            return policy
         }
         let compression: CompressionOptions
         switch compress {
@@ -50,10 +55,19 @@ struct ConvertCommand: ParsableCommand {
         let destination = try target.prepareDestination()
         let reporter = ProgressReporter(quiet: target.quiet)
         reporter.note("reading \(source)")
-        let (weights, provenance) = try Converter.openSource(URL(fileURLWithPath: source))
-        let options = ConversionOptions(policy: policy, compression: compression, threads: threads, overwrite: target.force)
-        let summary = try Converter.convert(source: weights, provenance: provenance, to: destination, options: options) {
-            reporter.update($0)
+        let summary: ConversionSummary
+        if isGGUF, policy == nil {
+            let (weights, provenance) = try GGUFCLI.conversionSource(URL(fileURLWithPath: source))
+            let options = ConversionOptions(policy: .f32, compression: compression, threads: threads, overwrite: target.force)
+            summary = try Converter.convertAsStored(source: weights, quantization: GGUFCLI.storedLabel(weights), provenance: provenance,
+                                                    to: destination, options: options) { reporter.update($0) }
+        } else {
+            let (weights, provenance) = isGGUF ? try GGUFCLI.conversionSource(URL(fileURLWithPath: source))
+                                               : try Converter.openSource(URL(fileURLWithPath: source))
+            let options = ConversionOptions(policy: policy!, compression: compression, threads: threads, overwrite: target.force)
+            summary = try Converter.convert(source: weights, provenance: provenance, to: destination, options: options) {
+                reporter.update($0)
+            }
         }
         reporter.finish()
         reporter.note(String(format: "wrote %@: %d tensors, %@ from %@ of source (ratio %.3f) in %.1f s (%.0f MB/s of input)",

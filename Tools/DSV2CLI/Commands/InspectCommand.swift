@@ -8,10 +8,13 @@ import DSV2Formats
 struct InspectCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "inspect",
-        abstract: "Show a .dsv2 container's config, tensor table, sizes, compression ratios and provenance.")
+        abstract: "Show a .dsv2 container's (or a .gguf file's) config, tensor table, sizes, compression ratios and provenance.")
 
-    @Argument(help: "The container.")
+    @Argument(help: "The container (or a GGUF file).")
     var container: String
+
+    @Option(name: .customLong("dump-values"), help: "GGUF only: write every tensor's values as f32 to FILE, in table order (checks against other readers).")
+    var dumpValues: String?
 
     @Flag(help: "Print JSON (the container metadata plus totals) instead of a table.")
     var json = false
@@ -34,6 +37,7 @@ struct InspectCommand: ParsableCommand {
     }
 
     func run() throws {
+        if GGUFCLI.isGGUF(container) { return try GGUFCLI.inspect(container, all: all, json: json, dumpValues: dumpValues) }
         let reader = try ContainerReader(path: container)
         let meta = reader.metadata
         var byType: [WeightType: Totals] = [:]

@@ -1,0 +1,20 @@
+import DSV2Core
+import Foundation
+
+/// What a command needs to run a GGUF model: `Model.open` calls here for `.gguf` files.
+public enum GGUFModel {
+    /// Whether the file at `url` starts with the GGUF magic.
+    public static func isGGUF(_ url: URL) -> Bool {
+        guard let handle = FileHandle(forReadingAtPath: url.path) else { return false }
+        defer { try? handle.close() }
+        return Array(handle.readData(ofLength: 4)) == GGUFFormat.magic
+    }
+
+    /// Opens a DeepSeek-V2 GGUF file: its config, its tokenizer files (tokenizer.json and
+    /// tokenizer_config.json synthesised from `tokenizer.ggml.*`; empty when it has none) and
+    /// its tensors as a `WeightSource` under Hugging Face names.
+    public static func open(path: String) throws -> (config: ModelConfig, tokenizerFiles: [String: Data], weights: GGUFSource) {
+        let source = try GGUFSource(path: path)
+        return (source.config, source.tokenizerFiles, source)
+    }
+}
