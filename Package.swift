@@ -89,7 +89,7 @@ let package = Package(
                 swiftSettings: cpuFlags),
         .target(name: "DSV2",
                 dependencies: ["DSV2Core", "DSV2Text", "DSV2Reference", "DSV2Formats", "DSV2Kernels", "DSV2Quantized",
-                               "DSV2Container", "DSV2Generation"],
+                               "DSV2Container", "DSV2GGUF", "DSV2Generation"],
                 path: "Tools/DSV2", swiftSettings: cpuFlags),
         .target(name: "DSV2CLI",
                 dependencies: ["DSV2", "DSV2Core", "DSV2Text", "DSV2Reference", "DSV2Formats", "DSV2Kernels",

@@ -36,6 +36,30 @@ final class GGUFCommandTests: XCTestCase {
         }
     }
 
+    /// A .gguf is a model like any other: `generate` and `dump` open it directly (Model.open),
+    /// with Q4_0 run in place as q4, so the tokens and logits equal the q4 container's.
+    func testGGUFRunsDirectlyLikeTheContainer() throws {
+        let folder = TemporaryDirectory()
+        let q4 = folder.file("tiny-q4.dsv2").path, gguf = folder.file("tiny-q4.gguf").path
+        XCTAssertEqual(try run(["convert", Fixtures.url("tiny-dsv2").path, "-o", q4, "--quant", "q4", "--quiet"]).status, 0)
+        XCTAssertEqual(try run(["export", q4, "-o", gguf, "--quiet"]).status, 0)
+        let generate = ["generate", "--prompt", "Once upon a time", "-n", "24", "--temp", "0", "--json"]
+        let fromGGUF = try run(generate + ["--model", gguf]), fromContainer = try run(generate + ["--model", q4])
+        XCTAssertEqual(fromGGUF.status, 0, fromGGUF.stderr)
+        let ids = { (json: String) in json.components(separatedBy: "\"generated_ids\":").dropFirst().first?.components(separatedBy: "]").first }
+        XCTAssertNotNil(ids(fromGGUF.stdout))
+        XCTAssertEqual(ids(fromGGUF.stdout), ids(fromContainer.stdout))
+        let a = folder.file("a.safetensors").path, b = folder.file("b.safetensors").path
+        XCTAssertEqual(try run(["dump", "--model", gguf, "--engine", "quantized", "--ids", "1,2,3,4", "-o", a]).status, 0)
+        XCTAssertEqual(try run(["dump", "--model", q4, "--engine", "quantized", "--ids", "1,2,3,4", "-o", b]).status, 0)
+        let compare = try run(["compare", a, b, "--fail-above", "logits:maxabs>0,hidden.*:maxabs>0"])
+        XCTAssertEqual(compare.status, 0, compare.stdout + compare.stderr)
+        // Requantizing the Q4_0 tensors needs the flag.
+        let requantize = try run(["generate", "--model", gguf, "--quant", "q8", "--prompt", "hi", "-n", "1"])
+        XCTAssertNotEqual(requantize.status, 0)
+        XCTAssertTrue(requantize.stderr.contains("--allow-requantize"), requantize.stderr)
+    }
+
     func testConvertNeedsQuantExceptForGGUF() throws {
         let folder = TemporaryDirectory()
         let result = try run(["convert", Fixtures.url("tiny-dsv2").path, "-o", folder.file("x.dsv2").path])

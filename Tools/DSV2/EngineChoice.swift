@@ -63,6 +63,7 @@ extension Model {
         switch choice {
         case let .quantized(preset, _, _, _):
             if let preset, let policy = QuantizationPolicy.preset(preset) { return policy.name }
+            if format == .gguf { return "gguf types" }
             return storedQuantization ?? QuantizationPolicy.q8.name
         case .reference:
             return "f32"
@@ -100,7 +101,19 @@ extension Model {
             return policy
         }
         let source: WeightSource
-        if let stored = storedQuantization {
+        if format == .gguf {
+            // GGUF tensors run as stored (Q8_0/Q4_0 imported as q8/q4, other types as their
+            // exact floats) unless a preset is asked for; requantizing Q8_0/Q4_0 needs the flag.
+            if let policy {
+                let quantizedTensors = weights.tensorNames.contains { weights.tensorInfo($0)?.type.isQuantized == true }
+                if !allowRequantize, quantizedTensors, policy.name != "f32" {
+                    throw EngineChoiceError.requantize(path: url.path, stored: "GGUF Q8_0/Q4_0", requested: policy.name)
+                }
+                source = QuantizingSource(weights, policy: policy)
+            } else {
+                source = weights
+            }
+        } else if let stored = storedQuantization {
             if let policy, policy.name != stored {
                 if !allowRequantize, Self.isRequantization(stored: stored, requested: policy) {
                     throw EngineChoiceError.requantize(path: url.path, stored: stored, requested: policy.name)

@@ -2,6 +2,7 @@ import Foundation
 import DSV2Container
 import DSV2Core
 import DSV2Formats
+import DSV2GGUF
 import DSV2Generation
 import DSV2Text
 #if canImport(Glibc)
@@ -24,10 +25,12 @@ import Darwin
 /// |---|---|---|---|
 /// | a Hugging Face folder (config.json, safetensors) | `.huggingFace` | the mapped safetensors, every tensor checked against config.json | tokenizer.json + tokenizer_config.json of the folder |
 /// | a `.dsv2` container | `.container` | the mapped container (header, table and embedded files checked) | the copies embedded in the container |
+/// | a GGUF file (`deepseek2`) | `.gguf` | the mapped GGUF, tensors under Hugging Face names (Q8_0/Q4_0 in place as q8/q4) | tokenizer.json synthesised from `tokenizer.ggml.*` |
 public final class Model: @unchecked Sendable {
     public enum Format: String, Sendable {
         case huggingFace = "hf"
         case container = "dsv2"
+        case gguf
     }
 
     /// The path that was opened.
@@ -54,7 +57,7 @@ public final class Model: @unchecked Sendable {
 
     // MARK: Opening
 
-    /// Opens a Hugging Face checkpoint folder or a `.dsv2` container. Only metadata is read: the
+    /// Opens a Hugging Face checkpoint folder, a `.dsv2` container or a GGUF file. Only metadata is read: the
     /// weights stay memory-mapped until an engine loads them. Anything else (a missing path, a
     /// folder without config.json, a FIFO or device) is refused without blocking, with an error
     /// naming the path.
@@ -73,6 +76,10 @@ public final class Model: @unchecked Sendable {
             return Model(url: url, format: .huggingFace, config: source.config, weights: source)
         case .regularFile:
             if url.lastPathComponent == "config.json" { throw ModelOpenError.configFileGiven(path: url.path) }
+            if GGUFModel.isGGUF(url) {
+                let gguf = try GGUFModel.open(path: url.path)
+                return Model(url: url, format: .gguf, config: gguf.config, weights: gguf.weights)
+            }
             let reader = try ContainerReader(path: url.path)
             let config = try ModelConfig.decode(reader.configJSON, file: "\(url.path):config.json")
             return Model(url: url, format: .container, config: config, weights: reader)
@@ -130,9 +137,9 @@ public enum ModelOpenError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case let .notFound(path):
-            return "\(path): no such model folder or .dsv2 file"
+            return "\(path): no such model folder, .dsv2 or .gguf file"
         case let .notModelFile(path, kind):
-            return "\(path) is \(kind), not a model folder or .dsv2 file"
+            return "\(path) is \(kind), not a model folder, .dsv2 or .gguf file"
         case let .noConfig(folder):
             return "\(folder): the folder has no config.json (a Hugging Face checkpoint folder holds config.json and safetensors)"
         case let .configFileGiven(path):
