@@ -1,4 +1,5 @@
-// Tiny C helpers for the Swift kernels and the worker pool: things Swift has no spelling for.
+// Tiny C helpers for the Swift kernels and the worker pool: things Swift has no spelling for
+// (prefetch, the spin-wait hint, CPU feature checks; atomics come from Swift's Synchronization).
 // Everything here is `static inline` so that it inlines into the Swift callers (one instruction
 // each); scripts/check-codegen verifies that no call remains in the kernels.
 #ifndef DSV2_CKERNELSUPPORT_H
@@ -20,19 +21,6 @@ static inline void dsv2_cpu_relax(void) {
 #elif defined(__aarch64__)
     __asm__ __volatile__("yield");
 #endif
-}
-
-/// Sequentially consistent atomics on a 64-bit word (the pool's generation and countdown).
-/// Swift 5 mode has no portable atomic type without an extra package; these are the builtins.
-static inline int64_t dsv2_atomic_load(const int64_t *address) {
-    return __atomic_load_n(address, __ATOMIC_SEQ_CST);
-}
-static inline void dsv2_atomic_store(int64_t *address, int64_t value) {
-    __atomic_store_n(address, value, __ATOMIC_SEQ_CST);
-}
-/// Adds `value` and returns the new value.
-static inline int64_t dsv2_atomic_add(int64_t *address, int64_t value) {
-    return __atomic_add_fetch(address, value, __ATOMIC_SEQ_CST);
 }
 
 /// Run-time CPU feature checks, so a binary built for x86-64-v3 can refuse clearly instead of
