@@ -104,9 +104,9 @@ final class ThreadPoolTests: XCTestCase {
                 var y = [Float](repeating: .nan, count: 101 + 7 + tokens * 101 + 101)
                 y.withUnsafeMutableBufferPointer { yp in
                     let base = yp.baseAddress!
-                    pool.run([MatrixProduct(matrix: a, input: prepared, token: 1, output: base),
-                              MatrixProduct(matrix: b, input: prepared, token: 2, output: base + 101),
-                              MatrixProduct(matrix: a, input: prepared, token: nil, output: base + 108)])
+                    pool.run([MatrixProduct(matrix: a, input: prepared, tokens: .one(1), output: base),
+                              MatrixProduct(matrix: b, input: prepared, tokens: .one(2), output: base + 101),
+                              MatrixProduct(matrix: a, input: prepared, tokens: .all, output: base + 108)])
                     pool.matvec(a, prepared, token: 0, into: base + 108 + tokens * 101)
                 }
                 outputs.append(y)
