@@ -25,7 +25,18 @@ let x86 = false
 // slower); it changes Swift code generation, not only C (docs/KERNELS.md).
 let cpuFlags: [SwiftSetting] = x86 ? [.unsafeFlags(["-Xcc", "-march=x86-64-v3"])]
                                    : [.define("DSV2_PORTABLE")]
-let cpuCFlags: [CSetting] = x86 ? [.unsafeFlags(["-march=x86-64-v3", "-O3"])] : [.unsafeFlags(["-O3"])]
+// C that must run on any x86-64 CPU (the CPU feature query and the refusal of a CPU that lacks
+// x86-64-v3) is compiled without -march: the compiler may use AVX2 anywhere in code built with it.
+let baselineCFlags: [CSetting] = [.unsafeFlags(["-O2"])] + (x86 ? [] : [.define("DSV2_PORTABLE")])
+// The VNNI row dots: one module per encoding of vpdpbusd, each the only code compiled with its
+// features (Swift takes its LLVM target features from the clang importer options, so LLVM may
+// emit those instructions only there); DSV2Kernels calls in only after a run-time CPU check.
+// Never add these flags elsewhere: the instructions could then appear anywhere and SIGILL on
+// CPUs without them (scripts/check-codegen fails if they do).
+func featureModule(_ features: [String], defines: [SwiftSetting] = []) -> [SwiftSetting] {
+    (x86 ? [.unsafeFlags((["-march=x86-64-v3"] + features).flatMap { ["-Xcc", $0] })] + defines
+         : [.define("DSV2_PORTABLE")]) + unchecked
+}
 // -Ounchecked on the hot loops (+17% on the int4 kernel; index arithmetic already uses &+).
 let unchecked: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
 
@@ -59,15 +70,19 @@ let package = Package(
         // MARK: Weight formats, kernels and the fast engine (Quantized/)
         .target(name: "DSV2Formats", dependencies: ["DSV2Core"], path: "Quantized/DSV2Formats",
                 swiftSettings: cpuFlags + unchecked),
-        .target(name: "CKernelSupport", path: "Quantized/CKernelSupport", cSettings: cpuCFlags),
-        // The AVX-VNNI row dots, alone in a module compiled with -mavxvnni (Swift takes its LLVM
-        // target features from the clang importer options): LLVM may emit VNNI only here, and
-        // DSV2Kernels calls in only after a run-time CPU check. Never add -mavxvnni elsewhere:
-        // VNNI could then appear anywhere and SIGILL on CPUs without it.
+        .target(name: "CKernelSupport", path: "Quantized/CKernelSupport", cSettings: baselineCFlags),
+        // The refusal of a CPU without x86-64-v3: a constructor that runs before main.
+        .target(name: "CPUCheck", dependencies: ["CKernelSupport"], path: "Quantized/CPUCheck",
+                cSettings: baselineCFlags),
+        // AVX-VNNI (VEX vpdpbusd).
         .target(name: "DSV2KernelsVNNI", dependencies: ["CKernelSupport"], path: "Quantized/KernelsVNNI",
-                swiftSettings: (x86 ? [.unsafeFlags(["-Xcc", "-march=x86-64-v3", "-Xcc", "-mavxvnni"])]
-                                    : [.define("DSV2_PORTABLE")]) + unchecked),
-        .target(name: "DSV2Kernels", dependencies: ["DSV2Formats", "CKernelSupport", "DSV2KernelsVNNI"],
+                swiftSettings: featureModule(["-mavxvnni"])),
+        // AVX-512 VNNI (EVEX vpdpbusd): the same source file as DSV2KernelsVNNI (a link) with
+        // DSV2_AVX512 defined, plus micro-kernels that need 32 vector registers.
+        .target(name: "DSV2KernelsAVX512", dependencies: ["CKernelSupport"], path: "Quantized/KernelsAVX512",
+                swiftSettings: featureModule(["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512vnni"],
+                                             defines: [.define("DSV2_AVX512")])),
+        .target(name: "DSV2Kernels", dependencies: ["DSV2Formats", "CKernelSupport", "DSV2KernelsVNNI", "DSV2KernelsAVX512"],
                 path: "Quantized/DSV2Kernels", swiftSettings: cpuFlags + unchecked),
         .target(name: "DSV2Quantized", dependencies: ["DSV2Core", "DSV2Formats", "DSV2Kernels"],
                 path: "Quantized/DSV2Quantized", swiftSettings: cpuFlags + unchecked),
@@ -97,7 +112,7 @@ let package = Package(
                                "DSV2GGUF", "CBLAS",
                                .product(name: "ArgumentParser", package: "swift-argument-parser")],
                 path: "Tools/DSV2CLI", swiftSettings: cpuFlags),
-        .executableTarget(name: "dsv2", dependencies: ["DSV2CLI"], path: "Tools/dsv2",
+        .executableTarget(name: "dsv2", dependencies: ["DSV2CLI", "CPUCheck"], path: "Tools/dsv2",
                           resources: [.copy("Resources")], swiftSettings: cpuFlags),
 
         // MARK: Tests (one target per library target; every test that runs the binary is in CLITests)
@@ -110,7 +125,7 @@ let package = Package(
                     path: "Tests/ReferenceTests", swiftSettings: cpuFlags),
         .testTarget(name: "FormatsTests", dependencies: ["DSV2Formats", "TestSupport"],
                     path: "Tests/FormatsTests", swiftSettings: cpuFlags),
-        .testTarget(name: "KernelsTests", dependencies: ["DSV2Kernels", "DSV2Formats", "DSV2Core", "TestSupport"],
+        .testTarget(name: "KernelsTests", dependencies: ["DSV2Kernels", "DSV2Formats", "DSV2Core", "CPUCheck", "CKernelSupport", "TestSupport"],
                     path: "Tests/KernelsTests", swiftSettings: cpuFlags),
         .testTarget(name: "QuantizedTests", dependencies: ["DSV2Quantized", "DSV2Reference", "DSV2Container", "DSV2Converter", "DSV2Formats", "DSV2Core", "TestSupport"],
                     path: "Tests/QuantizedTests", swiftSettings: cpuFlags),

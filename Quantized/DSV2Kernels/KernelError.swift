@@ -5,8 +5,6 @@ public enum KernelError: Error, CustomStringConvertible, Equatable {
     case byteCountMismatch(name: String, type: WeightType, rows: Int, columns: Int, expected: Int, actual: Int)
     /// A shape is empty or negative.
     case invalidShape(name: String, rows: Int, columns: Int)
-    /// The binary was built for x86-64-v3 (AVX2, FMA, F16C) and this CPU lacks one of them.
-    case unsupportedCPU
 
     public var description: String {
         switch self {
@@ -14,8 +12,6 @@ public enum KernelError: Error, CustomStringConvertible, Equatable {
             return "tensor \(name): \(type.rawValue) [\(rows), \(columns)] needs \(expected) bytes, got \(actual)"
         case let .invalidShape(name, rows, columns):
             return "tensor \(name): invalid shape [\(rows), \(columns)]"
-        case .unsupportedCPU:
-            return "this CPU lacks AVX2, FMA or F16C, which this build of dsv2 requires (x86-64-v3)"
         }
     }
 }

@@ -1,4 +1,4 @@
-#if arch(x86_64)
+#if arch(x86_64) && !DSV2_PORTABLE
 import _Builtin_intrinsics.intel
 import CKernelSupport
 import DSV2Formats
@@ -30,6 +30,10 @@ extension RowDot {
         let a: UnsafeRawPointer, s: UnsafePointer<Float>
         var acc0 = SIMD8<Float>(), acc1 = SIMD8<Float>()
         init(a: UnsafeRawPointer, s: UnsafePointer<Float>) { self.a = a; self.s = s }
+        /// Token k of a micro-kernel's `tokens` (planes [3k] quants, [3k + 1] scales, [3k + 2] unused).
+        @inline(__always) init(_ tokens: UnsafePointer<UnsafeRawPointer>, _ k: Int) {
+            self.init(a: tokens[3 &* k], s: tokens[3 &* k &+ 1].assumingMemoryBound(to: Float.self))
+        }
         var total: Float { (acc0 + acc1).sum() }
     }
 
@@ -83,15 +87,16 @@ extension RowDot {
         return t.total
     }
 
-    /// One q8 row against four tokens (mat-mat): each weight vector and its |w| are loaded and
-    /// computed once for all four. Each token goes through exactly the operations of `q8AVX2`
-    /// in the same order (`q8Step`, `q8TailStep`), so the results are bit-identical to four
-    /// mat-vecs. No prefetch: the weights of a mat-mat tile are in L1 after the first group.
+    /// One q8 row against four tokens (mat-mat; result lanes 0–3, lanes 4–7 zero): each weight
+    /// vector and its |w| are loaded and computed once for all four. Each token goes through
+    /// exactly the operations of `q8AVX2` in the same order (`q8Step`, `q8TailStep`), so the
+    /// results are bit-identical to four mat-vecs. No prefetch: the weights of a mat-mat tile
+    /// are in L1 after the first group.
     @inline(never)
     static func q8AVX2x4(_ w: UnsafeRawPointer, _ ws: UnsafeRawPointer,
-                         _ tokens: (Q8Token, Q8Token, Q8Token, Q8Token), blocks: Int) -> SIMD4<Float> {
+                         _ tokens: UnsafePointer<UnsafeRawPointer>, blocks: Int) -> SIMD8<Float> {
         let ones = _mm256_set1_epi16(1)
-        var (t0, t1, t2, t3) = tokens
+        var t0 = Q8Token(tokens, 0), t1 = Q8Token(tokens, 1), t2 = Q8Token(tokens, 2), t3 = Q8Token(tokens, 3)
         var b = 0
         while b &+ 8 <= blocks {
             let wb = w + b &* 32
@@ -114,7 +119,7 @@ extension RowDot {
             q8TailStep(&t2, absW, wv, ws, b, ones); q8TailStep(&t3, absW, wv, ws, b, ones)
             b &+= 1
         }
-        return SIMD4(t0.total, t1.total, t2.total, t3.total)
+        return SIMD8(t0.total, t1.total, t2.total, t3.total, 0, 0, 0, 0)
     }
 
     // MARK: q4 × q8
@@ -205,16 +210,20 @@ extension RowDot {
         init(a: UnsafeRawPointer, s: UnsafePointer<Float>, c: UnsafeRawPointer) {
             self.a = a; self.s = s; self.c = c
         }
+        /// Token k of a micro-kernel's `tokens` (planes [3k] quants, [3k + 1] scales, [3k + 2] corrections).
+        @inline(__always) init(_ tokens: UnsafePointer<UnsafeRawPointer>, _ k: Int) {
+            self.init(a: tokens[3 &* k], s: tokens[3 &* k &+ 1].assumingMemoryBound(to: Float.self), c: tokens[3 &* k &+ 2])
+        }
     }
 
-    /// One q4 row against four tokens: the nibbles are unpacked once for all four. Each token
-    /// goes through exactly the operations of `q4AVX2` in the same order, so the results are
-    /// bit-identical to four mat-vecs.
+    /// One q4 row against four tokens (result lanes 0–3, lanes 4–7 zero): the nibbles are
+    /// unpacked once for all four. Each token goes through exactly the operations of `q4AVX2`
+    /// in the same order, so the results are bit-identical to four mat-vecs.
     @inline(never)
     static func q4AVX2x4(_ w: UnsafeRawPointer, _ ws: UnsafeRawPointer,
-                         _ tokens: (Q4Token, Q4Token, Q4Token, Q4Token), blocks: Int) -> SIMD4<Float> {
+                         _ tokens: UnsafePointer<UnsafeRawPointer>, blocks: Int) -> SIMD8<Float> {
         let mask = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1)
-        var (t0, t1, t2, t3) = tokens
+        var t0 = Q4Token(tokens, 0), t1 = Q4Token(tokens, 1), t2 = Q4Token(tokens, 2), t3 = Q4Token(tokens, 3)
         @inline(__always)
         func step(_ k: inout Q4Token, _ low: __m256i, _ high: __m256i, _ b: Int, _ pair: Int,
                   _ weightScales: SIMD8<Float>) {
@@ -252,8 +261,8 @@ extension RowDot {
             tail(&t0, low, high, b); tail(&t1, low, high, b); tail(&t2, low, high, b); tail(&t3, low, high, b)
             b &+= 2
         }
-        var totals = SIMD4<Float>((t0.acc0 + t0.acc1).sum(), (t1.acc0 + t1.acc1).sum(),
-                                  (t2.acc0 + t2.acc1).sum(), (t3.acc0 + t3.acc1).sum())
+        var totals = SIMD8<Float>((t0.acc0 + t0.acc1).sum(), (t1.acc0 + t1.acc1).sum(),
+                                  (t2.acc0 + t2.acc1).sum(), (t3.acc0 + t3.acc1).sum(), 0, 0, 0, 0)
         if b < blocks {
             totals[0] += q4LastBlock(w, ws, t0.a, t0.s, t0.c, block: b)
             totals[1] += q4LastBlock(w, ws, t1.a, t1.s, t1.c, block: b)

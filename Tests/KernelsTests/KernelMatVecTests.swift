@@ -23,73 +23,95 @@ final class KernelMatVecTests: XCTestCase {
         Double(columns / 16 + 32) * 0x1p-24 * magnitude + 1e-30
     }
 
-    func checkAgainstReference(_ type: WeightType, seed: UInt64) {
+    func checkAgainstReference(_ type: WeightType, seed: UInt64, kernels: KernelTable = .native) {
         var random = SplitMix64(seed: seed)
         for columns in Self.columns {
             let rows = columns >= 5120 ? 2 : 5
             let w = makeMatrix(random.floats(rows * columns, scale: 0.1), rows: rows, columns: columns, type)
             let x = random.floats(columns, scale: 2)
-            let y = kernelMatvec(w, x)
+            let y = kernelMatvec(w, x, kernels: kernels)
             for r in 0..<rows {
                 let (value, magnitude) = referenceDot(w, row: r, x: x)
                 XCTAssertLessThanOrEqual(abs(Double(y[r]) - value), bound(columns: columns, magnitude: magnitude),
-                                         "\(type) [\(rows), \(columns)] row \(r): kernel \(y[r]) reference \(value)")
+                                         "\(kernels.path) \(type) [\(rows), \(columns)] row \(r): kernel \(y[r]) reference \(value)")
             }
         }
     }
 
-    func testQ8MatchesScalarReference() { checkAgainstReference(.q8, seed: 10) }
-    func testQ8PortableMatchesScalarReference() { portable { checkAgainstReference(.q8, seed: 15) } }
-    func testQ4PortableMatchesScalarReference() { portable { checkAgainstReference(.q4, seed: 16) } }
-    func testPortableIntegerDotProductsAreExact() { portable { testIntegerDotProductsAreExact() } }
+    /// Every kernel path this CPU can run (portable, AVX2, and AVX-VNNI / AVX-512 VNNI where
+    /// present): each test below runs on all of them by building their tables.
+    static let paths = KernelTable.runnable
 
-    /// Runs `body` with the portable integer kernels (pure Swift SIMD: 16-bit lanes, shifts and
-    /// masks), the path CPUs other than x86-64 take; on x86-64 the AVX2 versions are the default.
-    func portable(_ body: () -> Void) {
-        Kernels.usePortableKernels = true
-        defer { Kernels.usePortableKernels = false }
-        body()
+    func testQ8MatchesScalarReferenceOnEveryPath() {
+        for (i, kernels) in Self.paths.enumerated() { checkAgainstReference(.q8, seed: 10 + UInt64(i), kernels: kernels) }
     }
-    func testQ4MatchesScalarReference() { checkAgainstReference(.q4, seed: 11) }
-
-    // The AVX2 integer kernels, which CPUs without AVX-VNNI run (on those the default tests
-    // above run them too; on a VNNI machine only these do).
-    func testQ8AVX2MatchesScalarReference() { avx2 { checkAgainstReference(.q8, seed: 17) } }
-    func testQ4AVX2MatchesScalarReference() { avx2 { checkAgainstReference(.q4, seed: 18) } }
-    func testAVX2IntegerDotProductsAreExact() { avx2 { testIntegerDotProductsAreExact() } }
-    func testAVX2MatmulEqualsMatvecPerToken() { avx2 { testMatmulEqualsMatvecPerToken() } }
-    func testPortableMatmulEqualsMatvecPerToken() { portable { testMatmulEqualsMatvecPerToken() } }
-
-    /// Runs `body` with the AVX2 integer kernels even where AVX-VNNI is available.
-    func avx2(_ body: () -> Void) {
-        Kernels.forceAVX2Kernels = true
-        defer { Kernels.forceAVX2Kernels = false }
-        body()
+    func testQ4MatchesScalarReferenceOnEveryPath() {
+        for (i, kernels) in Self.paths.enumerated() { checkAgainstReference(.q4, seed: 20 + UInt64(i), kernels: kernels) }
+    }
+    func testIntegerDotProductsAreExactOnEveryPath() {
+        for kernels in Self.paths { checkIntegerDotProductsAreExact(kernels) }
+    }
+    func testMatmulEqualsMatvecPerTokenOnEveryPath() {
+        for kernels in Self.paths { checkMatmulEqualsMatvecPerToken(kernels) }
     }
 
-    /// The AVX-VNNI kernels compute the same exact integer sums as the AVX2 ones and then the
-    /// same float operations in the same order: mat-vec and mat-mat results must be identical
-    /// bit for bit (so a model's output does not depend on which of the two CPUs ran it).
-    func testVNNIBitIdenticalToAVX2() throws {
-        guard Kernels.hasAVXVNNI else {
-            print("testVNNIBitIdenticalToAVX2: skipped, this CPU lacks AVX-VNNI (avx_vnni)")
-            throw XCTSkip("this CPU lacks AVX-VNNI (avx_vnni)")
+    /// On x86-64 the portable and AVX2 paths always run; a CPU with AVX-512 VNNI (AVX-512F, BW,
+    /// VL and the OS's zmm state) or AVX-VNNI must also get those tables.
+    func testTheTablesOfThisCPU() throws {
+        let paths = Self.paths.map(\.path)
+        XCTAssertTrue(paths.contains(.portable))
+        XCTAssertEqual(KernelTable.native.path, KernelPath.best(for: .current))
+        #if arch(x86_64) && !DSV2_PORTABLE
+        XCTAssertTrue(paths.contains(.avx2), "the x86-64-v3 build runs on AVX2 CPUs only")
+        XCTAssertEqual(paths.contains(.avx512VNNI), CPUFeatures.current.isSuperset(of: KernelPath.avx512VNNI.requirements))
+        XCTAssertEqual(paths.contains(.avxVNNI), CPUFeatures.current.contains(.avxVNNI))
+        #else
+        XCTAssertEqual(paths, [.portable], "a portable build has only the portable kernels")
+        #endif
+        print("kernel paths on this CPU (\(CPUFeatures.current)): \(paths.map(\.rawValue)); native: \(KernelTable.native.path.rawValue)")
+    }
+
+    /// The path chosen for a CPU, from fake feature sets.
+    func testPathChoiceFromFeatures() {
+        let v3: CPUFeatures = [.avx2, .fma, .f16c, .osAVX]
+        let avx512: CPUFeatures = [.avx512f, .avx512bw, .avx512vl, .avx512VNNI, .osAVX512]
+        #if arch(x86_64) && !DSV2_PORTABLE
+        XCTAssertEqual(KernelPath.best(for: []), .portable)
+        XCTAssertEqual(KernelPath.best(for: v3), .avx2)
+        XCTAssertEqual(KernelPath.best(for: v3.subtracting(.osAVX)), .portable, "no ymm state saved by the OS")
+        XCTAssertEqual(KernelPath.best(for: v3.union(.avxVNNI)), .avxVNNI)
+        XCTAssertEqual(KernelPath.best(for: v3.union(avx512)), .avx512VNNI, "Zen 4, Ice Lake: EVEX vpdpbusd")
+        XCTAssertEqual(KernelPath.best(for: v3.union(avx512).union(.avxVNNI)), .avx512VNNI, "both: 32 registers")
+        XCTAssertEqual(KernelPath.best(for: v3.union(avx512).subtracting(.avx512vl)), .avx2, "ymm vpdpbusd needs VL")
+        XCTAssertEqual(KernelPath.best(for: v3.union(avx512).subtracting(.osAVX512)), .avx2, "zmm state not saved")
+        XCTAssertEqual(KernelPath.best(for: v3.union(avx512).subtracting(.avx512VNNI).union(.avxVNNI)), .avxVNNI)
+        XCTAssertNil(KernelTable(path: .avx512VNNI, features: v3), "no table for a path the CPU lacks")
+        XCTAssertEqual(KernelTable(path: .avx2, features: v3)?.path, .avx2)
+        #else
+        XCTAssertEqual(KernelPath.best(for: v3.union(avx512).union(.avxVNNI)), .portable)
+        XCTAssertNil(KernelTable(path: .avx2, features: v3), "a portable build has no AVX2 kernels")
+        #endif
+    }
+
+    /// The x86 paths compute the same exact integer sums and then the same float operations in
+    /// the same order: mat-vec and mat-mat results must be identical bit for bit to AVX2's (so a
+    /// model's output does not depend on which of the CPUs ran it). Mat-mat uses each path's
+    /// micro-kernels (4, 6 and 8 tokens) and singles.
+    func testX86PathsAreBitIdentical() throws {
+        let paths = Self.paths.filter { $0.path != .portable }
+        guard let avx2 = paths.first(where: { $0.path == .avx2 }), paths.count > 1 else {
+            throw XCTSkip("fewer than two x86 kernel paths in this build on this CPU (AVX2 alone, or a portable build)")
         }
-        guard Kernels.usesAVXVNNI else {
-            print("testVNNIBitIdenticalToAVX2: skipped, DSV2_DISABLE_VNNI is set")
-            throw XCTSkip("DSV2_DISABLE_VNNI is set")
-        }
-        XCTAssertEqual(Kernels.integerPath, .vnni)
         var random = SplitMix64(seed: 50)
         for type in [WeightType.q8, .q4] {
             for columns in Self.columns {
-                let rows = columns >= 5120 ? 3 : 7, tokens = 11  // micro-kernel groups and singles
+                let rows = columns >= 5120 ? 3 : 7, tokens = 23  // 8 + 8 + 4 + 3, 6 + 6 + 6 + 4 + 1, ...
                 let w = makeMatrix(random.floats(rows * columns, scale: 0.1), rows: rows, columns: columns, type)
                 let x = random.floats(tokens * columns, scale: 2)
-                let prepared = x.withUnsafeBufferPointer {
-                    PreparedActivations($0.baseAddress!, columns: columns, tokens: tokens)
-                }
-                func products() -> (matvec: [UInt32], matmul: [UInt32]) {
+                func products(_ kernels: KernelTable) -> (matvec: [UInt32], matmul: [UInt32]) {
+                    let prepared = x.withUnsafeBufferPointer {
+                        PreparedActivations($0.baseAddress!, columns: columns, tokens: tokens, kernels: kernels)
+                    }
                     var single = [Float](repeating: .nan, count: tokens * rows)
                     var multi = [Float](repeating: .nan, count: tokens * rows)
                     single.withUnsafeMutableBufferPointer { y in
@@ -98,11 +120,12 @@ final class KernelMatVecTests: XCTestCase {
                     multi.withUnsafeMutableBufferPointer { Kernels.matmul(w, prepared, into: $0.baseAddress!) }
                     return (single.map(\.bitPattern), multi.map(\.bitPattern))
                 }
-                let vnni = products()
-                var reference = vnni
-                avx2 { reference = products() }
-                XCTAssertEqual(vnni.matvec, reference.matvec, "\(type) [\(rows), \(columns)] mat-vec VNNI ≠ AVX2")
-                XCTAssertEqual(vnni.matmul, reference.matmul, "\(type) [\(rows), \(columns)] mat-mat VNNI ≠ AVX2")
+                let reference = products(avx2)
+                for kernels in paths where kernels.path != .avx2 {
+                    let result = products(kernels)
+                    XCTAssertEqual(result.matvec, reference.matvec, "\(type) [\(rows), \(columns)] mat-vec \(kernels.path) ≠ AVX2")
+                    XCTAssertEqual(result.matmul, reference.matmul, "\(type) [\(rows), \(columns)] mat-mat \(kernels.path) ≠ AVX2")
+                }
             }
         }
     }
@@ -114,7 +137,7 @@ final class KernelMatVecTests: XCTestCase {
     /// (q8: a ±127 in every block; q4: a −8 in every block; activations: a ±127 in every block).
     /// Then y is an integer sum below 2^24, which float32 represents and accumulates exactly, so
     /// the kernel must return exactly Σ q_w · q_a — any lane, nibble or order mistake shows.
-    func testIntegerDotProductsAreExact() {
+    func checkIntegerDotProductsAreExact(_ kernels: KernelTable) {
         var random = SplitMix64(seed: 20)
         for type in [WeightType.q8, .q4] {
             for columns in [1, 31, 32, 33, 64, 96, 100, 250, 256, 288, 1000] {
@@ -132,31 +155,35 @@ final class KernelMatVecTests: XCTestCase {
                     }
                 }
                 let matrix = makeMatrix(w, rows: rows, columns: columns, type)
-                let y = kernelMatvec(matrix, x)
+                let y = kernelMatvec(matrix, x, kernels: kernels)
                 for r in 0..<rows {
                     var exact = 0
                     for c in 0..<columns { exact += Int(w[r * columns + c]) * Int(x[c]) }
-                    XCTAssertEqual(y[r], Float(exact), "\(type) [\(rows), \(columns)] row \(r)")
+                    XCTAssertEqual(y[r], Float(exact), "\(kernels.path) \(type) [\(rows), \(columns)] row \(r)")
                 }
             }
         }
     }
 
-    /// Mat-mat runs the same row kernel per token: it must equal mat-vec bit for bit.
-    func testMatmulEqualsMatvecPerToken() {
+    /// Mat-mat runs the same operations per token as mat-vec: it must equal mat-vec bit for bit.
+    func checkMatmulEqualsMatvecPerToken(_ kernels: KernelTable) {
         var random = SplitMix64(seed: 30)
         for type in WeightType.allCases {
             for (rows, columns) in [(37, 96), (64, 2048), (9, 100)] {
-                // 11 = 4 + 4 + 3 singles (four-token micro-kernels), or 6 + 4 + 1 (q8 on VNNI).
-                let tokens = 11
+                // 19 = 4·4 + 3 singles (four-token micro-kernels), 6 + 6 + 4 + 3 (q8 on AVX-VNNI),
+                // 8 + 8 + 3 (AVX-512 VNNI).
+                let tokens = 19
                 let w = makeMatrix(random.floats(rows * columns, scale: 0.1), rows: rows, columns: columns, type)
                 let x = random.floats(tokens * columns)
-                let prepared = x.withUnsafeBufferPointer { PreparedActivations($0.baseAddress!, columns: columns, tokens: tokens) }
+                let prepared = x.withUnsafeBufferPointer {
+                    PreparedActivations($0.baseAddress!, columns: columns, tokens: tokens, kernels: kernels)
+                }
                 var y = [Float](repeating: .nan, count: tokens * rows)
                 y.withUnsafeMutableBufferPointer { Kernels.matmul(w, prepared, into: $0.baseAddress!) }
                 for t in 0..<tokens {
-                    let single = kernelMatvec(w, Array(x[(t * columns)..<((t + 1) * columns)]))
-                    XCTAssertEqual(Array(y[(t * rows)..<((t + 1) * rows)]), single, "\(type) [\(rows), \(columns)] token \(t)")
+                    let single = kernelMatvec(w, Array(x[(t * columns)..<((t + 1) * columns)]), kernels: kernels)
+                    XCTAssertEqual(Array(y[(t * rows)..<((t + 1) * rows)]), single,
+                                   "\(kernels.path) \(type) [\(rows), \(columns)] token \(t)")
                 }
             }
         }

@@ -130,9 +130,3 @@ final class KernelQuantizationTests: XCTestCase {
         XCTAssertEqual(Int(bitPattern: AlignedBuffer(byteCount: 10, alignment: 4096).pointer) % 4096, 0)
     }
 }
-
-extension KernelQuantizationTests {
-    func testThisCPURunsTheBuild() throws {
-        XCTAssertNoThrow(try Kernels.checkCPU(), "the test machine runs the x86-64-v3 build")
-    }
-}

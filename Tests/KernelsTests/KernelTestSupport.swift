@@ -35,10 +35,10 @@ func quantizedActivations(_ x: [Float]) -> [Double] {
     return out
 }
 
-/// Runs `Kernels.matvec` on fresh activations and returns y.
-func kernelMatvec(_ w: QuantizedMatrix, _ x: [Float]) -> [Float] {
+/// Runs `Kernels.matvec` on fresh activations prepared for `kernels` and returns y.
+func kernelMatvec(_ w: QuantizedMatrix, _ x: [Float], kernels: KernelTable = .native) -> [Float] {
     var y = [Float](repeating: .nan, count: w.rows)
-    let prepared = x.withUnsafeBufferPointer { PreparedActivations($0.baseAddress!, columns: w.columns) }
+    let prepared = x.withUnsafeBufferPointer { PreparedActivations($0.baseAddress!, columns: w.columns, kernels: kernels) }
     y.withUnsafeMutableBufferPointer { Kernels.matvec(w, prepared, into: $0.baseAddress!) }
     return y
 }

@@ -2,7 +2,7 @@ import XCTest
 import DSV2Core
 import TestSupport
 import DSV2Formats
-import DSV2Kernels
+@testable import DSV2Kernels
 
 /// The worker pool: coverage of parallelFor, re-entrancy, and results that do not depend on
 /// the thread count (rows are partitioned, a dot product is never split).
@@ -41,17 +41,51 @@ final class ThreadPoolTests: XCTestCase {
         XCTAssertEqual(counter, [2000, 2000])
     }
 
+    /// An idle worker must block (not spin) once its spin time is over, and a region started
+    /// while it sleeps must wake it. Fails for a pool that never blocks (no sleep is counted, and
+    /// the process burns CPU while idle) and for one that loses a wake-up (the region never
+    /// finishes: the watchdog fails the test instead of hanging).
     func testIdleWorkersBlockAndWakeUp() {
         let pool = WorkerPool(threadCount: 2, spinMicroseconds: 1)
-        var total = [Int](repeating: 0, count: 2)
-        for _ in 0..<20 {
-            usleep(500)  // longer than the spin: the worker is asleep on its condition variable
-            total.withUnsafeMutableBufferPointer { t in
-                let base = t.baseAddress!
-                pool.run { p in base[p] += 1 }
-            }
+        nonisolated(unsafe) let total = UnsafeMutablePointer<Int>.allocate(capacity: 2)
+        total.initialize(repeating: 0, count: 2)
+        defer { total.deallocate() }
+        /// Waits (up to 2 s) until the worker has gone to sleep more than `count` times.
+        func waitForSleep(after count: Int) -> Bool {
+            let deadline = Date().addingTimeInterval(2)
+            while pool.sleeps.load(ordering: .relaxed) <= count && Date() < deadline { usleep(100) }
+            return pool.sleeps.load(ordering: .relaxed) > count
         }
-        XCTAssertEqual(total, [20, 20])
+        XCTAssertTrue(waitForSleep(after: 0), "the idle worker never blocked")
+        for round in 1...20 {
+            // The worker is asleep: the region must wake it, and once it is done the worker must
+            // block again (a sleep counted after this point can only come after the region).
+            let sleeps = pool.sleeps.load(ordering: .relaxed)
+            let finished = DispatchSemaphore(value: 0)
+            let region = Thread {
+                pool.run { p in total[p] += 1 }
+                finished.signal()
+            }
+            region.start()
+            guard finished.wait(timeout: .now() + 10) == .success else {
+                XCTFail("round \(round): a region started while the worker slept did not finish in 10 s (lost wake-up)")
+                return
+            }
+            XCTAssertTrue(waitForSleep(after: sleeps), "round \(round): the idle worker did not block again")
+        }
+        XCTAssertEqual([total[0], total[1]], [20, 20])
+        // Idle for 200 ms: a blocked worker uses no CPU; a spinning one would use up to 200 ms.
+        let before = processCPUSeconds()
+        usleep(200_000)
+        let used = processCPUSeconds() - before
+        XCTAssertLessThan(used, 0.05, "the process used \(used) s of CPU while its pool was idle for 0.2 s")
+    }
+
+    /// CPU time of this process (all threads) so far.
+    func processCPUSeconds() -> Double {
+        var t = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
+        return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
     }
 
     /// Bit-identical outputs with 1, 2 and 3 threads, for mat-vec, mat-mat and a phase of
@@ -70,9 +104,9 @@ final class ThreadPoolTests: XCTestCase {
                 var y = [Float](repeating: .nan, count: 101 + 7 + tokens * 101 + 101)
                 y.withUnsafeMutableBufferPointer { yp in
                     let base = yp.baseAddress!
-                    pool.run([MatrixProduct(matrix: a, input: prepared, token: 1, output: base),
-                              MatrixProduct(matrix: b, input: prepared, token: 2, output: base + 101),
-                              MatrixProduct(matrix: a, input: prepared, token: nil, output: base + 108)])
+                    pool.run([MatrixProduct(matrix: a, input: prepared, tokens: .one(1), output: base),
+                              MatrixProduct(matrix: b, input: prepared, tokens: .one(2), output: base + 101),
+                              MatrixProduct(matrix: a, input: prepared, tokens: .all, output: base + 108)])
                     pool.matvec(a, prepared, token: 0, into: base + 108 + tokens * 101)
                 }
                 outputs.append(y)

@@ -1,6 +1,8 @@
-// Tiny C helpers for the Swift kernels and the worker pool: things Swift has no spelling for.
-// Everything here is `static inline` so that it inlines into the Swift callers (one instruction
-// each); scripts/check-codegen verifies that no call remains in the kernels.
+// Tiny C helpers for the Swift kernels and the worker pool, for what Swift has no spelling of:
+// software prefetch, the spin-wait hint, and the CPU feature query. The inline helpers inline
+// into the Swift callers (one instruction each; scripts/check-codegen verifies that no call
+// remains in the kernels). cpu.c is compiled without -march, so the feature query runs on any
+// x86-64 CPU. (Atomics come from Swift's Synchronization module.)
 #ifndef DSV2_CKERNELSUPPORT_H
 #define DSV2_CKERNELSUPPORT_H
 
@@ -22,24 +24,35 @@ static inline void dsv2_cpu_relax(void) {
 #endif
 }
 
-/// Sequentially consistent atomics on a 64-bit word (the pool's generation and countdown).
-/// Swift 5 mode has no portable atomic type without an extra package; these are the builtins.
-static inline int64_t dsv2_atomic_load(const int64_t *address) {
-    return __atomic_load_n(address, __ATOMIC_SEQ_CST);
-}
-static inline void dsv2_atomic_store(int64_t *address, int64_t value) {
-    __atomic_store_n(address, value, __ATOMIC_SEQ_CST);
-}
-/// Adds `value` and returns the new value.
-static inline int64_t dsv2_atomic_add(int64_t *address, int64_t value) {
-    return __atomic_add_fetch(address, value, __ATOMIC_SEQ_CST);
-}
+/// CPU features, as bits of the mask `dsv2_cpu_features` returns. The first eight are what
+/// -march=x86-64-v3 lets the compiler use anywhere (besides the SSE levels every AVX2 CPU has);
+/// the OS_* bits say that the operating system saves the wider registers (XCR0), without which
+/// the instructions fault even where CPUID lists them.
+enum {
+    DSV2_CPU_AVX2 = 1 << 0,
+    DSV2_CPU_FMA = 1 << 1,
+    DSV2_CPU_F16C = 1 << 2,
+    DSV2_CPU_BMI1 = 1 << 3,
+    DSV2_CPU_BMI2 = 1 << 4,
+    DSV2_CPU_LZCNT = 1 << 5,
+    DSV2_CPU_MOVBE = 1 << 6,
+    DSV2_CPU_OS_AVX = 1 << 7,          // XCR0: SSE and AVX (ymm) state
+    DSV2_CPU_AVX512F = 1 << 8,
+    DSV2_CPU_AVX512BW = 1 << 9,
+    DSV2_CPU_AVX512VL = 1 << 10,
+    DSV2_CPU_AVX512_VNNI = 1 << 11,
+    DSV2_CPU_OS_AVX512 = 1 << 12,      // XCR0: opmask and zmm state
+    DSV2_CPU_AVX_VNNI = 1 << 13,       // the VEX form of vpdpbusd
+    DSV2_CPU_FEATURE_COUNT = 14
+};
 
-/// Run-time CPU feature checks, so a binary built for x86-64-v3 can refuse clearly instead of
-/// dying with SIGILL, and optional AVX-512 / AVX-VNNI paths can be chosen safely.
-int dsv2_cpu_has_avx2_fma_f16c(void);
-int dsv2_cpu_has_avx512bw(void);
-/// AVX-VNNI (ymm vpdpbusd, CPUID.(7,1):EAX[4]) and AVX2: the DSV2KernelsVNNI row dots may run.
-int dsv2_cpu_has_avx_vnni(void);
+/// The features of this CPU (0 on other architectures), minus those named in the environment
+/// variable DSV2_CPU_IGNORE (comma-separated `dsv2_cpu_feature_name`s, e.g. `avx512_vnni` to run
+/// the AVX2 kernels on a CPU that has AVX-512 VNNI, or `avx2` to see the refusal of an older CPU).
+uint64_t dsv2_cpu_features(void);
+
+/// The name of feature bit `1 << index` as Linux's /proc/cpuinfo spells it (`os_avx` and
+/// `os_avx512` for the XCR0 bits), or NULL when `index` is out of range.
+const char *dsv2_cpu_feature_name(int index);
 
 #endif

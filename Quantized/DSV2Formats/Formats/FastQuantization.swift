@@ -1,5 +1,3 @@
-import _Builtin_intrinsics.intel
-
 /// The SIMD quantizer of the converter and of in-memory quantization: float rows → q8/q4
 /// planes, bit-identical to the normative `ScalarQuantization` (tested on random rows, ties,
 /// zeros, subnormals and huge values in `FastQuantizationTests`), several times faster.
@@ -52,6 +50,19 @@ enum FastQuantization {
         }
     }
 
+    /// The first index whose magnitude has bits `amaxBits`.
+    @inline(__always)
+    static func firstIndex(ofMagnitude amaxBits: UInt32, in x: UnsafePointer<Float>) -> Int {
+        var j = 0
+        while j < 31, x[j].bitPattern & 0x7FFF_FFFF != amaxBits { j += 1 }
+        return j
+    }
+}
+
+#if arch(x86_64) && !DSV2_PORTABLE
+import _Builtin_intrinsics.intel
+
+extension FastQuantization {
     @inline(__always)
     static func load(_ x: UnsafePointer<Float>, _ i: Int) -> Vector {
         UnsafeRawPointer(x + 8 * i).loadUnaligned(as: Vector.self)
@@ -73,14 +84,6 @@ enum FastQuantization {
         var result: UInt32 = 0
         for l in 0..<8 { result = max(result, m[l]) }
         return result
-    }
-
-    /// The first index whose magnitude has bits `amaxBits`.
-    @inline(__always)
-    static func firstIndex(ofMagnitude amaxBits: UInt32, in x: UnsafePointer<Float>) -> Int {
-        var j = 0
-        while j < 31, x[j].bitPattern & 0x7FFF_FFFF != amaxBits { j += 1 }
-        return j
     }
 
     /// clamp(round(clamp(y, low − 1, high + 1)), low, high) as Int32 lanes, rounding ties away
@@ -197,3 +200,28 @@ enum FastQuantization {
         return bestScale
     }
 }
+#else
+/// The portable build (no intrinsics): the normative scalar code, after the same checks as the
+/// SIMD version (so errors name the same value).
+extension FastQuantization {
+    /// max|x| of a block as bits; throws the first non-finite value.
+    static func finiteMagnitudeBits(_ x: UnsafePointer<Float>) throws -> UInt32 {
+        var amaxBits: UInt32 = 0
+        for j in 0..<32 { amaxBits = max(amaxBits, x[j].bitPattern & 0x7FFF_FFFF) }
+        if amaxBits >= 0x7F80_0000 { throw NonFiniteValue(index: firstIndex(ofMagnitude: amaxBits, in: x)) }
+        return amaxBits
+    }
+
+    static func quantizeQ8Block(_ x: UnsafePointer<Float>, into q: UnsafeMutablePointer<UInt8>) throws -> Float16 {
+        let amaxBits = try finiteMagnitudeBits(x)
+        if !Float16(Float(bitPattern: amaxBits) / 127).isFinite { throw ScaleOverflow() }
+        return ScalarQuantization.quantizeQ8Block(Array(UnsafeBufferPointer(start: x, count: 32)), into: q)
+    }
+
+    static func quantizeQ4Block(_ x: UnsafePointer<Float>, into q: UnsafeMutablePointer<UInt8>) throws -> Float16 {
+        let amaxBits = try finiteMagnitudeBits(x)
+        if amaxBits != 0 && !Float16(x[firstIndex(ofMagnitude: amaxBits, in: x)] / -9.5).isFinite { throw ScaleOverflow() }
+        return ScalarQuantization.quantizeQ4Block(Array(UnsafeBufferPointer(start: x, count: 32)), into: q)
+    }
+}
+#endif

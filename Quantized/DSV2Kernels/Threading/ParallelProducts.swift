@@ -1,18 +1,41 @@
 import DSV2Formats
-/// One matrix product of a parallel phase: y = W·x[token] (mat-vec), or Y = X·Wᵀ over all
-/// tokens of `input` when `token` is nil (mat-mat, `output` is [input.tokens, matrix.rows]).
+/// One matrix product of a parallel phase: `matrix` times the `tokens` of `input` into `output`.
 public struct MatrixProduct: @unchecked Sendable {
+    /// Which tokens of the input a product multiplies.
+    public enum Tokens: Sendable, Equatable {
+        /// y = W·x[token] (mat-vec): `output` is [matrix.rows].
+        case one(Int)
+        /// Y = X·Wᵀ over every token (mat-mat): `output` is [input.tokens, matrix.rows].
+        case all
+    }
+
     public var matrix: QuantizedMatrix
     public var input: PreparedActivations
-    public var token: Int?
+    public var tokens: Tokens
     public var output: UnsafeMutablePointer<Float>
 
-    public init(matrix: QuantizedMatrix, input: PreparedActivations, token: Int? = 0,
+    public init(matrix: QuantizedMatrix, input: PreparedActivations, tokens: Tokens,
                 output: UnsafeMutablePointer<Float>) {
         self.matrix = matrix
         self.input = input
-        self.token = token
+        self.tokens = tokens
         self.output = output
+    }
+
+    /// The number of tokens multiplied.
+    public var tokenCount: Int {
+        switch tokens {
+        case .one: return 1
+        case .all: return input.tokens
+        }
+    }
+
+    /// Output rows `rows` (default: all) on the calling thread.
+    public func compute(rows: Range<Int>? = nil) {
+        switch tokens {
+        case let .one(token): Kernels.matvec(matrix, input, token: token, into: output, rows: rows)
+        case .all: Kernels.matmul(matrix, input, into: output, rows: rows)
+        }
     }
 }
 
@@ -20,12 +43,12 @@ extension WorkerPool {
     /// Threaded `Kernels.matvec`: output rows split into contiguous ranges, one per thread.
     public func matvec(_ w: QuantizedMatrix, _ x: PreparedActivations, token: Int = 0,
                        into y: UnsafeMutablePointer<Float>) {
-        run([MatrixProduct(matrix: w, input: x, token: token, output: y)])
+        run([MatrixProduct(matrix: w, input: x, tokens: .one(token), output: y)])
     }
 
     /// Threaded `Kernels.matmul` (Y [x.tokens, w.rows]).
     public func matmul(_ w: QuantizedMatrix, _ x: PreparedActivations, into y: UnsafeMutablePointer<Float>) {
-        run([MatrixProduct(matrix: w, input: x, token: nil, output: y)])
+        run([MatrixProduct(matrix: w, input: x, tokens: .all, output: y)])
     }
 
     /// Runs a whole phase of products (e.g. the gate and up projections of every selected
@@ -36,8 +59,7 @@ extension WorkerPool {
         guard !products.isEmpty else { return }
         // Cost of one row of each product: weight bytes × tokens (+1 so tiny rows still count).
         let rowCosts = products.map { p in
-            (p.matrix.rowStride + (p.matrix.type.isQuantized ? p.matrix.blocksPerRow * 2 : 0) + 1)
-                * (p.token == nil ? p.input.tokens : 1)
+            (p.matrix.rowStride + (p.matrix.type.isQuantized ? p.matrix.blocksPerRow * 2 : 0) + 1) * p.tokenCount
         }
         var total = 0
         for (p, c) in zip(products, rowCosts) { total += p.matrix.rows * c }
@@ -52,11 +74,7 @@ extension WorkerPool {
                 let first = max(0, (begin - offset + cost - 1) / cost)
                 let last = min(p.matrix.rows, max(0, (end - offset + cost - 1) / cost))
                 if first >= last { continue }
-                if let token = p.token {
-                    Kernels.matvec(p.matrix, p.input, token: token, into: p.output, rows: first..<last)
-                } else {
-                    Kernels.matmul(p.matrix, p.input, into: p.output, rows: first..<last)
-                }
+                p.compute(rows: first..<last)
             }
         }
         if n == 1 { work(0) } else { run(work) }

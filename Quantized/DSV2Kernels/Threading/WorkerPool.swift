@@ -1,9 +1,9 @@
 import CKernelSupport
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
-import DSV2Formats
 #endif
 
 /// A persistent pool of worker threads for the parallel regions of the quantized engine.
@@ -26,9 +26,16 @@ public final class WorkerPool: @unchecked Sendable {
         Int(max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))))
     }
 
-    // [0] generation, [1] workers still running the region, [2] stop flag, [3] the thread
-    // running the current region as participant 0 (its pthread_t bits; 0 when idle).
-    private let counters: UnsafeMutablePointer<Int64>
+    /// Incremented to start a region (and once more to stop the workers).
+    private let generation = Atomic<Int>(0)
+    /// Workers still running the current region.
+    private let running = Atomic<Int>(0)
+    private let stopping = Atomic<Bool>(false)
+    /// The thread running the current region as participant 0 (its pthread_t bits; 0 when idle).
+    private let regionOwner = Atomic<UInt>(0)
+    /// How many times a worker has gone to sleep on the wake condition (tests check that an idle
+    /// pool blocks instead of spinning).
+    let sleeps = Atomic<Int>(0)
     private let wakeMutex: UnsafeMutablePointer<pthread_mutex_t>
     private let wakeCondition: UnsafeMutablePointer<pthread_cond_t>
     private let doneMutex: UnsafeMutablePointer<pthread_mutex_t>
@@ -41,8 +48,6 @@ public final class WorkerPool: @unchecked Sendable {
     public init(threadCount: Int = WorkerPool.defaultThreadCount, spinMicroseconds: Int = 200) {
         self.threadCount = max(1, threadCount)
         self.spinMicroseconds = spinMicroseconds
-        counters = .allocate(capacity: 4)
-        counters.initialize(repeating: 0, count: 4)
         wakeMutex = .allocate(capacity: 1); pthread_mutex_init(wakeMutex, nil)
         wakeCondition = .allocate(capacity: 1); pthread_cond_init(wakeCondition, nil)
         doneMutex = .allocate(capacity: 1); pthread_mutex_init(doneMutex, nil)
@@ -63,15 +68,14 @@ public final class WorkerPool: @unchecked Sendable {
     }
 
     deinit {
-        dsv2_atomic_store(counters + 2, 1)
+        stopping.store(true, ordering: .sequentiallyConsistent)
         pthread_mutex_lock(wakeMutex)
-        _ = dsv2_atomic_add(counters, 1)
+        generation.add(1, ordering: .sequentiallyConsistent)
         pthread_cond_broadcast(wakeCondition)
         pthread_mutex_unlock(wakeMutex)
         for thread in threads { pthread_join(thread, nil) }
         for m in [wakeMutex, doneMutex, regionMutex] { pthread_mutex_destroy(m); m.deallocate() }
         for c in [wakeCondition, doneCondition] { pthread_cond_destroy(c); c.deallocate() }
-        counters.deallocate()
         body.deinitialize(count: 1); body.deallocate()
     }
 
@@ -81,25 +85,25 @@ public final class WorkerPool: @unchecked Sendable {
     public func run(_ work: (Int) -> Void) {
         if threadCount == 1 { work(0); return }
         let me = pthread_self()
-        let meBits = Int64(Int(bitPattern: UInt(me)))   // pthread_t is an integer on Linux
-        if dsv2_atomic_load(counters + 3) == meBits || threads.contains(where: { pthread_equal($0, me) != 0 }) {
+        let meBits = UInt(me)   // pthread_t is an integer on Linux
+        if regionOwner.load(ordering: .sequentiallyConsistent) == meBits || threads.contains(where: { pthread_equal($0, me) != 0 }) {
             for p in 0..<threadCount { work(p) }
             return
         }
         pthread_mutex_lock(regionMutex)
-        dsv2_atomic_store(counters + 3, meBits)
+        regionOwner.store(meBits, ordering: .sequentiallyConsistent)
         withoutActuallyEscaping(work) { escapable in
             body.pointee = escapable
-            dsv2_atomic_store(counters + 1, Int64(threadCount - 1))
+            running.store(threadCount - 1, ordering: .sequentiallyConsistent)
             pthread_mutex_lock(wakeMutex)
-            _ = dsv2_atomic_add(counters, 1)
+            generation.add(1, ordering: .sequentiallyConsistent)
             pthread_cond_broadcast(wakeCondition)
             pthread_mutex_unlock(wakeMutex)
             escapable(0)
             waitForWorkers()
             body.pointee = nil
         }
-        dsv2_atomic_store(counters + 3, 0)
+        regionOwner.store(0, ordering: .sequentiallyConsistent)
         pthread_mutex_unlock(regionMutex)
     }
 
@@ -131,32 +135,35 @@ public final class WorkerPool: @unchecked Sendable {
     }
 
     private func workerLoop(index: Int) {
-        var seen: Int64 = 0
+        var seen = 0
         while true {
-            var generation = dsv2_atomic_load(counters)
-            if generation == seen {
+            var current = generation.load(ordering: .sequentiallyConsistent)
+            if current == seen {
                 let deadline = WorkerPool.nanoseconds() + spinMicroseconds * 1000
                 var spins = 0
-                while generation == seen {
+                while current == seen {
                     dsv2_cpu_relax()
                     spins &+= 1
                     if spins & 63 == 0 && WorkerPool.nanoseconds() > deadline { break }
-                    generation = dsv2_atomic_load(counters)
+                    current = generation.load(ordering: .sequentiallyConsistent)
                 }
-                if generation == seen {
+                if current == seen {
+                    // The generation is re-read under the mutex the starter holds while it
+                    // increments and broadcasts, so a wake-up cannot be missed.
                     pthread_mutex_lock(wakeMutex)
-                    generation = dsv2_atomic_load(counters)
-                    while generation == seen {
+                    current = generation.load(ordering: .sequentiallyConsistent)
+                    while current == seen {
+                        sleeps.add(1, ordering: .relaxed)
                         pthread_cond_wait(wakeCondition, wakeMutex)
-                        generation = dsv2_atomic_load(counters)
+                        current = generation.load(ordering: .sequentiallyConsistent)
                     }
                     pthread_mutex_unlock(wakeMutex)
                 }
             }
-            seen = generation
-            if dsv2_atomic_load(counters + 2) != 0 { return }
+            seen = current
+            if stopping.load(ordering: .sequentiallyConsistent) { return }
             body.pointee.unsafelyUnwrapped(index)
-            if dsv2_atomic_add(counters + 1, -1) == 0 {
+            if running.subtract(1, ordering: .sequentiallyConsistent).newValue == 0 {
                 pthread_mutex_lock(doneMutex)
                 pthread_cond_signal(doneCondition)
                 pthread_mutex_unlock(doneMutex)
@@ -167,15 +174,15 @@ public final class WorkerPool: @unchecked Sendable {
     /// Spin while the workers finish (they usually finish within microseconds of the caller),
     /// then block.
     private func waitForWorkers() {
-        if dsv2_atomic_load(counters + 1) == 0 { return }
+        if running.load(ordering: .sequentiallyConsistent) == 0 { return }
         let deadline = WorkerPool.nanoseconds() + spinMicroseconds * 1000
         var spins = 0
-        while dsv2_atomic_load(counters + 1) != 0 {
+        while running.load(ordering: .sequentiallyConsistent) != 0 {
             dsv2_cpu_relax()
             spins &+= 1
             if spins & 63 == 0 && WorkerPool.nanoseconds() > deadline {
                 pthread_mutex_lock(doneMutex)
-                while dsv2_atomic_load(counters + 1) != 0 { pthread_cond_wait(doneCondition, doneMutex) }
+                while running.load(ordering: .sequentiallyConsistent) != 0 { pthread_cond_wait(doneCondition, doneMutex) }
                 pthread_mutex_unlock(doneMutex)
                 return
             }

@@ -29,7 +29,6 @@ extension QuantizedEngine {
         let c = config, tokens = ws.tokens
         let heads = c.numAttentionHeads, nope = c.qkNopeHeadDim, ropeDim = c.qkRopeHeadDim
         let qHead = c.qHeadDim, rank = c.kvLoraRank, width = c.latentCacheWidth, vDim = c.vHeadDim
-        let token: Int? = tokens == 1 ? 0 : nil
         let cache = caches[l]
         let past = cachedTokens
 
@@ -40,18 +39,18 @@ extension QuantizedEngine {
         phase(ws) { products in
             switch w.query {
             case let .plain(qProj):   // [tokens, heads·qHead]
-                products.append(MatrixProduct(matrix: qProj, input: ws.hiddenInput, token: token, output: ws.query.pointer))
+                products.append(MatrixProduct(matrix: qProj, input: ws.hiddenInput, tokens: .all, output: ws.query.pointer))
             case let .lowRank(a, _, _):   // eq. 12: c^Q = W^DQ h, [tokens, qLoraRank]
-                products.append(MatrixProduct(matrix: a, input: ws.hiddenInput, token: token, output: ws.queryLatent!.pointer))
+                products.append(MatrixProduct(matrix: a, input: ws.hiddenInput, tokens: .all, output: ws.queryLatent!.pointer))
             }
-            products.append(MatrixProduct(matrix: w.kvAProjWithMQA, input: ws.hiddenInput, token: token, output: ws.kvA.pointer))  // [tokens, rank + ropeDim]
+            products.append(MatrixProduct(matrix: w.kvAProjWithMQA, input: ws.hiddenInput, tokens: .all, output: ws.kvA.pointer))  // [tokens, rank + ropeDim]
         }
         if case let .lowRank(a, norm, b) = w.query {
             // q_a_layernorm (eps 1e-6), then eqs. 13-14: [q^C | q^R] = W^UQ c^Q, W^QR c^Q.
             Elementwise.rmsNorm(ws.queryLatent!.pointer, rows: tokens, width: a.rows, weight: norm, eps: Self.latentNormEps,
                                into: ws.queryLatent!.pointer)
             ws.queryLatentInput!.load(ws.queryLatent!.pointer)
-            phase(ws) { $0.append(MatrixProduct(matrix: b, input: ws.queryLatentInput!, token: token, output: ws.query.pointer)) }
+            phase(ws) { $0.append(MatrixProduct(matrix: b, input: ws.queryLatentInput!, tokens: .all, output: ws.query.pointer)) }
         }
 
         // kv_a_layernorm normalises the latent only; RoPE rotates k^R (once, shared by all heads)
@@ -128,6 +127,6 @@ extension QuantizedEngine {
 
         // eq. 19: u_t = W^O [o_t,1; …; o_t,n_h].
         ws.headOutputInput.load(headOutputs)
-        phase(ws) { $0.append(MatrixProduct(matrix: w.oProj, input: ws.headOutputInput, token: token, output: ws.blockOutput.pointer)) }
+        phase(ws) { $0.append(MatrixProduct(matrix: w.oProj, input: ws.headOutputInput, tokens: .all, output: ws.blockOutput.pointer)) }
     }
 }

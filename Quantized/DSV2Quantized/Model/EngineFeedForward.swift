@@ -15,11 +15,10 @@ import DSV2Kernels
 extension QuantizedEngine {
     func denseMLP(_ mlp: EngineMLP, ws: EngineWorkspace) {
         let tokens = ws.tokens, width = mlp.intermediate
-        let token: Int? = tokens == 1 ? 0 : nil
         ws.hiddenInput.load(ws.normed.pointer)
         phase(ws) { products in
-            products.append(MatrixProduct(matrix: mlp.gateProj, input: ws.hiddenInput, token: token, output: ws.denseGate.pointer))  // [tokens, intermediate]
-            products.append(MatrixProduct(matrix: mlp.upProj, input: ws.hiddenInput, token: token, output: ws.denseUp.pointer))      // [tokens, intermediate]
+            products.append(MatrixProduct(matrix: mlp.gateProj, input: ws.hiddenInput, tokens: .all, output: ws.denseGate.pointer))  // [tokens, intermediate]
+            products.append(MatrixProduct(matrix: mlp.upProj, input: ws.hiddenInput, tokens: .all, output: ws.denseUp.pointer))      // [tokens, intermediate]
         }
         let input = ws.denseInput!
         let gate = ws.denseGate.pointer, up = ws.denseUp.pointer
@@ -30,22 +29,21 @@ extension QuantizedEngine {
                 input.loadToken(t, from: gate + t * width)
             }
         }
-        phase(ws) { $0.append(MatrixProduct(matrix: mlp.downProj, input: input, token: token, output: ws.blockOutput.pointer)) }  // [tokens, hidden]
+        phase(ws) { $0.append(MatrixProduct(matrix: mlp.downProj, input: input, tokens: .all, output: ws.blockOutput.pointer)) }  // [tokens, hidden]
     }
 
     func mixtureOfExperts(_ moe: EngineMoE, layer l: Int, ws: EngineWorkspace, tracer: ForwardTracer?) {
         let c = config, tokens = ws.tokens, hidden = c.hiddenSize, topK = c.expertsPerToken
         let experts = c.routedExpertCount, width = c.moeIntermediateSize
         let sharedWidth = moe.sharedExperts?.intermediate ?? 0
-        let token: Int? = tokens == 1 ? 0 : nil
 
         // Phase 1: router scores [tokens, experts] and the shared experts' gate/up [tokens, sharedWidth].
         ws.hiddenInput.load(ws.normed.pointer)
         phase(ws) { products in
-            products.append(MatrixProduct(matrix: moe.router, input: ws.hiddenInput, token: token, output: ws.routerScores.pointer))
+            products.append(MatrixProduct(matrix: moe.router, input: ws.hiddenInput, tokens: .all, output: ws.routerScores.pointer))
             if let shared = moe.sharedExperts {
-                products.append(MatrixProduct(matrix: shared.gateProj, input: ws.hiddenInput, token: token, output: ws.sharedGate.pointer))
-                products.append(MatrixProduct(matrix: shared.upProj, input: ws.hiddenInput, token: token, output: ws.sharedUp.pointer))
+                products.append(MatrixProduct(matrix: shared.gateProj, input: ws.hiddenInput, tokens: .all, output: ws.sharedGate.pointer))
+                products.append(MatrixProduct(matrix: shared.upProj, input: ws.hiddenInput, tokens: .all, output: ws.sharedUp.pointer))
             }
         }
         ws.router.route(logits: ws.routerScores.pointer, tokens: tokens, indices: ws.routeIndices, weights: ws.routeWeights.pointer)
@@ -66,18 +64,18 @@ extension QuantizedEngine {
             phase(ws) { products in   // Phase 2: every selected expert's gate and up, [topK, width] each.
                 for slot in 0..<topK {
                     let expert = moe.experts[Int(ws.routeIndices[slot])]
-                    products.append(MatrixProduct(matrix: expert.gateProj, input: ws.hiddenInput, token: 0, output: gateOut + slot * width))
-                    products.append(MatrixProduct(matrix: expert.upProj, input: ws.hiddenInput, token: 0, output: upOut + slot * width))
+                    products.append(MatrixProduct(matrix: expert.gateProj, input: ws.hiddenInput, tokens: .one(0), output: gateOut + slot * width))
+                    products.append(MatrixProduct(matrix: expert.upProj, input: ws.hiddenInput, tokens: .one(0), output: upOut + slot * width))
                 }
             }
             activate(ws: ws, shared: moe.sharedExperts != nil, slots: topK, width: width, sharedWidth: sharedWidth) { slot in (input, slot) }
             phase(ws) { products in   // Phase 3: the down products, [topK, hidden] and [1, hidden].
                 for slot in 0..<topK {
                     let expert = moe.experts[Int(ws.routeIndices[slot])]
-                    products.append(MatrixProduct(matrix: expert.downProj, input: input, token: slot, output: downOut + slot * hidden))
+                    products.append(MatrixProduct(matrix: expert.downProj, input: input, tokens: .one(slot), output: downOut + slot * hidden))
                 }
                 if let shared = moe.sharedExperts {
-                    products.append(MatrixProduct(matrix: shared.downProj, input: ws.sharedInput!, token: 0, output: ws.sharedDown.pointer))
+                    products.append(MatrixProduct(matrix: shared.downProj, input: ws.sharedInput!, tokens: .one(0), output: ws.sharedDown.pointer))
                 }
             }
         } else {
@@ -103,8 +101,8 @@ extension QuantizedEngine {
             phase(ws) { products in   // Phase 2: per expert, gate and up over its tokens.
                 for e in 0..<experts where counts[e] > 0 {
                     let expert = moe.experts[e]
-                    products.append(MatrixProduct(matrix: expert.gateProj, input: gathered[e]!, token: nil, output: gateOut + starts[e] * width))
-                    products.append(MatrixProduct(matrix: expert.upProj, input: gathered[e]!, token: nil, output: upOut + starts[e] * width))
+                    products.append(MatrixProduct(matrix: expert.gateProj, input: gathered[e]!, tokens: .all, output: gateOut + starts[e] * width))
+                    products.append(MatrixProduct(matrix: expert.upProj, input: gathered[e]!, tokens: .all, output: upOut + starts[e] * width))
                 }
             }
             // Row r belongs to the expert e with starts[e] ≤ r < starts[e + 1].
@@ -116,11 +114,11 @@ extension QuantizedEngine {
             }
             phase(ws) { products in   // Phase 3: the down products.
                 for e in 0..<experts where counts[e] > 0 {
-                    products.append(MatrixProduct(matrix: moe.experts[e].downProj, input: activated[e]!, token: nil,
+                    products.append(MatrixProduct(matrix: moe.experts[e].downProj, input: activated[e]!, tokens: .all,
                                                   output: downOut + starts[e] * hidden))
                 }
                 if let shared = moe.sharedExperts {
-                    products.append(MatrixProduct(matrix: shared.downProj, input: ws.sharedInput!, token: nil, output: ws.sharedDown.pointer))
+                    products.append(MatrixProduct(matrix: shared.downProj, input: ws.sharedInput!, tokens: .all, output: ws.sharedDown.pointer))
                 }
             }
         }

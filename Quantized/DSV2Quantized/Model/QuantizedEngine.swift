@@ -194,15 +194,14 @@ public final class QuantizedEngine: LanguageModel {
             ws.hiddenInput.load(ws.normed.pointer)
             logits = [Float](unsafeUninitializedCapacity: count * vocab) { buffer, initialized in
                 let output = buffer.baseAddress!
-                phase(ws) { $0.append(MatrixProduct(matrix: weights.lmHead, input: ws.hiddenInput,
-                                                    token: count == 1 ? 0 : nil, output: output)) }
+                phase(ws) { $0.append(MatrixProduct(matrix: weights.lmHead, input: ws.hiddenInput, tokens: .all, output: output)) }
                 initialized = count * vocab
             }
         case .last:
             ws.hiddenInput.loadToken(0, from: ws.normed.pointer + (count - 1) * hidden)
             logits = [Float](unsafeUninitializedCapacity: vocab) { buffer, initialized in
                 let output = buffer.baseAddress!
-                phase(ws) { $0.append(MatrixProduct(matrix: weights.lmHead, input: ws.hiddenInput, token: 0, output: output)) }
+                phase(ws) { $0.append(MatrixProduct(matrix: weights.lmHead, input: ws.hiddenInput, tokens: .one(0), output: output)) }
                 initialized = vocab
             }
         case .none:
@@ -228,15 +227,9 @@ public final class QuantizedEngine: LanguageModel {
         ws.products.removeAll(keepingCapacity: true)
         build(&ws.products)
         var bytes = 0
-        for p in ws.products { bytes += p.matrix.streamedBytes * (p.token == nil ? p.input.tokens : 1) }
+        for p in ws.products { bytes += p.matrix.streamedBytes * p.tokenCount }
         if pool.threadCount == 1 || bytes < Self.parallelThresholdBytes {
-            for p in ws.products {
-                if let token = p.token {
-                    Kernels.matvec(p.matrix, p.input, token: token, into: p.output)
-                } else {
-                    Kernels.matmul(p.matrix, p.input, into: p.output)
-                }
-            }
+            for p in ws.products { p.compute() }
         } else {
             pool.run(ws.products)
         }

@@ -1,0 +1,1 @@
+../KernelsVNNI/RowDotVNNI.swift
