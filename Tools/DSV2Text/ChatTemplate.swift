@@ -85,7 +85,7 @@ extension Tokenizer {
     /// Renders `chat_template` for `messages` and encodes the text without adding BOS (the BOS
     /// comes from the template text, as `apply_chat_template(tokenize=True)`).
     public func encodeChat(_ messages: [ChatMessage], addGenerationPrompt: Bool) throws -> [Int] {
-        encode(try renderChat(messages, addGenerationPrompt: addGenerationPrompt), addSpecialTokens: false)
+        try encode(try renderChat(messages, addGenerationPrompt: addGenerationPrompt), addSpecialTokens: false)
     }
 
     /// The rendered chat template text.

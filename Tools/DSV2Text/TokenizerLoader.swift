@@ -3,6 +3,8 @@
 struct TokenizerLoader {
     let path: String
     var steps: [PreTokenizerStep] = []
+    /// The JSON path of each step.
+    var stepFields: [String] = []
     var model: BPEModel
     var addedTokens: [AddedToken] = []
     var decodeBytes: [[UInt8]] = []
@@ -35,6 +37,12 @@ struct TokenizerLoader {
 
         // MARK: pre_tokenizer
         var steps: [PreTokenizerStep] = []
+        var stepFields: [String] = []
+        func regex(_ pattern: String, _ field: String) throws -> ScalarRegex {
+            do { return try ScalarRegex(pattern) } catch let error as TokenizerError {
+                throw TokenizerError.inField(path: path, field: field, error)
+            }
+        }
         func addPreTokenizer(_ value: JSONValue?, _ name: String) throws {
             guard let value, !value.isNull else { return }
             switch value["type"]?.stringValue {
@@ -55,14 +63,17 @@ struct TokenizerLoader {
                     throw unsupported("\(name).behavior", .object([("type", value["behavior"] ?? .null)]))
                 }
                 let invert = value["invert"]?.boolValue ?? false
-                steps.append(.split(try ScalarRegex(pattern), behavior, invert: invert))
+                steps.append(.split(try regex(pattern, "\(name).pattern"), behavior, invert: invert))
+                stepFields.append(name)
             case "Digits":
                 steps.append(.digits(individual: value["individual_digits"]?.boolValue ?? false))
+                stepFields.append(name)
             case "ByteLevel":
                 let addPrefixSpace = value["add_prefix_space"]?.boolValue ?? true
                 let useRegex = value["use_regex"]?.boolValue ?? true
                 steps.append(.byteLevel(addPrefixSpace: addPrefixSpace,
-                                        regex: useRegex ? try ScalarRegex(PreTokenizerStep.gpt2Pattern) : nil))
+                                        regex: useRegex ? try regex(PreTokenizerStep.gpt2Pattern, name) : nil))
+                stepFields.append(name)
             default:
                 throw unsupported(name, value)
             }
@@ -73,6 +84,7 @@ struct TokenizerLoader {
             throw TokenizerError.unsupportedComponent(path: path, field: "pre_tokenizer", type: "(no ByteLevel step)")
         }
         self.steps = steps
+        self.stepFields = stepFields
 
         // MARK: model
         guard let modelValue = root["model"], modelValue["type"]?.stringValue == "BPE" || (modelValue["type"] == nil && modelValue["merges"] != nil) else {

@@ -101,7 +101,7 @@ enum AnalysisCLI {
         if let ids { return try parseTokenIDs(ids) }
         if let prompt {
             let tokenizer = try loadTokenizer(model: model)
-            let encoded = tokenizer.encode(prompt, addSpecialTokens: true).map { Int32($0) }
+            let encoded = try tokenizer.encode(prompt, addSpecialTokens: true).map { Int32($0) }
             guard !encoded.isEmpty else { throw UsageError("--prompt encodes to no tokens") }
             return encoded
         }
