@@ -188,6 +188,30 @@ final class TokenizerLoaderTests: XCTestCase {
         }
     }
 
+    func testDuplicateIdsAreRejected() {
+        let base = String(decoding: minimalTokenizer(), as: UTF8.self)
+        let cases: [(String, String, String)] = [
+            // Two vocabulary tokens with one id.
+            (#""he": 256, "hel": 257}"#, #""he": 256, "hel": 256}"#, "both have id 256"),
+            // One token listed twice.
+            (#""he": 256, "hel": 257}"#, #""he": 256, "hel": 257, "he": 258}"#, "listed twice"),
+            // An added token on the id of another vocabulary token.
+            (#""id": 300, "content": "<|x|>""#, #""id": 257, "content": "<|x|>""#, "already the token"),
+            // An added token whose content is a vocabulary token with another id.
+            (#""id": 300, "content": "<|x|>""#, #""id": 300, "content": "hel""#, "already has id 257"),
+        ]
+        for (from, to, message) in cases {
+            let data = Data(base.replacingOccurrences(of: from, with: to).utf8)
+            XCTAssertThrowsError(try Tokenizer(tokenizerJSON: data, configJSON: nil), message) { error in
+                guard case TokenizerError.invalidField = error else { return XCTFail("\(error)") }
+                XCTAssertTrue("\(error)".contains(message), "\(error)")
+            }
+        }
+        // An added token that repeats its vocabulary entry is consistent.
+        let repeated = base.replacingOccurrences(of: #""id": 300, "content": "<|x|>""#, with: #""id": 257, "content": "hel""#)
+        XCTAssertNoThrow(try Tokenizer(tokenizerJSON: Data(repeated.utf8), configJSON: nil))
+    }
+
     func testMinimalTokenizerBothMergeFormsAndLstrip() throws {
         let t = try Tokenizer(tokenizerJSON: minimalTokenizer(), configJSON: nil)
         XCTAssertEqual(try t.encode("hello"), [257, 108, 111])   // "he" + "l" -> "hel", then l, o

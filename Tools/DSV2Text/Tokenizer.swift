@@ -10,6 +10,8 @@ import Foundation
 public final class Tokenizer: @unchecked Sendable {
     /// Where the tokenizer was loaded from (for messages).
     public let path: String
+    /// Where tokenizer_config.json (bos/eos tokens, chat template) was read from, or would have been.
+    public let configPath: String
     /// Number of ids: highest id (vocabulary or added token) + 1.
     public let vocabularySize: Int
     /// `added_tokens`, in file order.
@@ -77,6 +79,7 @@ public final class Tokenizer: @unchecked Sendable {
     public init(tokenizerJSON: Data, configJSON: Data?, path: String = "tokenizer.json",
                 configPath: String = "tokenizer_config.json") throws {
         self.path = path
+        self.configPath = configPath
         let root: JSONValue
         do { root = try JSONValue.parse(tokenizerJSON) } catch let e as TokenizerError {
             throw TokenizerError.invalidFile(path: path, reason: "\(e)")
@@ -167,7 +170,9 @@ public final class Tokenizer: @unchecked Sendable {
             guard let source else {
                 throw TokenizerError.invalidField(path: configPath, field: "chat_template", reason: "expected a string or a list of named templates")
             }
-            chatTemplate = try ChatTemplate(source)
+            do { chatTemplate = try ChatTemplate(source) } catch let error as ChatTemplateError {
+                throw TokenizerError.chatTemplate(path: configPath, error)
+            }
         } else {
             chatTemplate = nil
         }

@@ -20,6 +20,8 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable {
     case regexTooCostly(pattern: String, scalars: Int, steps: Int)
     /// `field` of the file at `path` failed with `error` (e.g. which pre-tokenizer a regex error is from).
     indirect case inField(path: String, field: String, TokenizerError)
+    /// The `chat_template` of the tokenizer_config.json at `path` failed to parse or to render.
+    case chatTemplate(path: String, ChatTemplateError)
 
     public var description: String {
         switch self {
@@ -33,6 +35,7 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable {
         case let .regexTooCostly(pattern, scalars, steps):
             return "regex /\(pattern)/ needed more than \(steps) steps on a piece of \(scalars) scalars"
         case let .inField(path, field, error): return "\(path): field `\(field)`: \(error)"
+        case let .chatTemplate(path, error): return "\(path): field `chat_template`: \(error)"
         }
     }
 }

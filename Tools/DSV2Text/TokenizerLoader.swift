@@ -137,17 +137,32 @@ struct TokenizerLoader {
         var byteVocab = ByteStringTable(capacity: count)
         var wholeTokens: [[UInt8]: UInt32] = [:]
         let ignoreMerges = modelValue["ignore_merges"]?.boolValue == true
+        // One id per token and one token per id: HF would silently keep one of two tokens sharing
+        // an id for decoding (which one depends on hashing), so a clash is an error here.
+        func show(_ token: String) -> String { JSONValue.string(String(token.unicodeScalars.prefix(60))).serialized }
         for (token, id) in entries {
+            if let other = tokenStrings[id] {
+                throw field("model.vocab", "tokens \(show(other)) and \(show(token)) both have id \(id)")
+            }
+            if let other = tokenIds.insert(utf8: token, id) {
+                throw field("model.vocab", "token \(show(token)) is listed twice (ids \(other) and \(id))")
+            }
             let bytes = ByteLevel.bytes(ofToken: token)
             decodeBytes[id] = bytes ?? Array(token.utf8)
             tokenStrings[id] = token
-            tokenIds.insert(utf8: token, id)
             if let bytes {
                 byteVocab.insert(bytes, id)
                 if ignoreMerges { wholeTokens[bytes] = UInt32(id) }
             }
         }
-        for token in added {
+        for (i, token) in added.enumerated() {
+            // An added token may repeat a vocabulary entry (same id, same string), nothing else.
+            if let other = tokenStrings[token.id], !other.unicodeScalars.elementsEqual(token.content.unicodeScalars) {
+                throw field("added_tokens[\(i)]", "id \(token.id) is already the token \(show(other)), not \(show(token.content))")
+            }
+            if let other = tokenIds.lookup(utf8: token.content), other != token.id {
+                throw field("added_tokens[\(i)]", "\(show(token.content)) already has id \(other), not \(token.id)")
+            }
             // HF decodes added tokens through the ByteLevel decoder too (e.g. `ü` becomes byte 0xFC).
             decodeBytes[token.id] = ByteLevel.bytes(ofToken: token.content) ?? Array(token.content.utf8)
             tokenStrings[token.id] = token.content
