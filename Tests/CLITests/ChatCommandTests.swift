@@ -34,7 +34,7 @@ final class ChatCommandTests: XCTestCase {
         XCTAssertEqual(reused + fed, turn2Prompt.count)
         XCTAssertEqual(reused, first["context_tokens"] as? Int, "the whole turn-1 context was reused")
         // Fed: reply 1's last sampled token, the template's EOS, and the new user turn.
-        let newUserTurn = tokenizer.encode("User: Tell me a joke.\n\nAssistant:")
+        let newUserTurn = try tokenizer.encode("User: Tell me a joke.\n\nAssistant:")
         XCTAssertEqual(fed, newUserTurn.count + 2)
     }
 

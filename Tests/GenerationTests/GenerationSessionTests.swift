@@ -58,18 +58,18 @@ final class GenerationSessionTests: XCTestCase {
     private let eos = 6001
 
     /// The model will emit the tokens of `continuation` after `prompt`, then `tail`.
-    private func scripted(prompt: [Int], continuation: String, tail: [Int] = []) -> (ScriptedModel, [Int]) {
-        let ids = tokenizer.encode(continuation)
+    private func scripted(prompt: [Int], continuation: String, tail: [Int] = []) throws -> (ScriptedModel, [Int]) {
+        let ids = try tokenizer.encode(continuation)
         // script[p] is the token after position p: positions before the prompt's last are unused.
         let script = [Int](repeating: 0, count: prompt.count - 1) + ids + tail
         return (ScriptedModel(config: Self.config, script: script), ids)
     }
 
-    private func prompt(_ text: String) -> [Int] { tokenizer.encode(text, addSpecialTokens: true) }
+    private func prompt(_ text: String) throws -> [Int] { try tokenizer.encode(text, addSpecialTokens: true) }
 
     func testStopsAtEOSWithoutShowingIt() throws {
-        let p = prompt("Once upon")
-        let (model, ids) = scripted(prompt: p, continuation: " a time there was", tail: [eos, 300, 301])
+        let p = try prompt("Once upon")
+        let (model, ids) = try scripted(prompt: p, continuation: " a time there was", tail: [eos, 300, 301])
         let session = try GenerationSession(model: model, tokenizer: tokenizer)
         var sampler = GreedySampler()
         var streamed = ""
@@ -87,8 +87,8 @@ final class GenerationSessionTests: XCTestCase {
     }
 
     func testMaxTokens() throws {
-        let p = prompt("Hello")
-        let (model, ids) = scripted(prompt: p, continuation: " one two three four five six seven eight")
+        let p = try prompt("Hello")
+        let (model, ids) = try scripted(prompt: p, continuation: " one two three four five six seven eight")
         let session = try GenerationSession(model: model, tokenizer: tokenizer)
         var sampler = GreedySampler()
         let r = try session.generate(prompt: p, request: GenerationRequest(maxTokens: 3, eosTokenIds: [eos]), sampler: &sampler)
@@ -99,8 +99,8 @@ final class GenerationSessionTests: XCTestCase {
     }
 
     func testStopStringSplitOverTokensIsNeverShown() throws {
-        let p = prompt("List:")
-        let (model, ids) = scripted(prompt: p, continuation: " apples, pears\n\nUser: more")
+        let p = try prompt("List:")
+        let (model, ids) = try scripted(prompt: p, continuation: " apples, pears\n\nUser: more")
         let session = try GenerationSession(model: model, tokenizer: tokenizer)
         var sampler = GreedySampler()
         var pieces: [String] = []
@@ -114,8 +114,8 @@ final class GenerationSessionTests: XCTestCase {
     }
 
     func testHeldBackTextIsReleasedWhenNoStopStringFollows() throws {
-        let p = prompt("X")
-        let (model, _) = scripted(prompt: p, continuation: " end of the road", tail: [eos])
+        let p = try prompt("X")
+        let (model, _) = try scripted(prompt: p, continuation: " end of the road", tail: [eos])
         let session = try GenerationSession(model: model, tokenizer: tokenizer)
         var sampler = GreedySampler()
         let r = try session.generate(prompt: p, request: GenerationRequest(maxTokens: 50, stopStrings: ["road trip"], eosTokenIds: [eos]),
@@ -125,8 +125,8 @@ final class GenerationSessionTests: XCTestCase {
     }
 
     func testContextLimitCountsPromptAndGeneratedTokens() throws {
-        let p = prompt("The best way to learn")   // 7 tokens with BOS
-        let (model, ids) = scripted(prompt: p, continuation: " from the world, and the sun, and the sun")
+        let p = try prompt("The best way to learn")   // 7 tokens with BOS
+        let (model, ids) = try scripted(prompt: p, continuation: " from the world, and the sun, and the sun")
         let session = try GenerationSession(model: model, tokenizer: tokenizer, contextLength: p.count + 4)
         var sampler = GreedySampler()
         let r = try session.generate(prompt: p, request: GenerationRequest(maxTokens: 100), sampler: &sampler)
@@ -141,8 +141,8 @@ final class GenerationSessionTests: XCTestCase {
     }
 
     func testPromptLongerThanContextIsAnError() throws {
-        let p = prompt("The best way to learn")
-        let (model, _) = scripted(prompt: p, continuation: " x")
+        let p = try prompt("The best way to learn")
+        let (model, _) = try scripted(prompt: p, continuation: " x")
         let session = try GenerationSession(model: model, tokenizer: tokenizer, contextLength: 3)
         var sampler = GreedySampler()
         XCTAssertThrowsError(try session.generate(prompt: p, request: GenerationRequest(maxTokens: 5), sampler: &sampler)) {
@@ -152,8 +152,8 @@ final class GenerationSessionTests: XCTestCase {
     }
 
     func testInterruptStopsBeforeTheNextToken() throws {
-        let p = prompt("Go")
-        let (model, ids) = scripted(prompt: p, continuation: " on and on and on and on")
+        let p = try prompt("Go")
+        let (model, ids) = try scripted(prompt: p, continuation: " on and on and on and on")
         let session = try GenerationSession(model: model, tokenizer: tokenizer)
         var sampler = GreedySampler()
         var polls = 0
@@ -164,8 +164,8 @@ final class GenerationSessionTests: XCTestCase {
     }
 
     func testCachedPrefixIsReusedAndDivergenceTruncates() throws {
-        let p = prompt("Hello there")
-        let (model, ids) = scripted(prompt: p, continuation: " friend", tail: [eos])
+        let p = try prompt("Hello there")
+        let (model, ids) = try scripted(prompt: p, continuation: " friend", tail: [eos])
         let session = try GenerationSession(model: model, tokenizer: tokenizer)
         var sampler = GreedySampler()
         let first = try session.generate(prompt: p, request: GenerationRequest(maxTokens: 10, eosTokenIds: [eos]), sampler: &sampler)
@@ -174,7 +174,7 @@ final class GenerationSessionTests: XCTestCase {
         XCTAssertEqual(cached, p + ids)
 
         // Continue the same sequence: only the new tokens are fed.
-        let next = cached + [eos] + tokenizer.encode(" again")
+        let next = cached + [eos] + (try tokenizer.encode(" again"))
         let feedsBefore = model.fed.count
         let second = try session.generate(prompt: next, request: GenerationRequest(maxTokens: 1), sampler: &sampler)
         XCTAssertEqual(second.reusedTokens, cached.count)
@@ -198,9 +198,9 @@ final class GenerationSessionTests: XCTestCase {
 
     func testStreamingNeverSplitsAUTF8Character() throws {
         // "é" and "🙂" are several byte-level tokens each in this vocabulary.
-        let p = prompt("Say")
+        let p = try prompt("Say")
         let text = " café 🙂 ok"
-        let (model, ids) = scripted(prompt: p, continuation: text, tail: [eos])
+        let (model, ids) = try scripted(prompt: p, continuation: text, tail: [eos])
         XCTAssertTrue(ids.contains { tokenizer.decode([$0]).contains("\u{FFFD}") }, "expects a character split over tokens")
         let session = try GenerationSession(model: model, tokenizer: tokenizer)
         var sampler = GreedySampler()
@@ -221,7 +221,7 @@ final class GenerationSessionTests: XCTestCase {
         let golden = try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [String: Any])
         let inputIds = try XCTUnwrap(golden["input_ids"] as? [Int])
         let expected = try XCTUnwrap(golden["generated_ids"] as? [Int])
-        XCTAssertEqual(prompt("The best way to learn"), inputIds, "BOS + prompt, as add_bos_token says")
+        XCTAssertEqual(try prompt("The best way to learn"), inputIds, "BOS + prompt, as add_bos_token says")
 
         let model = try ReferenceModel(checkpoint: Fixtures.url("tiny-dsv2"))
         let session = try GenerationSession(model: model, tokenizer: tokenizer)

@@ -13,7 +13,7 @@ final class TokenizerGoldenTests: XCTestCase {
                 let expected = try XCTUnwrap(TokenizerFixtures.ids(row["ids"]))
                 let addSpecial = row["add_special_tokens"]?.boolValue ?? false
                 if addSpecial { bosRows += 1 }
-                let ids = tokenizer.encode(text, addSpecialTokens: addSpecial)
+                let ids = try tokenizer.encode(text, addSpecialTokens: addSpecial)
                 let tokens = ids.map { tokenizer.token(for: $0) ?? "?" }
                 let expectedTokens = row["tokens"]?.arrayValue?.compactMap { $0.stringValue } ?? []
                 let decoded = tokenizer.decode(expected)

@@ -38,20 +38,28 @@ struct ByteStringTable {
         }
     }
 
-    /// Inserts or overwrites.
-    mutating func insert(_ key: UnsafeBufferPointer<UInt8>, _ value: Int) {
+    /// Inserts or overwrites; returns the value overwritten.
+    @discardableResult
+    mutating func insert(_ key: UnsafeBufferPointer<UInt8>, _ value: Int) -> Int? {
         if values.count * 2 >= slots.count { grow() }
         let hash = PieceCache.hash(key)
         let (slot, entry) = find(key, hash)
-        if entry >= 0 { values[entry] = Int32(value); return }
+        if entry >= 0 {
+            let previous = Int(values[entry])
+            values[entry] = Int32(value)
+            return previous
+        }
         slots[slot] = Int32(values.count)
         hashes.append(hash); offsets.append(Int32(arena.count)); lengths.append(Int32(key.count))
         values.append(Int32(value))
         arena.append(contentsOf: key)
+        return nil
     }
 
-    mutating func insert(_ key: [UInt8], _ value: Int) { key.withUnsafeBufferPointer { insert($0, value) } }
-    mutating func insert(utf8 key: String, _ value: Int) { insert(Array(key.utf8), value) }
+    @discardableResult
+    mutating func insert(_ key: [UInt8], _ value: Int) -> Int? { key.withUnsafeBufferPointer { insert($0, value) } }
+    @discardableResult
+    mutating func insert(utf8 key: String, _ value: Int) -> Int? { insert(Array(key.utf8), value) }
 
     func lookup(_ key: UnsafeBufferPointer<UInt8>) -> Int? {
         let e = find(key, PieceCache.hash(key)).entry

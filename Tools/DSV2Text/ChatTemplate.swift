@@ -14,21 +14,33 @@ public struct ChatMessage: Equatable {
     }
 }
 
-/// Errors of template parsing and rendering; each names the construct or the message.
+/// Errors of template parsing and rendering; each names the construct or the message, and
+/// (`located`) the template line of the tag.
 public enum ChatTemplateError: Error, CustomStringConvertible, Equatable {
     case syntax(String)
     case unsupported(String)
     /// `raise_exception(message)` was called by the template.
     case raised(String)
     case runtime(String)
+    /// `error` in the tag that starts on template line `line` (from 1).
+    indirect case located(line: Int, ChatTemplateError)
 
-    public var description: String {
+    public var description: String { "chat template " + detail }
+
+    private var detail: String {
         switch self {
-        case let .syntax(s): return "chat template syntax error: \(s)"
-        case let .unsupported(s): return "chat template uses an unsupported construct: \(s)"
-        case let .raised(s): return "chat template raised: \(s)"
-        case let .runtime(s): return "chat template error: \(s)"
+        case let .syntax(s): return "syntax error: \(s)"
+        case let .unsupported(s): return "uses an unsupported construct: \(s)"
+        case let .raised(s): return "raised: \(s)"
+        case let .runtime(s): return "error: \(s)"
+        case let .located(line, error): return "line \(line): \(error.detail)"
         }
+    }
+
+    /// The error without its line.
+    public var withoutLine: ChatTemplateError {
+        if case let .located(_, error) = self { return error.withoutLine }
+        return self
     }
 }
 
@@ -75,9 +87,15 @@ public struct ChatTemplate {
     }
 
     func render(variables: [String: JinjaValue]) throws -> String {
-        var interpreter = JinjaInterpreter(globals: variables)
+        try renderCounting(variables: variables).text
+    }
+
+    /// The text and the budget left (tests check how little of it real templates use).
+    func renderCounting(variables: [String: JinjaValue]) throws -> (text: String, budget: JinjaBudget) {
+        let inputBytes = variables.values.reduce(0) { $0 + $1.inputBytes }
+        var interpreter = JinjaInterpreter(globals: variables, inputBytes: inputBytes)
         try interpreter.run(body)
-        return interpreter.output
+        return (interpreter.output, interpreter.budget)
     }
 }
 
@@ -85,15 +103,19 @@ extension Tokenizer {
     /// Renders `chat_template` for `messages` and encodes the text without adding BOS (the BOS
     /// comes from the template text, as `apply_chat_template(tokenize=True)`).
     public func encodeChat(_ messages: [ChatMessage], addGenerationPrompt: Bool) throws -> [Int] {
-        encode(try renderChat(messages, addGenerationPrompt: addGenerationPrompt), addSpecialTokens: false)
+        try encode(try renderChat(messages, addGenerationPrompt: addGenerationPrompt), addSpecialTokens: false)
     }
 
-    /// The rendered chat template text.
+    /// The rendered chat template text; its errors name tokenizer_config.json and the template line.
     public func renderChat(_ messages: [ChatMessage], addGenerationPrompt: Bool) throws -> String {
         guard let chatTemplate else {
-            throw TokenizerError.invalidField(path: path, field: "chat_template", reason: "tokenizer_config.json has no chat_template")
+            throw TokenizerError.invalidField(path: configPath, field: "chat_template", reason: "tokenizer_config.json has no chat_template")
         }
-        return try chatTemplate.render(messages: messages, addGenerationPrompt: addGenerationPrompt,
-                                       bosToken: bosToken, eosToken: eosToken)
+        do {
+            return try chatTemplate.render(messages: messages, addGenerationPrompt: addGenerationPrompt,
+                                           bosToken: bosToken, eosToken: eosToken)
+        } catch let error as ChatTemplateError {
+            throw TokenizerError.chatTemplate(path: configPath, error)
+        }
     }
 }

@@ -38,7 +38,8 @@ public indirect enum JSONValue: Equatable {
     public var arrayValue: [JSONValue]? { if case let .array(a) = self { return a }; return nil }
     public var objectValue: [(String, JSONValue)]? { if case let .object(o) = self { return o }; return nil }
     public var isNull: Bool { if case .null = self { return true }; return false }
-    /// An exact integer value.
+    /// An exact integer value: nil for a fraction and beyond ±9e15, where a double no longer
+    /// holds every integer (larger integers in a file are read as doubles, never trapped on).
     public var intValue: Int? {
         guard case let .number(d) = self, d.rounded() == d, abs(d) < 9.0e15 else { return nil }
         return Int(d)
@@ -179,27 +180,41 @@ private struct JSONParser {
         index += n
     }
 
+    /// RFC 8259 `-?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?`; a value beyond the double range
+    /// is an error (as serde_json, which Hugging Face uses, reports it).
     mutating func parseNumber() throws -> Double {
         let start = index
-        while index < bytes.count {
-            let b = bytes[index]
-            if (b >= 0x30 && b <= 0x39) || b == UInt8(ascii: "-") || b == UInt8(ascii: "+") || b == UInt8(ascii: ".")
-                || b == UInt8(ascii: "e") || b == UInt8(ascii: "E") { index += 1 } else { break }
+        func digits() -> Int {
+            let from = index
+            while index < bytes.count && bytes[index] >= 0x30 && bytes[index] <= 0x39 { index += 1 }
+            return index - from
         }
-        guard index > start else { throw error("unexpected character") }
-        // Fast path for plain integers.
-        var value = 0
-        var simple = index - start <= 15
-        var negative = false
-        for i in start..<index {
-            let b = bytes[i]
-            if i == start && b == UInt8(ascii: "-") { negative = true; continue }
-            if b < 0x30 || b > 0x39 { simple = false; break }
-            value = value * 10 + Int(b - 0x30)
+        let negative = index < bytes.count && bytes[index] == UInt8(ascii: "-")
+        if negative { index += 1 }
+        let integerStart = index
+        let integerDigits = digits()
+        guard integerDigits > 0 else { throw error(negative ? "expected a digit after `-`" : "unexpected character") }
+        guard integerDigits == 1 || bytes[integerStart] != 0x30 else { throw error("number with a leading zero") }
+        var plainInteger = true
+        if index < bytes.count && bytes[index] == UInt8(ascii: ".") {
+            index += 1
+            guard digits() > 0 else { throw error("expected a digit after `.`") }
+            plainInteger = false
         }
-        if simple && !(negative && index - start == 1) { return Double(negative ? -value : value) }
+        if index < bytes.count && (bytes[index] == UInt8(ascii: "e") || bytes[index] == UInt8(ascii: "E")) {
+            index += 1
+            if index < bytes.count && (bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-")) { index += 1 }
+            guard digits() > 0 else { throw error("expected a digit in the exponent") }
+            plainInteger = false
+        }
+        // Fast path: up to 15 digits fit a double exactly and cannot overflow an Int.
+        if plainInteger && integerDigits <= 15 {
+            var value = 0
+            for i in integerStart..<index { value = value * 10 + Int(bytes[i] - 0x30) }
+            return Double(negative ? -value : value)
+        }
         let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
-        guard let d = Double(text) else { throw error("invalid number `\(text)`") }
+        guard let d = Double(text), d.isFinite else { throw error("number `\(text.prefix(40))` out of range") }
         return d
     }
 

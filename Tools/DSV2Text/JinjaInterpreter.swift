@@ -104,11 +104,12 @@ indirect enum JinjaValue {
         }
     }
 
-    /// Python `==` (scalar-exact for strings; Undefined equals only Undefined).
+    /// Python `==` (scalar-exact for strings, exact for integers; Undefined equals only Undefined).
     func equals(_ other: JinjaValue) -> Bool {
         switch (self, other) {
         case (.undefined, .undefined), (.none, .none): return true
         case let (.bool(a), .bool(b)): return a == b
+        case let (.int(a), .int(b)): return a == b
         case let (.string(a), .string(b)): return a.unicodeScalars.elementsEqual(b.unicodeScalars)
         case let (.list(a), .list(b)): return a.count == b.count && zip(a, b).allSatisfy { $0.equals($1) }
         case let (.dict(a), .dict(b)):
@@ -144,12 +145,17 @@ indirect enum JinjaValue {
 private enum LoopControl: Error { case breakLoop, continueLoop }
 
 /// Renders a node tree. Scoping follows jinja2: `for` bodies get their own scope (a `set`
-/// inside a loop does not leak out), `if` blocks do not.
+/// inside a loop does not leak out), `if` blocks do not. Every step and allocation is charged to
+/// `budget`; an error is reported with the template line of the tag it happened in.
 struct JinjaInterpreter {
     var output = ""
     private var scopes: [[String: JinjaValue]]
+    private(set) var budget: JinjaBudget
 
-    init(globals: [String: JinjaValue]) { scopes = [globals] }
+    init(globals: [String: JinjaValue], inputBytes: Int) {
+        scopes = [globals]
+        budget = JinjaBudget(inputBytes: inputBytes)
+    }
 
     mutating func run(_ nodes: [JinjaNode]) throws {
         for node in nodes { try execute(node) }
@@ -164,65 +170,93 @@ struct JinjaInterpreter {
         }
     }
 
+    /// Runs `body`, attributing a `ChatTemplateError` that has no line yet to `line`.
+    private mutating func at(_ line: Int, _ body: (inout JinjaInterpreter) throws -> Void) throws {
+        do { try body(&self) } catch let error as ChatTemplateError {
+            if case .located = error { throw error }
+            throw ChatTemplateError.located(line: line, error)
+        }
+    }
+
+    private mutating func emit(_ text: String) throws {
+        try budget.charge(bytes: text.utf8.count)
+        output += text
+    }
+
     private mutating func execute(_ node: JinjaNode) throws {
+        try budget.step()
         switch node {
-        case let .text(t): output += t
-        case let .output(expr):
-            let value = try evaluate(expr)
-            output += value.rendered
-        case let .ifBlock(branches, elseBody):
-            for (condition, body) in branches where try evaluate(condition).truthy {
-                try run(body)
-                return
-            }
-            if let elseBody { try run(elseBody) }
-        case let .forBlock(targets, iterableExpr, condition, body, elseBody):
-            let iterable = try evaluate(iterableExpr)
-            var items: [JinjaValue]
-            switch iterable {
-            case let .list(l): items = l
-            case let .dict(d): items = d.map { .string($0.0) }
-            case let .string(s): items = s.unicodeScalars.map { .string(String($0)) }
-            case .undefined, .none: items = []
-            default: throw ChatTemplateError.runtime("cannot iterate over \(iterable.typeName)")
-            }
-            scopes.append([:])
-            defer { scopes.removeLast() }
-            if let condition {
-                var kept: [JinjaValue] = []
-                for item in items {
-                    try bind(targets, item)
-                    if try evaluate(condition).truthy { kept.append(item) }
+        case let .text(t): try emit(t)
+        case let .output(expr, line):
+            try at(line) { try $0.emit(try $0.evaluate(expr).rendered) }
+        case let .ifBlock(branches, elseBody, line):
+            try at(line) { interpreter in
+                for (condition, body) in branches where try interpreter.evaluate(condition).truthy {
+                    try interpreter.run(body)
+                    return
                 }
-                items = kept
+                if let elseBody { try interpreter.run(elseBody) }
             }
-            if items.isEmpty {
-                if let elseBody { try run(elseBody) }
-                return
-            }
-            let count = items.count
-            for (i, item) in items.enumerated() {
-                try bind(targets, item)
-                scopes[scopes.count - 1]["loop"] = .dict([
-                    ("index", .int(i + 1)), ("index0", .int(i)), ("revindex", .int(count - i)),
-                    ("revindex0", .int(count - i - 1)), ("first", .bool(i == 0)), ("last", .bool(i == count - 1)),
-                    ("length", .int(count)), ("previtem", i > 0 ? items[i - 1] : .undefined("previtem")),
-                    ("nextitem", i + 1 < count ? items[i + 1] : .undefined("nextitem")),
-                ])
-                do { try run(body) } catch LoopControl.breakLoop { break } catch LoopControl.continueLoop { continue }
-            }
-        case let .set(target, attribute, valueExpr):
-            let value = try evaluate(valueExpr)
-            if let attribute {
-                guard case let .namespace(ns) = resolve(target) else {
-                    throw ChatTemplateError.runtime("cannot assign attribute `\(attribute)` of `\(target)` (not a namespace)")
+        case let .forBlock(targets, iterableExpr, condition, body, elseBody, line):
+            try at(line) { try $0.loop(targets, iterableExpr, condition, body, elseBody) }
+        case let .set(target, attribute, valueExpr, line):
+            try at(line) { interpreter in
+                let value = try interpreter.evaluate(valueExpr)
+                if let attribute {
+                    guard case let .namespace(ns) = interpreter.resolve(target) else {
+                        throw ChatTemplateError.runtime("cannot assign attribute `\(attribute)` of `\(target)` (not a namespace)")
+                    }
+                    try value.checkStorable(&interpreter.budget)
+                    ns.members[attribute] = value
+                } else {
+                    interpreter.scopes[interpreter.scopes.count - 1][target] = value
                 }
-                ns.members[attribute] = value
-            } else {
-                scopes[scopes.count - 1][target] = value
             }
         case .breakLoop: throw LoopControl.breakLoop
         case .continueLoop: throw LoopControl.continueLoop
+        }
+    }
+
+    private mutating func loop(_ targets: [String], _ iterableExpr: JinjaExpr, _ condition: JinjaExpr?,
+                               _ body: [JinjaNode], _ elseBody: [JinjaNode]?) throws {
+        let iterable = try evaluate(iterableExpr)
+        var items: [JinjaValue]
+        switch iterable {
+        case let .list(l): items = l
+        case let .dict(d): items = d.map { .string($0.0) }
+        case let .string(s):
+            try budget.ensure(s.unicodeScalars.count, times: JinjaBudget.bytesPerElement)
+            items = s.unicodeScalars.map { .string(String($0)) }
+            try budget.charge(bytes: items.count * JinjaBudget.bytesPerElement)
+        case .undefined, .none: items = []
+        default: throw ChatTemplateError.runtime("cannot iterate over \(iterable.typeName)")
+        }
+        scopes.append([:])
+        defer { scopes.removeLast() }
+        if let condition {
+            var kept: [JinjaValue] = []
+            for item in items {
+                try budget.step()
+                try bind(targets, item)
+                if try evaluate(condition).truthy { kept.append(item) }
+            }
+            items = kept
+        }
+        if items.isEmpty {
+            if let elseBody { try run(elseBody) }
+            return
+        }
+        let count = items.count
+        for (i, item) in items.enumerated() {
+            try budget.step()
+            try bind(targets, item)
+            scopes[scopes.count - 1]["loop"] = .dict([
+                ("index", .int(i + 1)), ("index0", .int(i)), ("revindex", .int(count - i)),
+                ("revindex0", .int(count - i - 1)), ("first", .bool(i == 0)), ("last", .bool(i == count - 1)),
+                ("length", .int(count)), ("previtem", i > 0 ? items[i - 1] : .undefined("previtem")),
+                ("nextitem", i + 1 < count ? items[i + 1] : .undefined("nextitem")),
+            ])
+            do { try run(body) } catch LoopControl.breakLoop { break } catch LoopControl.continueLoop { continue }
         }
     }
 
@@ -237,18 +271,28 @@ struct JinjaInterpreter {
     // MARK: Expressions
 
     private mutating func evaluate(_ expr: JinjaExpr) throws -> JinjaValue {
+        try budget.step()
         switch expr {
         case let .literal(v): return v
         case let .name(n): return resolve(n)
-        case let .list(items): return .list(try items.map { try evaluate($0) })
+        case let .list(itemExprs):
+            var items: [JinjaValue] = []
+            for e in itemExprs {
+                let item = try evaluate(e)
+                try item.checkStorable(&budget)
+                items.append(item)
+            }
+            return try charged(.list(items))
         case let .dict(pairs):
             var members: [(String, JinjaValue)] = []
             for (k, v) in pairs {
                 guard case let .string(key) = try evaluate(k) else { throw ChatTemplateError.unsupported("non-string dict key") }
                 members.removeAll { $0.0.unicodeScalars.elementsEqual(key.unicodeScalars) }
-                members.append((key, try evaluate(v)))
+                let value = try evaluate(v)
+                try value.checkStorable(&budget)
+                members.append((key, value))
             }
-            return .dict(members)
+            return try charged(.dict(members))
         case let .attribute(targetExpr, name):
             let target = try evaluate(targetExpr)
             if case let .undefined(n) = target { throw ChatTemplateError.runtime("`\(n)` is undefined (reading .\(name))") }
@@ -280,11 +324,12 @@ struct JinjaInterpreter {
                 return i
             }
             let start = try intOrNil(startExpr), stop = try intOrNil(stopExpr), step = try intOrNil(stepExpr) ?? 1
+            guard step != 0 else { throw ChatTemplateError.runtime("slice step cannot be zero") }
             switch target {
-            case let .list(items): return .list(JinjaInterpreter.slice(items, start, stop, step))
+            case let .list(items): return try charged(.list(JinjaInterpreter.slice(items, start, stop, step)))
             case let .string(s):
                 let scalars = JinjaInterpreter.slice(Array(s.unicodeScalars), start, stop, step)
-                return .string(String(String.UnicodeScalarView(scalars)))
+                return try charged(.string(String(String.UnicodeScalarView(scalars))))
             default: throw ChatTemplateError.runtime("cannot slice \(target.typeName)")
             }
         case let .call(calleeExpr, argExprs, kwargExprs):
@@ -293,17 +338,17 @@ struct JinjaInterpreter {
             for (k, v) in kwargExprs { kwargs.append((k, try evaluate(v))) }
             if case let .attribute(objectExpr, method) = calleeExpr {
                 let object = try evaluate(objectExpr)
-                return try JinjaBuiltins.method(object, method, args)
+                return try charged(try JinjaBuiltins.method(object, method, args, budget: &budget))
             }
             let callee = try evaluate(calleeExpr)
             guard case let .function(name) = callee else {
-                throw ChatTemplateError.unsupported("calling \(callee.typeName) `\(calleeExpr)`")
+                throw ChatTemplateError.unsupported("calling \(callee.typeName) (only builtin functions can be called)")
             }
-            return try JinjaBuiltins.function(name, args, kwargs)
+            return try charged(try JinjaBuiltins.function(name, args, kwargs, budget: &budget))
         case let .filter(valueExpr, name, argExprs, _):
             let value = try evaluate(valueExpr)
             let args = try argExprs.map { try evaluate($0) }
-            return try JinjaBuiltins.filter(name, value, args)
+            return try charged(try JinjaBuiltins.filter(name, value, args, budget: &budget))
         case let .test(valueExpr, name, argExprs, negated):
             let value = try evaluate(valueExpr)
             let args = try argExprs.map { try evaluate($0) }
@@ -313,7 +358,8 @@ struct JinjaInterpreter {
             switch op {
             case "not": return .bool(!operand.truthy)
             case "-":
-                if case let .int(i) = operand { return .int(-i) }
+                if case let .int(i) = operand { return .int(try JinjaBuiltins.checked(0.subtractingReportingOverflow(i), "-", i)) }
+                if case let .bool(b) = operand { return .int(b ? -1 : 0) }
                 if case let .double(d) = operand { return .double(-d) }
                 throw ChatTemplateError.runtime("bad operand for unary -: \(operand.typeName)")
             default: return operand
@@ -327,7 +373,7 @@ struct JinjaInterpreter {
                 let left = try evaluate(leftExpr)
                 return left.truthy ? left : try evaluate(rightExpr)
             }
-            return try JinjaBuiltins.binary(op, try evaluate(leftExpr), try evaluate(rightExpr))
+            return try charged(try JinjaBuiltins.binary(op, try evaluate(leftExpr), try evaluate(rightExpr), budget: &budget))
         case let .conditional(body, condition, other):
             if try evaluate(condition).truthy { return try evaluate(body) }
             if let other { return try evaluate(other) }
@@ -335,6 +381,13 @@ struct JinjaInterpreter {
         }
     }
 
+    /// Charges the bytes of a value just built.
+    private mutating func charged(_ value: JinjaValue) throws -> JinjaValue {
+        try budget.charge(bytes: value.chargedBytes)
+        return value
+    }
+
+    /// Python's `items[start:stop:step]` (step not zero); any step, however large, is safe.
     static func slice<T>(_ items: [T], _ start: Int?, _ stop: Int?, _ step: Int) -> [T] {
         let n = items.count
         guard step != 0 else { return [] }
@@ -347,11 +400,21 @@ struct JinjaInterpreter {
         if step > 0 {
             var i = clamp(start, 0, lowBound: 0, highBound: n)
             let end = clamp(stop, n, lowBound: 0, highBound: n)
-            while i < end { out.append(items[i]); i += step }
+            while i < end {
+                out.append(items[i])
+                let (next, overflow) = i.addingReportingOverflow(step)
+                if overflow { break }
+                i = next
+            }
         } else {
             var i = clamp(start, n - 1, lowBound: -1, highBound: n - 1)
             let end = clamp(stop, -1, lowBound: -1, highBound: n - 1)
-            while i > end { out.append(items[i]); i += step }
+            while i > end {
+                out.append(items[i])
+                let (next, overflow) = i.addingReportingOverflow(step)
+                if overflow { break }
+                i = next
+            }
         }
         return out
     }

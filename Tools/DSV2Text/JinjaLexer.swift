@@ -5,8 +5,8 @@
 /// normalized to `\n` and one trailing newline of the template is dropped (`keep_trailing_newline=False`).
 enum JinjaToken {
     case text(String)
-    case output([Unicode.Scalar])     // inside {{ }}
-    case statement([Unicode.Scalar])  // inside {% %}
+    case output([Unicode.Scalar], line: Int)     // inside {{ }}, and the template line it starts on
+    case statement([Unicode.Scalar], line: Int)  // inside {% %}
 }
 
 enum JinjaLexer {
@@ -20,6 +20,12 @@ enum JinjaLexer {
         var stripNextLeading = false
         var lineStarting = true  // did the source consumed so far end with a newline?
         var i = 0
+        // The template line (from 1) of scalar `i`, counted incrementally as `i` only grows.
+        var counted = 0, currentLine = 1
+        func line(at i: Int) -> Int {
+            while counted < i { if s[counted] == "\n" { currentLine += 1 }; counted += 1 }
+            return currentLine
+        }
 
         // Python's str.isspace (jinja2 strips with str.rstrip and `\s`).
         func isSpace(_ c: Unicode.Scalar) -> Bool { c.properties.isWhitespace || (0x1C...0x1F).contains(c.value) }
@@ -80,7 +86,7 @@ enum JinjaLexer {
                     k += 1
                 }
                 guard end >= 0 else {
-                    throw ChatTemplateError.syntax("unclosed `{\(kind)` tag at scalar \(i)")
+                    throw ChatTemplateError.located(line: line(at: i), .syntax("unclosed `{\(kind)` tag"))
                 }
                 var innerEnd = end
                 var stripAfter = false, keepNewline = false
@@ -88,11 +94,11 @@ enum JinjaLexer {
                 else if innerEnd > j && s[innerEnd - 1] == "+" && kind != "{" { keepNewline = true; innerEnd -= 1 }
                 flushText()
                 let inner = Array(s[j..<innerEnd])
-                if kind == "{" { tokens.append(.output(inner)) }
+                if kind == "{" { tokens.append(.output(inner, line: line(at: i))) }
                 else if kind == "%" {
                     let words = String(String.UnicodeScalarView(inner)).split(whereSeparator: { $0.isWhitespace })
-                    if words.first == "raw" { throw ChatTemplateError.unsupported("{% raw %}") }
-                    tokens.append(.statement(inner))
+                    if words.first == "raw" { throw ChatTemplateError.located(line: line(at: i), .unsupported("{% raw %}")) }
+                    tokens.append(.statement(inner, line: line(at: i)))
                 }
                 i = end + 2
                 lineStarting = false

@@ -15,12 +15,14 @@ indirect enum JinjaExpr {
     case conditional(JinjaExpr, JinjaExpr, JinjaExpr?)  // body if cond else other
 }
 
+/// Statements; `line` is the template line of the tag, for errors.
 indirect enum JinjaNode {
     case text(String)
-    case output(JinjaExpr)
-    case ifBlock([(JinjaExpr, [JinjaNode])], [JinjaNode]?)
-    case forBlock(targets: [String], iterable: JinjaExpr, condition: JinjaExpr?, body: [JinjaNode], elseBody: [JinjaNode]?)
-    case set(target: String, attribute: String?, value: JinjaExpr)
+    case output(JinjaExpr, line: Int)
+    case ifBlock([(JinjaExpr, [JinjaNode])], [JinjaNode]?, line: Int)
+    case forBlock(targets: [String], iterable: JinjaExpr, condition: JinjaExpr?, body: [JinjaNode], elseBody: [JinjaNode]?,
+                  line: Int)
+    case set(target: String, attribute: String?, value: JinjaExpr, line: Int)
     case breakLoop
     case continueLoop
 }
@@ -98,14 +100,28 @@ func jinjaLex(_ s: [Unicode.Scalar]) throws -> [JinjaLexeme] {
         if ("0"..."9").contains(c) {
             var j = i
             var isFloat = false
-            while j < s.count && (("0"..."9").contains(s[j]) || s[j] == "_" ||
-                                  (s[j] == "." && !isFloat && j + 1 < s.count && ("0"..."9").contains(s[j + 1]))) {
+            func digit(_ k: Int) -> Bool { k < s.count && ("0"..."9").contains(s[k]) }
+            while j < s.count && (digit(j) || s[j] == "_" || (s[j] == "." && !isFloat && digit(j + 1))) {
                 if s[j] == "." { isFloat = true }
                 j += 1
             }
+            // An exponent: `1e3`, `2.5E-4` (jinja2's float syntax).
+            if j < s.count && (s[j] == "e" || s[j] == "E") {
+                let sign = j + 1 < s.count && (s[j + 1] == "+" || s[j + 1] == "-") ? 1 : 0
+                if digit(j + 1 + sign) {
+                    isFloat = true
+                    j += 1 + sign
+                    while digit(j) || (j < s.count && s[j] == "_") { j += 1 }
+                }
+            }
             let text = String(String.UnicodeScalarView(s[i..<j])).replacingOccurrences(of: "_", with: "")
-            if isFloat { out.append(.float(Double(text) ?? 0)) } else {
-                guard let v = Int(text) else { throw ChatTemplateError.syntax("bad number `\(text)`") }
+            if isFloat {
+                guard let v = Double(text) else { throw ChatTemplateError.syntax("bad number `\(text.prefix(40))`") }
+                out.append(.float(v))
+            } else {
+                guard let v = Int(text) else {
+                    throw ChatTemplateError.syntax("integer `\(text.prefix(40))` beyond 64 bits (Python would use a big integer)")
+                }
                 out.append(.integer(v))
             }
             i = j
@@ -122,9 +138,20 @@ func jinjaLex(_ s: [Unicode.Scalar]) throws -> [JinjaLexeme] {
 }
 
 /// Recursive-descent parser for Jinja expressions with jinja2's precedence.
+///
+/// Bounded so that neither this parser, the interpreter nor the tree's release can run off the
+/// stack: at most `maxNesting` nested parentheses, brackets, `not` and unary signs, and trees at
+/// most `maxHeight` high (a chain of 100k `+` is 100k high even without any parenthesis).
 struct JinjaExprParser {
+    static let maxNesting = 64
+    static let maxHeight = 256
+
+    /// An expression and the height of its tree.
+    typealias Node = (expr: JinjaExpr, height: Int)
+
     var lexemes: [JinjaLexeme]
     var index = 0
+    private var nesting = 0
 
     init(_ lexemes: [JinjaLexeme]) { self.lexemes = lexemes }
 
@@ -148,102 +175,128 @@ struct JinjaExprParser {
         switch l {
         case nil: return "end of tag"
         case let .name(n)?: return "`\(n)`"
-        case let .string(s)?: return "'\(s)'"
+        case let .string(s)?: return "'\(s.prefix(40))'"
         case let .integer(v)?: return "\(v)"
         case let .float(v)?: return "\(v)"
         case let .op(o)?: return "`\(o)`"
         }
     }
 
+    /// `expr` over children of the given heights, checked against `maxHeight`.
+    private func node(_ expr: JinjaExpr, _ heights: Int...) throws -> Node {
+        let height = (heights.max() ?? 0) + 1
+        guard height <= JinjaExprParser.maxHeight else {
+            throw ChatTemplateError.syntax("expression nested more than \(JinjaExprParser.maxHeight) levels deep")
+        }
+        return (expr, height)
+    }
+
+    /// One more level of recursion (parenthesis, bracket, `not`, sign), checked against `maxNesting`.
+    private mutating func nested<T>(_ body: (inout JinjaExprParser) throws -> T) throws -> T {
+        nesting += 1
+        defer { nesting -= 1 }
+        guard nesting <= JinjaExprParser.maxNesting else {
+            throw ChatTemplateError.syntax("expression nested more than \(JinjaExprParser.maxNesting) levels deep")
+        }
+        return try body(&self)
+    }
+
     /// expression with an optional `if ... else ...`
     mutating func parseExpression(allowConditional: Bool = true) throws -> JinjaExpr {
-        let body = try parseOr()
-        if allowConditional && isName("if") {
-            index += 1
-            let condition = try parseOr()
-            var other: JinjaExpr? = nil
-            if isName("else") { index += 1; other = try parseExpression() }
-            return .conditional(body, condition, other)
+        try parseNode(allowConditional: allowConditional).expr
+    }
+
+    mutating func parseNode(allowConditional: Bool = true) throws -> Node {
+        try nested { parser in
+            let body = try parser.parseOr()
+            if allowConditional && parser.isName("if") {
+                parser.index += 1
+                let condition = try parser.parseOr()
+                var other: Node? = nil
+                if parser.isName("else") { parser.index += 1; other = try parser.parseNode() }
+                return try parser.node(.conditional(body.expr, condition.expr, other?.expr),
+                                       body.height, condition.height, other?.height ?? 0)
+            }
+            return body
         }
-        return body
     }
 
-    mutating func parseOr() throws -> JinjaExpr {
-        var left = try parseAnd()
-        while isName("or") { index += 1; left = .binary("or", left, try parseAnd()) }
+    /// A left-associative chain `operand (op operand)*` of one precedence level.
+    private mutating func chain(_ operand: (inout JinjaExprParser) throws -> Node,
+                                _ op: (JinjaExprParser) -> (name: String, width: Int)?) throws -> Node {
+        var left = try operand(&self)
+        while let (name, width) = op(self) {
+            index += width
+            let right = try operand(&self)
+            left = try node(.binary(name, left.expr, right.expr), left.height, right.height)
+        }
         return left
     }
 
-    mutating func parseAnd() throws -> JinjaExpr {
-        var left = try parseNot()
-        while isName("and") { index += 1; left = .binary("and", left, try parseNot()) }
-        return left
+    mutating func parseOr() throws -> Node {
+        try chain({ try $0.parseAnd() }) { $0.isName("or") ? ("or", 1) : nil }
     }
 
-    mutating func parseNot() throws -> JinjaExpr {
-        if isName("not") { index += 1; return .unary("not", try parseNot()) }
+    mutating func parseAnd() throws -> Node {
+        try chain({ try $0.parseNot() }) { $0.isName("and") ? ("and", 1) : nil }
+    }
+
+    mutating func parseNot() throws -> Node {
+        if isName("not") {
+            index += 1
+            let operand = try nested { try $0.parseNot() }
+            return try node(.unary("not", operand.expr), operand.height)
+        }
         return try parseCompare()
     }
 
-    mutating func parseCompare() throws -> JinjaExpr {
-        var left = try parseMath1()
-        while true {
-            if case let .op(o)? = peek(), ["==", "!=", "<", ">", "<=", ">="].contains(o) {
-                index += 1
-                left = .binary(o, left, try parseMath1())
-            } else if isName("in") {
-                index += 1
-                left = .binary("in", left, try parseMath1())
-            } else if isName("not") && isName("in", 1) {
-                index += 2
-                left = .binary("notin", left, try parseMath1())
-            } else {
-                return left
-            }
+    mutating func parseCompare() throws -> Node {
+        try chain({ try $0.parseMath1() }) { parser in
+            if case let .op(o)? = parser.peek(), ["==", "!=", "<", ">", "<=", ">="].contains(o) { return (o, 1) }
+            if parser.isName("in") { return ("in", 1) }
+            if parser.isName("not") && parser.isName("in", 1) { return ("notin", 2) }
+            return nil
         }
     }
 
-    mutating func parseMath1() throws -> JinjaExpr {
-        var left = try parseConcat()
-        while case let .op(o)? = peek(), o == "+" || o == "-" {
+    mutating func parseMath1() throws -> Node {
+        try chain({ try $0.parseConcat() }) { parser in
+            if case let .op(o)? = parser.peek(), o == "+" || o == "-" { return (o, 1) }
+            return nil
+        }
+    }
+
+    mutating func parseConcat() throws -> Node {
+        try chain({ try $0.parseMath2() }) { $0.isOp("~") ? ("~", 1) : nil }
+    }
+
+    mutating func parseMath2() throws -> Node {
+        try chain({ try $0.parsePow() }) { parser in
+            if case let .op(o)? = parser.peek(), ["*", "/", "//", "%"].contains(o) { return (o, 1) }
+            return nil
+        }
+    }
+
+    mutating func parsePow() throws -> Node {
+        try chain({ try $0.parseUnary(withFilter: true) }) { $0.isOp("**") ? ("**", 1) : nil }
+    }
+
+    mutating func parseUnary(withFilter: Bool) throws -> Node {
+        var current: Node
+        if isOp("-") || isOp("+") {
+            let sign = isOp("-") ? "-" : "+"
             index += 1
-            left = .binary(o, left, try parseConcat())
+            let operand = try nested { try $0.parseUnary(withFilter: false) }
+            current = try node(.unary(sign, operand.expr), operand.height)
+        } else {
+            current = try parsePrimary()
         }
-        return left
+        current = try parsePostfix(current)
+        if withFilter { current = try parseFilterExpr(current) }
+        return current
     }
 
-    mutating func parseConcat() throws -> JinjaExpr {
-        var left = try parseMath2()
-        while isOp("~") { index += 1; left = .binary("~", left, try parseMath2()) }
-        return left
-    }
-
-    mutating func parseMath2() throws -> JinjaExpr {
-        var left = try parsePow()
-        while case let .op(o)? = peek(), ["*", "/", "//", "%"].contains(o) {
-            index += 1
-            left = .binary(o, left, try parsePow())
-        }
-        return left
-    }
-
-    mutating func parsePow() throws -> JinjaExpr {
-        var left = try parseUnary(withFilter: true)
-        while isOp("**") { index += 1; left = .binary("**", left, try parseUnary(withFilter: true)) }
-        return left
-    }
-
-    mutating func parseUnary(withFilter: Bool) throws -> JinjaExpr {
-        var node: JinjaExpr
-        if isOp("-") { index += 1; node = .unary("-", try parseUnary(withFilter: false)) }
-        else if isOp("+") { index += 1; node = .unary("+", try parseUnary(withFilter: false)) }
-        else { node = try parsePrimary() }
-        node = try parsePostfix(node)
-        if withFilter { node = try parseFilterExpr(node) }
-        return node
-    }
-
-    mutating func parsePrimary() throws -> JinjaExpr {
+    mutating func parsePrimary() throws -> Node {
         guard let token = peek() else { throw ChatTemplateError.syntax("expected an expression, found end of tag") }
         index += 1
         switch token {
@@ -251,133 +304,156 @@ struct JinjaExprParser {
             // Adjacent string literals concatenate.
             var value = s
             while case let .string(more)? = peek() { value += more; index += 1 }
-            return .literal(.string(value))
-        case let .integer(v): return .literal(.int(v))
-        case let .float(v): return .literal(.double(v))
+            return (.literal(.string(value)), 1)
+        case let .integer(v): return (.literal(.int(v)), 1)
+        case let .float(v): return (.literal(.double(v)), 1)
         case let .name(n):
             switch n {
-            case "true", "True": return .literal(.bool(true))
-            case "false", "False": return .literal(.bool(false))
-            case "none", "None": return .literal(.none)
-            default: return .name(n)
+            case "true", "True": return (.literal(.bool(true)), 1)
+            case "false", "False": return (.literal(.bool(false)), 1)
+            case "none", "None": return (.literal(.none), 1)
+            default: return (.name(n), 1)
             }
         case .op("("):
-            if isOp(")") { index += 1; return .list([]) }  // empty tuple
-            let first = try parseExpression()
+            if isOp(")") { index += 1; return (.list([]), 1) }  // empty tuple
+            let first = try parseNode()
             if isOp(",") {
                 var items = [first]
-                while isOp(",") { index += 1; if isOp(")") { break }; items.append(try parseExpression()) }
+                while isOp(",") { index += 1; if isOp(")") { break }; items.append(try parseNode()) }
                 try expectOp(")")
-                return .list(items)
+                return try list(items)
             }
             try expectOp(")")
             return first
         case .op("["):
-            var items: [JinjaExpr] = []
+            var items: [Node] = []
             while !isOp("]") {
-                items.append(try parseExpression())
+                items.append(try parseNode())
                 if isOp(",") { index += 1 } else { break }
             }
             try expectOp("]")
-            return .list(items)
+            return try list(items)
         case .op("{"):
             var pairs: [(JinjaExpr, JinjaExpr)] = []
+            var height = 0
             while !isOp("}") {
-                let key = try parseExpression()
+                let key = try parseNode()
                 try expectOp(":")
-                pairs.append((key, try parseExpression()))
+                let value = try parseNode()
+                pairs.append((key.expr, value.expr))
+                height = max(height, key.height, value.height)
                 if isOp(",") { index += 1 } else { break }
             }
             try expectOp("}")
-            return .dict(pairs)
+            return try node(.dict(pairs), height)
         default:
             throw ChatTemplateError.syntax("unexpected \(describe(token))")
         }
     }
 
-    mutating func parsePostfix(_ start: JinjaExpr) throws -> JinjaExpr {
-        var node = start
+    private func list(_ items: [Node]) throws -> Node {
+        try node(.list(items.map(\.expr)), items.map(\.height).max() ?? 0)
+    }
+
+    mutating func parsePostfix(_ start: Node) throws -> Node {
+        var current = start
         while true {
             if isOp(".") {
                 index += 1
-                if case let .integer(v)? = peek() { index += 1; node = .index(node, .literal(.int(v))); continue }
-                node = .attribute(node, try expectName())
+                if case let .integer(v)? = peek() {
+                    index += 1
+                    current = try node(.index(current.expr, .literal(.int(v))), current.height, 1)
+                    continue
+                }
+                current = try node(.attribute(current.expr, try expectName()), current.height)
             } else if isOp("[") {
                 index += 1
-                node = try parseSubscript(node)
+                current = try parseSubscript(current)
             } else if isOp("(") {
                 index += 1
-                let (args, kwargs) = try parseArguments()
-                node = .call(node, args, kwargs)
+                let (args, kwargs, height) = try parseArguments()
+                current = try node(.call(current.expr, args, kwargs), current.height, height)
             } else {
-                return node
+                return current
             }
         }
     }
 
-    mutating func parseSubscript(_ target: JinjaExpr) throws -> JinjaExpr {
-        var parts: [JinjaExpr?] = [nil]
+    mutating func parseSubscript(_ target: Node) throws -> Node {
+        var parts: [Node?] = [nil]
         var isSlice = false
         while !isOp("]") {
             if isOp(":") { index += 1; isSlice = true; parts.append(nil); continue }
             guard case .none = parts[parts.count - 1] else { throw ChatTemplateError.syntax("bad subscript") }
-            parts[parts.count - 1] = try parseExpression()
+            parts[parts.count - 1] = try parseNode()
         }
         try expectOp("]")
+        let height = parts.map { $0?.height ?? 0 }.max() ?? 0
         if !isSlice {
             guard let key = parts[0] else { throw ChatTemplateError.syntax("empty subscript") }
-            return .index(target, key)
+            return try node(.index(target.expr, key.expr), target.height, key.height)
         }
         guard parts.count <= 3 else { throw ChatTemplateError.syntax("bad slice") }
-        return .slice(target, parts[0], parts.count > 1 ? parts[1] : nil, parts.count > 2 ? parts[2] : nil)
+        return try node(.slice(target.expr, parts[0]?.expr, parts.count > 1 ? parts[1]?.expr : nil,
+                               parts.count > 2 ? parts[2]?.expr : nil), target.height, height)
     }
 
-    /// After `(`: positional and keyword arguments up to `)`.
-    mutating func parseArguments() throws -> ([JinjaExpr], [(String, JinjaExpr)]) {
+    /// After `(`: positional and keyword arguments up to `)`, and the greatest height among them.
+    mutating func parseArguments() throws -> ([JinjaExpr], [(String, JinjaExpr)], Int) {
         var args: [JinjaExpr] = []
         var kwargs: [(String, JinjaExpr)] = []
+        var height = 0
         while !isOp(")") {
             if case let .name(n)? = peek(), isOp("=", 1) {
                 index += 2
-                kwargs.append((n, try parseExpression()))
+                let value = try parseNode()
+                kwargs.append((n, value.expr))
+                height = max(height, value.height)
             } else {
-                args.append(try parseExpression())
+                let value = try parseNode()
+                args.append(value.expr)
+                height = max(height, value.height)
             }
             if isOp(",") { index += 1 } else { break }
         }
         try expectOp(")")
-        return (args, kwargs)
+        return (args, kwargs, height)
     }
 
-    mutating func parseFilterExpr(_ start: JinjaExpr) throws -> JinjaExpr {
-        var node = start
+    mutating func parseFilterExpr(_ start: Node) throws -> Node {
+        var current = start
         while true {
             if isOp("|") {
                 index += 1
                 let name = try expectName()
                 var args: [JinjaExpr] = [], kwargs: [(String, JinjaExpr)] = []
-                if isOp("(") { index += 1; (args, kwargs) = try parseArguments() }
-                node = .filter(node, name, args, kwargs)
+                var height = 0
+                if isOp("(") { index += 1; (args, kwargs, height) = try parseArguments() }
+                current = try node(.filter(current.expr, name, args, kwargs), current.height, height)
             } else if isName("is") {
                 index += 1
                 var negated = false
                 if isName("not") { index += 1; negated = true }
                 let name = try expectName()
                 var args: [JinjaExpr] = []
+                var height = 0
                 if isOp("(") {
                     index += 1
-                    args = try parseArguments().0
+                    (args, _, height) = try parseArguments()
                 } else if let next = peek(), !isName("and"), !isName("or"), !isName("else"), !isName("if"),
                           !isName("in"), !isName("not"), !isName("is") {
                     // `is divisibleby 3`, `is sameas none`: one bare argument.
                     switch next {
-                    case .string, .integer, .float, .name: args = [try parsePrimary()]
+                    case .string, .integer, .float, .name:
+                        let argument = try parsePrimary()
+                        args = [argument.expr]
+                        height = argument.height
                     default: break
                     }
                 }
-                node = .test(node, name, args, negated: negated)
+                current = try node(.test(current.expr, name, args, negated: negated), current.height, height)
             } else {
-                return node
+                return current
             }
         }
     }
@@ -385,8 +461,13 @@ struct JinjaExprParser {
 
 /// Builds the node tree from the lexer's tokens.
 struct JinjaTemplateParser {
+    /// `if`/`for` blocks nested deeper than this are an error (the parser, the interpreter and
+    /// the tree's release all recurse once per level).
+    static let maxBlockNesting = 100
+
     let tokens: [JinjaToken]
     var index = 0
+    private var blockDepth = 0
 
     init(tokens: [JinjaToken]) { self.tokens = tokens }
 
@@ -397,34 +478,48 @@ struct JinjaTemplateParser {
             switch tokens[index] {
             case let .text(t):
                 nodes.append(.text(t)); index += 1
-            case let .output(source):
-                var parser = JinjaExprParser(try jinjaLex(source))
-                let expr = try parser.parseExpression()
-                guard parser.atEnd else { throw ChatTemplateError.syntax("unexpected \(parser.describe(parser.peek())) in {{ }}") }
-                nodes.append(.output(expr)); index += 1
-            case let .statement(source):
-                let lexemes = try jinjaLex(source)
-                guard case let .name(keyword)? = lexemes.first else { throw ChatTemplateError.syntax("empty {% %} tag") }
+            case let .output(source, line):
+                try JinjaTemplateParser.at(line) {
+                    var parser = JinjaExprParser(try jinjaLex(source))
+                    let expr = try parser.parseExpression()
+                    guard parser.atEnd else { throw ChatTemplateError.syntax("unexpected \(parser.describe(parser.peek())) in {{ }}") }
+                    nodes.append(.output(expr, line: line))
+                }
+                index += 1
+            case let .statement(source, line):
+                let lexemes = try JinjaTemplateParser.at(line) { try jinjaLex(source) }
+                guard case let .name(keyword)? = lexemes.first else {
+                    throw ChatTemplateError.located(line: line, .syntax("empty {% %} tag"))
+                }
                 if terminators.contains(keyword) { return nodes }
                 index += 1
                 var parser = JinjaExprParser(lexemes)
                 parser.index = 1
-                nodes.append(try parseStatement(keyword, &parser))
+                let node = try JinjaTemplateParser.at(line) { try parseStatement(keyword, &parser, line: line) }
+                nodes.append(node)
             }
         }
         if !terminators.isEmpty {
-            throw ChatTemplateError.syntax("missing {% \(terminators.sorted().joined(separator: " / ")) %}")
+            throw ChatTemplateError.syntax("missing {% \(terminators.sorted().joined(separator: " / ")) %} at the end of the template")
         }
         return nodes
     }
 
+    /// `body`'s result; a `ChatTemplateError` without a line gets `line`.
+    static func at<T>(_ line: Int, _ body: () throws -> T) throws -> T {
+        do { return try body() } catch let error as ChatTemplateError {
+            if case .located = error { throw error }
+            throw ChatTemplateError.located(line: line, error)
+        }
+    }
+
     /// The keyword of the current (terminator) statement, consumed.
     mutating func takeTerminator() throws -> (String, JinjaExprParser) {
-        guard index < tokens.count, case let .statement(source) = tokens[index] else {
+        guard index < tokens.count, case let .statement(source, line) = tokens[index] else {
             throw ChatTemplateError.syntax("unexpected end of template")
         }
         index += 1
-        let lexemes = try jinjaLex(source)
+        let lexemes = try JinjaTemplateParser.at(line) { try jinjaLex(source) }
         guard case let .name(keyword)? = lexemes.first else { throw ChatTemplateError.syntax("empty tag") }
         var parser = JinjaExprParser(lexemes)
         parser.index = 1
@@ -435,7 +530,12 @@ struct JinjaTemplateParser {
         guard parser.atEnd else { throw ChatTemplateError.syntax("unexpected \(parser.describe(parser.peek())) in {% \(what) %}") }
     }
 
-    mutating func parseStatement(_ keyword: String, _ parser: inout JinjaExprParser) throws -> JinjaNode {
+    mutating func parseStatement(_ keyword: String, _ parser: inout JinjaExprParser, line: Int) throws -> JinjaNode {
+        blockDepth += 1
+        defer { blockDepth -= 1 }
+        guard blockDepth <= JinjaTemplateParser.maxBlockNesting else {
+            throw ChatTemplateError.syntax("blocks nested more than \(JinjaTemplateParser.maxBlockNesting) deep")
+        }
         switch keyword {
         case "if":
             var branches: [(JinjaExpr, [JinjaNode])] = []
@@ -459,7 +559,7 @@ struct JinjaTemplateParser {
                 try finish(p, "endif")
                 break
             }
-            return .ifBlock(branches, elseBody)
+            return .ifBlock(branches, elseBody, line: line)
         case "for":
             var targets = [try parser.expectName()]
             while parser.isOp(",") { parser.index += 1; targets.append(try parser.expectName()) }
@@ -479,7 +579,8 @@ struct JinjaTemplateParser {
                 (word, p) = try takeTerminator()
             }
             try finish(p, "endfor")
-            return .forBlock(targets: targets, iterable: iterable, condition: condition, body: body, elseBody: elseBody)
+            return .forBlock(targets: targets, iterable: iterable, condition: condition, body: body, elseBody: elseBody,
+                             line: line)
         case "set":
             let name = try parser.expectName()
             var attribute: String? = nil
@@ -489,7 +590,7 @@ struct JinjaTemplateParser {
             parser.index += 1
             let value = try parser.parseExpression()
             try finish(parser, "set")
-            return .set(target: name, attribute: attribute, value: value)
+            return .set(target: name, attribute: attribute, value: value, line: line)
         case "break": try finish(parser, "break"); return .breakLoop
         case "continue": try finish(parser, "continue"); return .continueLoop
         case "generation":
@@ -497,7 +598,7 @@ struct JinjaTemplateParser {
             try finish(parser, "generation")
             let body = try parseBody(until: ["endgeneration"])
             _ = try takeTerminator()
-            return .ifBlock([(.literal(.bool(true)), body)], nil)
+            return .ifBlock([(.literal(.bool(true)), body)], nil, line: line)
         default:
             throw ChatTemplateError.unsupported("{% \(keyword) %}")
         }

@@ -11,7 +11,8 @@
 // |---|---|
 // | `Tokenizer.swift` | public API; encode = added tokens -> pre-tokenizer steps (depth first) -> BPE per piece (cached) |
 // | `TokenizerLoader.swift` | reads the pipeline; unsupported components are errors naming the field |
-// | `ScalarRegex.swift`, `ScalarSet.swift` | backtracking regex over Unicode scalars for `Split` (Oniguruma semantics) |
+// | `ScalarRegex.swift`, `RegexParser.swift`, `ScalarSet.swift` | backtracking regex over Unicode scalars for `Split` (Oniguruma semantics) |
+// | `ScalarRegex+Memo.swift` | the memoizing matcher it falls back to, so no pattern backtracks more than linearly |
 // | `UnicodeTables.swift` | `\s` and Rust `is_numeric` sets, generated from the fixture's `unicode_classes.json` |
 // | `BPEModel.swift`, `PieceCache.swift`, `ByteStringTable.swift` | merges, piece cache, vocabulary tables |
 // | `ByteLevel.swift` | GPT-2 byte <-> character alphabet |

@@ -20,13 +20,71 @@ indirect enum ScalarSetItem {
         case .whiteSpace: return UnicodeTables.isWhiteSpace(v)
         case .word:
             guard let scalar = Unicode.Scalar(v) else { return false }
-            let bit = ScalarSetItem.categoryBit(scalar.properties.generalCategory)
-            return bit & (ScalarSetItem.letterMask | ScalarSetItem.markMask | ScalarSetItem.bit(.decimalNumber)
-                          | ScalarSetItem.bit(.connectorPunctuation)) != 0
+            return ScalarSetItem.categoryBit(scalar.properties.generalCategory) & ScalarSetItem.wordMask != 0
         case let .union(items):
             for item in items where item.contains(v) { return true }
             return false
         case let .not(item): return !item.contains(v)
+        }
+    }
+
+    /// A union with nested unions flattened, its ranges merged into one table and its category
+    /// masks into one mask (a class of many items then costs about one item to match).
+    static func normalizedUnion(_ items: [ScalarSetItem]) -> ScalarSetItem {
+        var ranges: ScalarRanges = []
+        var mask: UInt32 = 0
+        var others: [ScalarSetItem] = []
+        var seen = Set<[UInt32]>()
+        func add(_ item: ScalarSetItem) {
+            switch item {
+            case let .union(children): children.forEach(add)
+            case let .ranges(table): ranges += table
+            case let .categories(m): mask |= m
+            default: if seen.insert(item.key).inserted { others.append(item) }
+            }
+        }
+        items.forEach(add)
+        var result: [ScalarSetItem] = []
+        if !ranges.isEmpty { result.append(.ranges(merged(ranges))) }
+        if mask != 0 { result.append(.categories(mask)) }
+        result += others
+        return result.count == 1 ? result[0] : .union(result)
+    }
+
+    /// Sorted, overlapping and adjacent ranges joined.
+    static func merged(_ input: ScalarRanges) -> ScalarRanges {
+        var out: ScalarRanges = []
+        for r in input.sorted(by: { $0.0 < $1.0 }) {
+            if let last = out.last, r.0 <= last.1 &+ 1 {
+                out[out.count - 1].1 = max(last.1, r.1)
+            } else {
+                out.append(r)
+            }
+        }
+        return out
+    }
+
+    /// A value that is equal for equal descriptions (to share one compiled set between them).
+    var key: [UInt32] {
+        var out: [UInt32] = []
+        appendKey(to: &out)
+        return out
+    }
+
+    private func appendKey(to out: inout [UInt32]) {
+        switch self {
+        case let .ranges(table):
+            out += [1, UInt32(truncatingIfNeeded: table.count)]
+            for (low, high) in table { out += [low, high] }
+        case let .categories(mask): out += [2, mask]
+        case .whiteSpace: out.append(3)
+        case .word: out.append(4)
+        case let .union(items):
+            out += [5, UInt32(truncatingIfNeeded: items.count)]
+            for item in items { item.appendKey(to: &out) }
+        case let .not(item):
+            out.append(6)
+            item.appendKey(to: &out)
         }
     }
 
@@ -77,6 +135,8 @@ indirect enum ScalarSetItem {
     static let symbolMask: UInt32 = 0b1111 << 18
     static let separatorMask: UInt32 = 0b111 << 22
     static let otherMask: UInt32 = 0b11111 << 25
+    /// `\w`: letters, marks, decimal digits, connector punctuation.
+    static let wordMask: UInt32 = letterMask | markMask | (1 << 8) | (1 << 11)
 
     /// The mask of a `\p{..}` name (one- or two-letter general category, or its long name).
     static func categoryMask(named raw: String) -> UInt32? {
@@ -128,11 +188,46 @@ indirect enum ScalarSetItem {
 
 /// Compiling a set: its BMP bitmap and whether astral scalars need a look at the description.
 enum ScalarSet {
-    /// Sets bit v of `bitmap` (1024 words) for every BMP scalar v in the set.
+    /// Sets bit v of `bitmap` (1024 words) for every BMP scalar v in the set (never a surrogate).
+    /// Ranges are written directly and categories come from one table, so a class of thousands
+    /// of items compiles in about the time of its size.
     static func fillBMP(_ item: ScalarSetItem, _ bitmap: UnsafeMutablePointer<UInt64>) {
-        for v in UInt32(0)..<0x10000 where !(0xD800...0xDFFF).contains(v) && item.contains(v) {
-            bitmap[Int(v >> 6)] |= 1 << UInt64(v & 63)
+        switch item {
+        case let .ranges(table): fillRanges(table, bitmap)
+        case .whiteSpace: fillRanges(UnicodeTables.whiteSpace, bitmap)
+        case let .categories(mask): fillCategories(mask, bitmap)
+        case .word: fillCategories(ScalarSetItem.wordMask, bitmap)
+        case let .union(items): for child in items { fillBMP(child, bitmap) }
+        case let .not(inner):
+            withUnsafeTemporaryAllocation(of: UInt64.self, capacity: 1024) { scratch in
+                let base = scratch.baseAddress!
+                base.initialize(repeating: 0, count: 1024)
+                fillBMP(inner, base)
+                for w in 0..<1024 where !surrogateWords.contains(w) { bitmap[w] |= ~base[w] }
+            }
         }
+    }
+
+    /// Words 864..<896 of a BMP bitmap hold the surrogates, which never occur in text.
+    private static let surrogateWords = (0xD800 >> 6)..<(0xE000 >> 6)
+
+    private static func fillRanges(_ table: ScalarRanges, _ bitmap: UnsafeMutablePointer<UInt64>) {
+        for (low, high) in table where low < 0x10000 {
+            for v in low...min(high, 0xFFFF) where !(0xD800...0xDFFF).contains(v) {
+                bitmap[Int(v >> 6)] |= 1 << UInt64(v & 63)
+            }
+        }
+    }
+
+    private static func fillCategories(_ mask: UInt32, _ bitmap: UnsafeMutablePointer<UInt64>) {
+        bmpCategoryBits.withUnsafeBufferPointer { bits in
+            for v in 0..<0x10000 where bits[v] & mask != 0 { bitmap[v >> 6] |= 1 << UInt64(v & 63) }
+        }
+    }
+
+    /// `ScalarSetItem.categoryBit` of every BMP scalar (0 for surrogates), computed once.
+    private static let bmpCategoryBits: [UInt32] = (0..<0x10000).map { v in
+        Unicode.Scalar(UInt32(v)).map { ScalarSetItem.categoryBit($0.properties.generalCategory) } ?? 0
     }
 
     /// True when no astral scalar can be a member (saves evaluating the description).

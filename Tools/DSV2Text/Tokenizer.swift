@@ -10,6 +10,8 @@ import Foundation
 public final class Tokenizer: @unchecked Sendable {
     /// Where the tokenizer was loaded from (for messages).
     public let path: String
+    /// Where tokenizer_config.json (bos/eos tokens, chat template) was read from, or would have been.
+    public let configPath: String
     /// Number of ids: highest id (vocabulary or added token) + 1.
     public let vocabularySize: Int
     /// `added_tokens`, in file order.
@@ -26,6 +28,8 @@ public final class Tokenizer: @unchecked Sendable {
     public let chatTemplate: ChatTemplate?
 
     let steps: [PreTokenizerStep]
+    /// The JSON path of each step (for errors found while encoding).
+    let stepFields: [String]
     /// The same steps without references, and their regexes unretained (kept alive by `steps`),
     /// so the per-piece dispatch does no reference counting.
     private let stepKinds: [StepKind]
@@ -75,12 +79,14 @@ public final class Tokenizer: @unchecked Sendable {
     public init(tokenizerJSON: Data, configJSON: Data?, path: String = "tokenizer.json",
                 configPath: String = "tokenizer_config.json") throws {
         self.path = path
+        self.configPath = configPath
         let root: JSONValue
         do { root = try JSONValue.parse(tokenizerJSON) } catch let e as TokenizerError {
             throw TokenizerError.invalidFile(path: path, reason: "\(e)")
         }
         let loaded = try TokenizerLoader(path: path, root: root)
         steps = loaded.steps
+        stepFields = loaded.stepFields
         stepKinds = loaded.steps.map { step in
             switch step {
             case let .split(_, behavior, invert): return .split(behavior, invert: invert)
@@ -164,7 +170,9 @@ public final class Tokenizer: @unchecked Sendable {
             guard let source else {
                 throw TokenizerError.invalidField(path: configPath, field: "chat_template", reason: "expected a string or a list of named templates")
             }
-            chatTemplate = try ChatTemplate(source)
+            do { chatTemplate = try ChatTemplate(source) } catch let error as ChatTemplateError {
+                throw TokenizerError.chatTemplate(path: configPath, error)
+            }
         } else {
             chatTemplate = nil
         }
@@ -193,7 +201,8 @@ public final class Tokenizer: @unchecked Sendable {
     /// Token ids of `text`. With `addSpecialTokens`, BOS/EOS are added as transformers'
     /// `encode(text)` does (`add_bos_token`/`add_eos_token`, else the post-processor template);
     /// without, the result equals raw `tokenizers` `encode(text, add_special_tokens=False)`.
-    public func encode(_ text: String, addSpecialTokens: Bool = false) -> [Int] {
+    /// Throws only if a Split regex of a hostile tokenizer.json runs out of steps (`RegexScratch`).
+    public func encode(_ text: String, addSpecialTokens: Bool = false) throws -> [Int] {
         var scalars: [UInt32] = []
         scalars.reserveCapacity(text.utf8.count)
         for s in text.unicodeScalars { scalars.append(s.value) }
@@ -207,6 +216,10 @@ public final class Tokenizer: @unchecked Sendable {
         scalars.withUnsafeBufferPointer { buffer in
             guard let base = buffer.baseAddress else { return }
             encodeScalars(base, 0, buffer.count, state: &state, ids: &ids)
+        }
+        // Checked once here rather than after every piece: the hot recursion stays free of it.
+        if let failure = state.regex.failure {
+            throw regexError(failure)  // the state is not handed back
         }
         if addSpecialTokens {
             if usesConfigSpecialTokens { if addEosToken, let eosTokenId { ids.append(UInt32(eosTokenId)) } }
@@ -258,7 +271,7 @@ public final class Tokenizer: @unchecked Sendable {
         case let .split(behavior, invert):
             state.matches.removeAll(keepingCapacity: true)
             stepRegexes[step]!._withUnsafeGuaranteedRef {
-                $0.matches(text, lower, upper, into: &state.matches, stack: &state.backtrack)
+                $0.matches(text, lower, upper, into: &state.matches, scratch: &state.regex)
             }
             if behavior == .isolated && !invert {
                 var previous = lower
@@ -307,7 +320,7 @@ public final class Tokenizer: @unchecked Sendable {
                     var local: [(Int, Int)] = []
                     if let regex {
                         var found: [(Int, Int)] = []
-                        regex.matches(buffer.baseAddress!, 0, buffer.count, into: &found, stack: &state.backtrack)
+                        regex.matches(buffer.baseAddress!, 0, buffer.count, into: &found, scratch: &state.regex)
                         isolate(found, 0, buffer.count, into: &local)
                     } else {
                         local = [(0, buffer.count)]
@@ -318,7 +331,7 @@ public final class Tokenizer: @unchecked Sendable {
             }
             if let regex {
                 var found: [(Int, Int)] = []
-                regex.matches(text, lower, upper, into: &found, stack: &state.backtrack)
+                regex.matches(text, lower, upper, into: &found, scratch: &state.regex)
                 isolate(found, lower, upper, into: &state.pieces)
             } else {
                 state.pieces.append((lower, upper))
@@ -332,6 +345,18 @@ public final class Tokenizer: @unchecked Sendable {
             i += 1
         }
         state.pieces.removeLast(state.pieces.count - base)
+    }
+
+    /// The error for a regex that ran out of steps, naming this file and its pre-tokenizer.
+    private func regexError(_ failure: RegexFailure) -> TokenizerError {
+        let step = steps.firstIndex {
+            switch $0 {
+            case let .split(regex, _, _), let .byteLevel(_, regex?): return regex === failure.regex
+            default: return false
+            }
+        }
+        return .inField(path: path, field: step.map { stepFields[$0] } ?? "pre_tokenizer",
+                        .regexTooCostly(pattern: failure.regex.shortPattern, scalars: failure.scalars, steps: failure.steps))
     }
 
     private func isolate(_ found: [(Int, Int)], _ lower: Int, _ upper: Int, into out: inout [(Int, Int)]) {
@@ -419,7 +444,7 @@ enum StepKind {
 struct EncodeState {
     var cache = PieceCache()
     var bpe = BPEScratch()
-    var backtrack: [RegexBacktrack] = []
+    var regex = RegexScratch()
     var matches: [(Int, Int)] = []
     var pieces: [(Int, Int)] = []
     var bytes: [UInt8] = []

@@ -15,6 +15,13 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable {
     case invalidRegex(pattern: String, reason: String)
     /// A token or id that the vocabulary does not contain.
     case unknownToken(String)
+    /// A Split regex needed more than `steps` steps on a piece of `scalars` scalars (a pattern
+    /// that backtracks without bound even with memoization; no real tokenizer comes close).
+    case regexTooCostly(pattern: String, scalars: Int, steps: Int)
+    /// `field` of the file at `path` failed with `error` (e.g. which pre-tokenizer a regex error is from).
+    indirect case inField(path: String, field: String, TokenizerError)
+    /// The `chat_template` of the tokenizer_config.json at `path` failed to parse or to render.
+    case chatTemplate(path: String, ChatTemplateError)
 
     public var description: String {
         switch self {
@@ -25,6 +32,10 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable {
         case let .unsupportedRegex(pattern, reason): return "unsupported regex syntax in /\(pattern)/: \(reason)"
         case let .invalidRegex(pattern, reason): return "invalid regex /\(pattern)/: \(reason)"
         case let .unknownToken(token): return "unknown token \(token)"
+        case let .regexTooCostly(pattern, scalars, steps):
+            return "regex /\(pattern)/ needed more than \(steps) steps on a piece of \(scalars) scalars"
+        case let .inField(path, field, error): return "\(path): field `\(field)`: \(error)"
+        case let .chatTemplate(path, error): return "\(path): field `chat_template`: \(error)"
         }
     }
 }

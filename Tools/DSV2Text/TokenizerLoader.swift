@@ -3,6 +3,8 @@
 struct TokenizerLoader {
     let path: String
     var steps: [PreTokenizerStep] = []
+    /// The JSON path of each step.
+    var stepFields: [String] = []
     var model: BPEModel
     var addedTokens: [AddedToken] = []
     var decodeBytes: [[UInt8]] = []
@@ -35,6 +37,12 @@ struct TokenizerLoader {
 
         // MARK: pre_tokenizer
         var steps: [PreTokenizerStep] = []
+        var stepFields: [String] = []
+        func regex(_ pattern: String, _ field: String) throws -> ScalarRegex {
+            do { return try ScalarRegex(pattern) } catch let error as TokenizerError {
+                throw TokenizerError.inField(path: path, field: field, error)
+            }
+        }
         func addPreTokenizer(_ value: JSONValue?, _ name: String) throws {
             guard let value, !value.isNull else { return }
             switch value["type"]?.stringValue {
@@ -55,14 +63,17 @@ struct TokenizerLoader {
                     throw unsupported("\(name).behavior", .object([("type", value["behavior"] ?? .null)]))
                 }
                 let invert = value["invert"]?.boolValue ?? false
-                steps.append(.split(try ScalarRegex(pattern), behavior, invert: invert))
+                steps.append(.split(try regex(pattern, "\(name).pattern"), behavior, invert: invert))
+                stepFields.append(name)
             case "Digits":
                 steps.append(.digits(individual: value["individual_digits"]?.boolValue ?? false))
+                stepFields.append(name)
             case "ByteLevel":
                 let addPrefixSpace = value["add_prefix_space"]?.boolValue ?? true
                 let useRegex = value["use_regex"]?.boolValue ?? true
                 steps.append(.byteLevel(addPrefixSpace: addPrefixSpace,
-                                        regex: useRegex ? try ScalarRegex(PreTokenizerStep.gpt2Pattern) : nil))
+                                        regex: useRegex ? try regex(PreTokenizerStep.gpt2Pattern, name) : nil))
+                stepFields.append(name)
             default:
                 throw unsupported(name, value)
             }
@@ -73,6 +84,7 @@ struct TokenizerLoader {
             throw TokenizerError.unsupportedComponent(path: path, field: "pre_tokenizer", type: "(no ByteLevel step)")
         }
         self.steps = steps
+        self.stepFields = stepFields
 
         // MARK: model
         guard let modelValue = root["model"], modelValue["type"]?.stringValue == "BPE" || (modelValue["type"] == nil && modelValue["merges"] != nil) else {
@@ -125,17 +137,32 @@ struct TokenizerLoader {
         var byteVocab = ByteStringTable(capacity: count)
         var wholeTokens: [[UInt8]: UInt32] = [:]
         let ignoreMerges = modelValue["ignore_merges"]?.boolValue == true
+        // One id per token and one token per id: HF would silently keep one of two tokens sharing
+        // an id for decoding (which one depends on hashing), so a clash is an error here.
+        func show(_ token: String) -> String { JSONValue.string(String(token.unicodeScalars.prefix(60))).serialized }
         for (token, id) in entries {
+            if let other = tokenStrings[id] {
+                throw field("model.vocab", "tokens \(show(other)) and \(show(token)) both have id \(id)")
+            }
+            if let other = tokenIds.insert(utf8: token, id) {
+                throw field("model.vocab", "token \(show(token)) is listed twice (ids \(other) and \(id))")
+            }
             let bytes = ByteLevel.bytes(ofToken: token)
             decodeBytes[id] = bytes ?? Array(token.utf8)
             tokenStrings[id] = token
-            tokenIds.insert(utf8: token, id)
             if let bytes {
                 byteVocab.insert(bytes, id)
                 if ignoreMerges { wholeTokens[bytes] = UInt32(id) }
             }
         }
-        for token in added {
+        for (i, token) in added.enumerated() {
+            // An added token may repeat a vocabulary entry (same id, same string), nothing else.
+            if let other = tokenStrings[token.id], !other.unicodeScalars.elementsEqual(token.content.unicodeScalars) {
+                throw field("added_tokens[\(i)]", "id \(token.id) is already the token \(show(other)), not \(show(token.content))")
+            }
+            if let other = tokenIds.lookup(utf8: token.content), other != token.id {
+                throw field("added_tokens[\(i)]", "\(show(token.content)) already has id \(other), not \(token.id)")
+            }
             // HF decodes added tokens through the ByteLevel decoder too (e.g. `ü` becomes byte 0xFC).
             decodeBytes[token.id] = ByteLevel.bytes(ofToken: token.content) ?? Array(token.content.utf8)
             tokenStrings[token.id] = token.content

@@ -78,7 +78,7 @@ struct BenchTokenizerCommand: ParsableCommand {
             let start = DispatchTime.now()
             let cpuStart = BenchClock.threadCPU()  // CPU time: the HF anchor figures are CPU-time based too
             var count = 0
-            for item in items { count += fresh.encode(item).count }
+            for item in items { count += try fresh.encode(item).count }
             bestItems = min(bestItems, seconds(since: start))
             cpuItems = min(cpuItems, BenchClock.threadCPU() - cpuStart)
             tokensItems = count
@@ -86,7 +86,7 @@ struct BenchTokenizerCommand: ParsableCommand {
             let fresh2 = try Tokenizer(tokenizerJSON: tokenizerData, configJSON: configData, path: jsonURL.path)
             let start2 = DispatchTime.now()
             let cpuStart2 = BenchClock.threadCPU()
-            tokensJoined = fresh2.encode(joined).count
+            tokensJoined = try fresh2.encode(joined).count
             bestJoined = min(bestJoined, seconds(since: start2))
             cpuJoined = min(cpuJoined, BenchClock.threadCPU() - cpuStart2)
         }

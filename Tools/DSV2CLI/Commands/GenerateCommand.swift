@@ -43,7 +43,7 @@ struct GenerateCommand: ParsableCommand {
         let model = try GenerationModel.load(modelArguments)
         let session = try GenerationSession(model: model.engine, tokenizer: model.tokenizer,
                                             contextLength: modelArguments.contextSize)
-        let promptIds = model.tokenizer.encode(text, addSpecialTokens: !noBos)
+        let promptIds = try model.tokenizer.encode(text, addSpecialTokens: !noBos)
         let seed = sampling.resolvedSeed()
         var sampler = sampling.makeSampler(seed: seed)
 

@@ -58,7 +58,7 @@ struct PerplexityCommand: ParsableCommand {
                 throw UsageError("--text \(text): not valid UTF-8")
             }
             let tokenizer = try opened.tokenizer()
-            let tokens = tokenizer.encode(string, addSpecialTokens: false).map { Int32($0) }  // no BOS/EOS
+            let tokens = try tokenizer.encode(string, addSpecialTokens: false).map { Int32($0) }  // no BOS/EOS
             let base = try klBase.map { try LogitsBaseFile(url: URL(fileURLWithPath: $0)) }
             let languageModel = try opened.makeEngine(spec.choice(threads: threads))
             if let base { try base.check(vocab: languageModel.config.vocabSize, ctx: ctx, tokens: tokens) }

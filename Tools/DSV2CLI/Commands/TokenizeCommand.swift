@@ -62,7 +62,7 @@ struct TokenizeCommand: ParsableCommand {
         }
         if let text = value["text"]?.stringValue {
             let addSpecial = value["add_special_tokens"]?.boolValue ?? false
-            let ids = tok.encode(text, addSpecialTokens: addSpecial)
+            let ids = try tok.encode(text, addSpecialTokens: addSpecial)
             return JSONValue.object([("ids", .array(ids.map { .number(Double($0)) }))]).serialized
         }
         if let list = value["messages"]?.arrayValue {
@@ -82,7 +82,7 @@ struct TokenizeCommand: ParsableCommand {
             do { text = try tok.renderChat(messages, addGenerationPrompt: addPrompt) } catch {
                 throw LineError(line: line, reason: "\(error)")
             }
-            let ids = tok.encode(text, addSpecialTokens: false)
+            let ids = try tok.encode(text, addSpecialTokens: false)
             return JSONValue.object([("ids", .array(ids.map { .number(Double($0)) })), ("text", .string(text))]).serialized
         }
         throw LineError(line: line, reason: "expected {\"text\": ...} or {\"messages\": [...]}")
