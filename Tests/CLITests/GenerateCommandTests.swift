@@ -59,7 +59,8 @@ final class GenerateCommandTests: XCTestCase {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("dsv2-prompt-\(UUID().uuidString).txt")
         try (goldenPrompt + "\n").write(to: file, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: file) }
-        let fromFile = try DSV2Run.run(["generate", "--model", model, "--file", file.path, "--temp", "0", "-n", "8", "--json"])
+        let fromFile = try DSV2Run.run(["generate", "--model", model, "--engine", "reference", "--file", file.path, "--temp", "0",
+                                        "-n", "8", "--json"])
         XCTAssertEqual(try fromFile.json()["generated_ids"] as? [Int], Array(g.ids.prefix(8)))
     }
 
@@ -153,7 +154,7 @@ final class GenerateCommandTests: XCTestCase {
     }
 
     /// Ctrl-C (SIGINT) stops the generation at the next token; the statistics still come out and
-    /// the exit status is 0. Temperature 5 over the whole vocabulary with a fixed seed makes a long,
+    /// the exit status is 130 (interrupted). Temperature 5 over the whole vocabulary with a fixed seed makes a long,
     /// EOS-free run (≈1000 tokens to the context limit), so the signal lands mid-generation.
     func testInterruptStopsGeneration() throws {
         let binary = Fixtures.dsv2Binary
@@ -171,7 +172,7 @@ final class GenerateCommandTests: XCTestCase {
         _ = out.fileHandleForReading.readDataToEndOfFile()
         let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
-        XCTAssertEqual(process.terminationStatus, 0, stderr)
+        XCTAssertEqual(process.terminationStatus, 130, stderr)
         XCTAssertTrue(stderr.contains("stop: interrupted"), stderr)
     }
 }

@@ -95,23 +95,22 @@ extension Model {
                                     allowRequantize: Bool = false) throws -> QuantizedEngine {
         let threadCount = threads ?? automaticThreads
         guard threadCount >= 1 else { throw EngineChoiceError.threads(threadCount) }
+        let source = try quantizedSource(preset: preset, allowRequantize: allowRequantize)
+        return try QuantizedEngine(source: source, threads: threadCount, kvCacheType: kvCache)
+    }
+
+    /// The tensors the quantized engine loads: a folder quantized with `preset` (q8 by default)
+    /// while loading, a container as stored or converted to `preset`.
+    func quantizedSource(preset: String?, allowRequantize: Bool) throws -> WeightSource {
         let policy = try preset.map { name -> QuantizationPolicy in
             guard let policy = QuantizationPolicy.preset(name) else { throw EngineOptionError.unknownPreset(name) }
             return policy
         }
-        let source: WeightSource
-        if let stored = storedQuantization {
-            if let policy, policy.name != stored {
-                if !allowRequantize, Self.isRequantization(stored: stored, requested: policy) {
-                    throw EngineChoiceError.requantize(path: url.path, stored: stored, requested: policy.name)
-                }
-                source = QuantizingSource(weights, policy: policy)
-            } else {
-                source = weights
-            }
-        } else {
-            source = QuantizingSource(weights, policy: policy ?? .q8)
+        guard let stored = storedQuantization else { return QuantizingSource(weights, policy: policy ?? .q8) }
+        guard let policy, policy.name != stored else { return weights }
+        if !allowRequantize, Self.isRequantization(stored: stored, requested: policy) {
+            throw EngineChoiceError.requantize(path: url.path, stored: stored, requested: policy.name)
         }
-        return try QuantizedEngine(source: source, threads: threadCount, kvCacheType: kvCache)
+        return QuantizingSource(weights, policy: policy)
     }
 }

@@ -19,7 +19,7 @@ struct BenchTokenizerCommand: ParsableCommand {
     var megabytes: Double = 4
 
     @Option(name: .long, help: "Timed runs; the best is reported.")
-    var runs: Int = 3
+    var repetitions: Int = 3
 
     @Flag(name: .long, help: "Print one JSON object.")
     var json = false
@@ -28,30 +28,26 @@ struct BenchTokenizerCommand: ParsableCommand {
     static let hfEncodeBatchMBps = 1.05...1.20
     static let hfSingleEncodeMBps = 0.61...0.73
 
-    struct BenchError: Error, CustomStringConvertible {
-        let description: String
-    }
-
     func run() throws {
         let url = URL(fileURLWithPath: tokenizer)
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
-            throw BenchError(description: "no tokenizer at \(url.path) (pass --tokenizer)")
+            throw UsageError("no tokenizer at \(url.path) (pass --tokenizer)")
         }
         let folder = isDirectory.boolValue ? url : url.deletingLastPathComponent()
         let jsonURL = isDirectory.boolValue ? url.appendingPathComponent("tokenizer.json") : url
         let corpusURL = corpus.map { URL(fileURLWithPath: $0) } ?? folder.appendingPathComponent("cases.jsonl")
         guard let corpusData = try? Data(contentsOf: corpusURL) else {
-            throw BenchError(description: "cannot read the corpus \(corpusURL.path) (pass --corpus)")
+            throw UsageError("cannot read the corpus \(corpusURL.path) (pass --corpus)")
         }
         var texts: [String] = []
         for (i, line) in corpusData.split(separator: 0x0A).enumerated() {
             guard let value = try? JSONValue.parse(Data(line)) else {
-                throw BenchError(description: "\(corpusURL.path) line \(i + 1): invalid JSON")
+                throw UsageError("\(corpusURL.path) line \(i + 1): invalid JSON")
             }
             if let text = value["text"]?.stringValue, !text.isEmpty { texts.append(text) }
         }
-        guard !texts.isEmpty else { throw BenchError(description: "\(corpusURL.path): no \"text\" rows") }
+        guard !texts.isEmpty else { throw UsageError("\(corpusURL.path): no \"text\" rows") }
 
         // Items: the texts repeated until the corpus reaches the requested size.
         let target = Int(megabytes * 1_000_000)
@@ -73,7 +69,7 @@ struct BenchTokenizerCommand: ParsableCommand {
         var bestItems = Double.infinity, bestJoined = Double.infinity
         var cpuItems = Double.infinity, cpuJoined = Double.infinity
         var tokensItems = 0, tokensJoined = 0
-        for _ in 0..<max(1, runs) {
+        for _ in 0..<max(1, repetitions) {
             let fresh = try Tokenizer(tokenizerJSON: tokenizerData, configJSON: configData, path: jsonURL.path)
             let start = DispatchTime.now()
             let cpuStart = BenchClock.threadCPU()  // CPU time: the HF anchor figures are CPU-time based too

@@ -1,8 +1,7 @@
 import ArgumentParser
 import Foundation
-import DSV2Container
+import DSV2
 import DSV2Converter
-import DSV2Formats
 
 /// `dsv2 convert`: HF safetensors folder (or a container) → `.dsv2` container.
 struct ConvertCommand: ParsableCommand {
@@ -12,7 +11,8 @@ struct ConvertCommand: ParsableCommand {
         discussion: """
         Presets (--quant): q8, q4, q4-mixed, f16, bf16, f32 (see docs/FORMAT.md). Every tensor is \
         checked against config.json first. The output is written to a temporary file next to it \
-        and renamed at the end, so an interrupted conversion leaves nothing at the target path.
+        and renamed at the end, so an interrupted conversion leaves nothing at the target path. \
+        Converting a container stored in q8/q4/q4-mixed to another preset needs --allow-requantize.
         """)
 
     @Argument(help: "A Hugging Face folder (model.safetensors or a sharded index) or a .dsv2 container.")
@@ -30,8 +30,10 @@ struct ConvertCommand: ParsableCommand {
     @Flag(name: .customLong("no-byte-planes"), help: "Compress float tensors without grouping their bytes into planes (for measurements).")
     var noBytePlanes = false
 
-    @Option(help: "Tensors converted in parallel (default: the number of cores).")
-    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    @OptionGroup var threads: ThreadOptions
+
+    @Flag(name: .customLong("allow-requantize"), help: "Convert a container stored in a quantized preset to another preset (lossy: its values were already rounded).")
+    var allowRequantize = false
 
     @OptionGroup var target: ContainerOutputOptions
 
@@ -46,20 +48,27 @@ struct ConvertCommand: ParsableCommand {
         default: throw ValidationError("unknown --compress \"\(compress)\"; use zstd or none")
         }
         guard (1...22).contains(level) else { throw ValidationError("--level must be 1...22") }
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         let destination = try target.prepareDestination()
-        let reporter = ProgressReporter(quiet: target.quiet)
-        reporter.note("reading \(source)")
+        let reporter = ProgressReporter(quiet: target.quiet || target.json)
+        if case .other = try FileKind(path: source) { try FileKind.requireRegularFile(source) }
         let (weights, provenance) = try Converter.openSource(URL(fileURLWithPath: source))
-        let options = ConversionOptions(policy: policy, compression: compression, threads: threads, overwrite: target.force)
+        if let stored = (weights as? ContainerReader)?.metadata.quantization, !allowRequantize,
+           Model.isRequantization(stored: stored, requested: policy) {
+            throw EngineChoiceError.requantize(path: source, stored: stored, requested: policy.name)
+        }
+        let options = ConversionOptions(policy: policy, compression: compression, threads: threads.count, overwrite: target.force)
         let summary = try Converter.convert(source: weights, provenance: provenance, to: destination, options: options) {
             reporter.update($0)
         }
         reporter.finish()
-        reporter.note(String(format: "wrote %@: %d tensors, %@ from %@ of source (ratio %.3f) in %.1f s (%.0f MB/s of input)",
-                             target.output, summary.metadata.tensors.count, ProgressReporter.bytes(summary.outputBytes),
-                             ProgressReporter.bytes(summary.inputBytes),
-                             Double(summary.inputBytes) / Double(max(summary.outputBytes, 1)), summary.seconds,
-                             Double(summary.inputBytes) / max(summary.seconds, 1e-9) / 1e6))
+        try target.report(ContainerSummaryJSON(output: target.output, tensors: summary.metadata.tensors.count,
+                                               outputBytes: summary.outputBytes, inputBytes: summary.inputBytes,
+                                               seconds: summary.seconds, quantization: policy.name),
+                          line: String(format: "wrote %@: %d tensors, %@ from %@ of source (ratio %.3f) in %.1f s (%.0f MB/s of input)",
+                                       target.output, summary.metadata.tensors.count, ProgressReporter.bytes(summary.outputBytes),
+                                       ProgressReporter.bytes(summary.inputBytes),
+                                       Double(summary.inputBytes) / Double(max(summary.outputBytes, 1)), summary.seconds,
+                                       Double(summary.inputBytes) / max(summary.seconds, 1e-9) / 1e6),
+                          reporter: reporter)
     }
 }
