@@ -15,9 +15,11 @@ public struct MemoryEstimate: Equatable, Sendable {
     public var kvCacheBytes: Int
     /// Activations and scratch of the longest pass and of attention over the whole context.
     public var workspaceBytes: Int
+    /// What the caller keeps besides the engine (e.g. logits of every position); 0 unless set.
+    public var outputBytes = 0
     public var contextTokens: Int
 
-    public var totalBytes: Int { weightBytes + kvCacheBytes + workspaceBytes }
+    public var totalBytes: Int { weightBytes + kvCacheBytes + workspaceBytes + outputBytes }
 
     /// Memory the system can give without swapping: `MemAvailable` of /proc/meminfo (Linux),
     /// else the physical memory. `DSV2_MEMORY_AVAILABLE` (bytes) replaces it, for tests and for
@@ -38,8 +40,11 @@ public struct MemoryEstimate: Equatable, Sendable {
 
 extension Model {
     /// The memory `choice` needs over a context of `contextTokens` tokens whose longest single
-    /// pass (a prompt, a perplexity window) is `longestPass` tokens.
-    public func memoryEstimate(_ choice: EngineChoice, contextTokens: Int, longestPass: Int) throws -> MemoryEstimate {
+    /// pass (a prompt, a perplexity window) is `longestPass` tokens. `traced`: the pass records
+    /// its intermediates (dump, compare), so the quantized engine runs it whole instead of in
+    /// chunks of `prefillChunkTokens`.
+    public func memoryEstimate(_ choice: EngineChoice, contextTokens: Int, longestPass: Int,
+                               traced: Bool = false) throws -> MemoryEstimate {
         let context = max(1, min(contextTokens, config.maxPositionEmbeddings))
         let pass = max(1, min(longestPass, context))
         switch choice {
@@ -55,7 +60,8 @@ extension Model {
                 weightBytes: weights,
                 kvCacheBytes: QuantizedEngine.kvCacheBytes(config: config, type: kvCache, contextTokens: context),
                 workspaceBytes: QuantizedEngine.scratchBytes(config: config, threads: threads ?? automaticThreads,
-                                                             longestPass: pass, contextTokens: context),
+                                                             longestPass: pass, contextTokens: context,
+                                                             prefillChunkTokens: traced ? pass : QuantizedEngine.defaultPrefillChunkTokens),
                 contextTokens: context)
         case let .reference(form, storage):
             // Mapped weights stay in the page cache, which the kernel can evict: they are what
@@ -91,7 +97,8 @@ public struct MemoryCheckError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         let e = estimate
         return "\(engine) needs about \(MemoryFigures.bytes(e.totalBytes)) (weights \(MemoryFigures.bytes(e.weightBytes)) + KV cache "
-            + "\(MemoryFigures.bytes(e.kvCacheBytes)) for \(e.contextTokens) tokens + workspace \(MemoryFigures.bytes(e.workspaceBytes))) "
+            + "\(MemoryFigures.bytes(e.kvCacheBytes)) for \(e.contextTokens) tokens + workspace \(MemoryFigures.bytes(e.workspaceBytes))"
+            + (e.outputBytes > 0 ? " + outputs \(MemoryFigures.bytes(e.outputBytes))" : "") + ") "
             + "but \(MemoryFigures.bytes(availableBytes)) is available; use a smaller quantization (--quant q4), a shorter "
             + "context (-c/--ctx-size), or run anyway with --no-memory-check"
     }

@@ -59,7 +59,7 @@ public final class ChatSession {
         if result.text.first == " " { result.text.removeFirst() }
         let reply = ChatMessage(role: "assistant", content: result.text)
         history = try? historyAfter(conversation, reply: reply, prompt: prompt, generated: result.generatedIds,
-                                    eosTokenIds: request.eosTokenIds)
+                                    eosTokenIds: request.eosTokenIds ?? generation.defaults.eosTokenIds)
         messages = conversation + [reply]
         return result
     }

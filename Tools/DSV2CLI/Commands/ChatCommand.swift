@@ -57,11 +57,12 @@ struct ChatCommand: ParsableCommand {
         let loaded = try GenerationModel.load(modelArguments, contextSize: contextSize, defaultContext: Self.defaultContext) { _, context in
             (nil, context)
         }
-        let generation = try GenerationSession(model: loaded.engine, tokenizer: loaded.tokenizer, contextLength: loaded.contextLength)
+        let generation = try GenerationSession(model: loaded.engine, tokenizer: loaded.tokenizer, contextLength: loaded.contextLength,
+                                               defaults: loaded.defaults)
         let chat = try ChatSession(generation: generation, system: system)
         let (options, seed) = sampling.options(over: loaded.defaults.sampling)
         var sampler = Sampler(options: options)
-        let request = sampling.request(eosTokenIds: loaded.defaults.eosTokenIds)
+        let request = sampling.request()
         let editor = Terminal.stdinIsTTY ? LineEditor() : nil
 
         if editor != nil {

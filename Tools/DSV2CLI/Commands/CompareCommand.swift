@@ -90,8 +90,10 @@ struct CompareCommand: ParsableCommand {
             var sides: [TensorSet] = []
             for spec in specs {
                 let choice = try spec.choice(quantized, threads: threads.threads)
+                // Kept logits: this side's rows and its tracer's copy, and the first side's while the second runs.
                 let engine = try loading.load(model, choice, threads: threads.threads, contextTokens: tokens.count,
-                                              longestPass: tokens.count)
+                                              longestPass: tokens.count, traced: true, logitsRows: tokens.count,
+                                              logitsCopies: 2 + sides.count)
                 sides.append(try spec.trace(engine, tokens: tokens, patterns: patterns))
             }
             return (sides[0], sides[1])

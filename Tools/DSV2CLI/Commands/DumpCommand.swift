@@ -44,7 +44,11 @@ struct DumpCommand: ParsableCommand {
             ?? TraceName.goldenPatterns
         let destination = try target.destination()
         let model = try modelArguments.selection.open()
-        let engine = try modelArguments.load(model, contextTokens: tokens.count + maxTokens, longestPass: tokens.count)
+        // Kept logits: the returned rows and the tracer's copy (the writer copies them after the
+        // workspace is freed), and decode_logits.
+        let keptRows = RecordingTracer(patterns: patterns).wants(TraceName.logits) ? tokens.count : 1
+        let engine = try modelArguments.load(model, contextTokens: tokens.count + maxTokens, longestPass: tokens.count,
+                                             traced: true, logitsRows: 2 * keptRows + 2 * maxTokens)
         let vocab = engine.config.vocabSize
 
         let tracer = RecordingTracer(patterns: patterns)

@@ -52,14 +52,15 @@ struct GenerateCommand: ParsableCommand {
             if promptIds.count > context { throw GenerationError.promptTooLong(promptTokens: promptIds.count, contextLength: context) }
             return (promptIds.count + sampling.maxTokens, promptIds.count)
         }
-        let session = try GenerationSession(model: loaded.engine, tokenizer: loaded.tokenizer, contextLength: loaded.contextLength)
+        let session = try GenerationSession(model: loaded.engine, tokenizer: loaded.tokenizer, contextLength: loaded.contextLength,
+                                            defaults: loaded.defaults)
         let (options, seed) = sampling.options(over: loaded.defaults.sampling)
         var sampler = Sampler(options: options)
 
         let result = try Signals.whileGenerating {
             // Echoed inside, so a Ctrl-C right after the prompt appears already stops cleanly.
             if !json && !noEcho { Terminal.write(text) }
-            return try session.generate(prompt: promptIds, request: sampling.request(eosTokenIds: loaded.defaults.eosTokenIds),
+            return try session.generate(prompt: promptIds, request: sampling.request(),
                                         sampler: &sampler,
                                         onText: { piece in if !json { Terminal.write(piece) } },
                                         shouldStop: { Signals.isInterrupted })

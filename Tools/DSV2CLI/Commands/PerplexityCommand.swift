@@ -50,7 +50,8 @@ struct PerplexityCommand: ParsableCommand {
         let tokens = tokenizer.encode(string, addSpecialTokens: false).map { Int32($0) }  // no BOS/EOS
         let base = try klBase.map { try LogitsBaseFile(url: URL(fileURLWithPath: $0)) }
         let window = min(contextSize, tokens.count)
-        let engine = try modelArguments.load(model, contextTokens: window, longestPass: window)
+        // Kept logits: one window's rows.
+        let engine = try modelArguments.load(model, contextTokens: window, longestPass: window, logitsRows: window)
         let vocab = engine.config.vocabSize
         if let base { try base.check(vocab: vocab, ctx: contextSize, tokens: tokens) }
         let writer = try saveBase.map { try LogitsBaseWriter(url: URL(fileURLWithPath: $0), vocab: vocab, ctx: contextSize, tokens: tokens) }

@@ -13,8 +13,10 @@ struct ModelArguments: ParsableArguments {
     var choice: EngineChoice { engine.choice(threads: threads.threads) }
 
     /// Builds the engine over `model` after the memory check (see `LoadOptions.load`).
-    func load(_ model: Model, contextTokens: Int, longestPass: Int) throws -> LanguageModel {
-        try loading.load(model, choice, threads: threads.threads, contextTokens: contextTokens, longestPass: longestPass)
+    func load(_ model: Model, contextTokens: Int, longestPass: Int, traced: Bool = false,
+              logitsRows: Int = 0, logitsCopies: Int = 1) throws -> LanguageModel {
+        try loading.load(model, choice, threads: threads.threads, contextTokens: contextTokens, longestPass: longestPass,
+                         traced: traced, logitsRows: logitsRows, logitsCopies: logitsCopies)
     }
 }
 

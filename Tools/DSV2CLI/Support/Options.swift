@@ -130,8 +130,11 @@ struct LoadOptions: ParsableArguments {
     /// Estimates the memory of `choice` over `contextTokens` (longest pass `longestPass`), prints it
     /// with --verbose, refuses when it exceeds what is available (unless --no-memory-check), then
     /// builds the engine. `threads` also sets the reference's BLAS threads.
-    func load(_ model: Model, _ choice: EngineChoice, threads: Int?, contextTokens: Int, longestPass: Int) throws -> LanguageModel {
-        let estimate = try model.memoryEstimate(choice, contextTokens: contextTokens, longestPass: longestPass)
+    /// `logitsRows`: rows of logits the command keeps (times `logitsCopies` copies), counted as outputs.
+    func load(_ model: Model, _ choice: EngineChoice, threads: Int?, contextTokens: Int, longestPass: Int,
+              traced: Bool = false, logitsRows: Int = 0, logitsCopies: Int = 1) throws -> LanguageModel {
+        var estimate = try model.memoryEstimate(choice, contextTokens: contextTokens, longestPass: longestPass, traced: traced)
+        estimate.outputBytes = logitsRows * model.config.vocabSize * 4 * logitsCopies
         let available = MemoryEstimate.availableBytes()
         if verbose {
             note(describe(model))
@@ -174,7 +177,8 @@ struct LoadOptions: ParsableArguments {
 
     static func describe(_ e: MemoryEstimate, available: Int) -> String {
         "memory: weights \(MemoryFigures.bytes(e.weightBytes)) + KV cache \(MemoryFigures.bytes(e.kvCacheBytes)) "
-            + "(\(e.contextTokens) tokens) + workspace \(MemoryFigures.bytes(e.workspaceBytes)) = "
+            + "(\(e.contextTokens) tokens) + workspace \(MemoryFigures.bytes(e.workspaceBytes))"
+            + (e.outputBytes > 0 ? " + outputs \(MemoryFigures.bytes(e.outputBytes))" : "") + " = "
             + "\(MemoryFigures.bytes(e.totalBytes)); available \(MemoryFigures.bytes(available))"
     }
 }

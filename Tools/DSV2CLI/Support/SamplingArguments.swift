@@ -66,7 +66,8 @@ struct SamplingArguments: ParsableArguments {
         return (options, seed)
     }
 
-    func request(eosTokenIds: Set<Int>) -> GenerationRequest {
-        GenerationRequest(maxTokens: maxTokens, stopStrings: stopStrings, eosTokenIds: eosTokenIds)
+    /// The request (EOS ids: the session's, i.e. the model's).
+    func request() -> GenerationRequest {
+        GenerationRequest(maxTokens: maxTokens, stopStrings: stopStrings)
     }
 }
