@@ -154,9 +154,9 @@ final class ExitStatusTests: XCTestCase {
         try expectInterrupted(["bench", "kernels"])
         try expect(2, ["bench", "reference", "--mla", "both-ways"])
         try expectInterrupted(["bench", "reference"])
-        try expect(0, ["bench", "tokenizer", "--tokenizer", TokenizerFixtures.folder("deepseek-v2").path, "--megabytes", "0.01",
+        try expect(0, ["bench", "tokenizer", "-m", TokenizerFixtures.folder("deepseek-v2").path, "--megabytes", "0.01",
                        "--repetitions", "1"])
-        try expect(2, ["bench", "tokenizer", "--tokenizer", path("missing")])
+        try expect(2, ["bench", "tokenizer", "-m", path("missing")])
         try expectInterrupted(["bench", "tokenizer"])
     }
 

@@ -64,6 +64,7 @@ extension Model {
                                                              prefillChunkTokens: traced ? pass : QuantizedEngine.defaultPrefillChunkTokens),
                 contextTokens: context)
         case let .reference(form, storage):
+            guard format == .huggingFace else { throw EngineChoiceError.referenceNeedsFolder(path: url.path) }
             // Mapped weights stay in the page cache, which the kernel can evict: they are what
             // lets a checkpoint larger than memory run, so they do not count.
             let weights = storage == .fp32 ? config.parameterCount * 4 : 0

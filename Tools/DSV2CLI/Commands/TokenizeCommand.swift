@@ -48,19 +48,8 @@ struct TokenizeCommand: ParsableCommand {
         if skipSpecial && !decode { throw ValidationError("--skip-special applies to --decode") }
     }
 
-    /// The tokenizer of `--model`; a folder without config.json but with tokenizer.json is a
-    /// tokenizer on its own (a Hugging Face tokenizer repository).
-    func loadTokenizer() throws -> Tokenizer {
-        if let model, (try? FileKind(path: model)) == .directory,
-           !FileManager.default.fileExists(atPath: model + "/config.json"),
-           FileManager.default.fileExists(atPath: model + "/tokenizer.json") {
-            return try Tokenizer.load(from: URL(fileURLWithPath: model))
-        }
-        return try ModelSelection.open(model).tokenizer()
-    }
-
     func run() throws {
-        let tok = try loadTokenizer()
+        let tok = try TokenizerSource(model).makeTokenizer()
         if bos && tok.bosTokenId == nil { throw UsageError("--bos: \(tok.path) defines no BOS token") }
         if chat && tok.chatTemplate == nil { throw UsageError("--chat: \(tok.path) has no chat_template") }
         var lineNumber = 0
