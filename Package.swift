@@ -105,7 +105,9 @@ let package = Package(
         .target(name: "DSV2",
                 dependencies: ["DSV2Core", "DSV2Text", "DSV2Reference", "DSV2Formats", "DSV2Kernels", "DSV2Quantized",
                                "DSV2Container", "DSV2GGUF", "DSV2Generation"],
-                path: "Tools/DSV2", swiftSettings: cpuFlags),
+                path: "Tools/DSV2", swiftSettings: cpuFlags, plugins: ["BuildInfo"]),
+        // Records the git commit in DSV2.BuildInfo (`dsv2 --version`), from the local repository.
+        .plugin(name: "BuildInfo", capability: .buildTool(), path: "Plugins/BuildInfo"),
         .target(name: "DSV2CLI",
                 dependencies: ["DSV2", "DSV2Core", "DSV2Text", "DSV2Reference", "DSV2Formats", "DSV2Kernels",
                                "DSV2Quantized", "DSV2Container", "DSV2Converter", "DSV2Generation", "DSV2Analysis",

@@ -1,4 +1,5 @@
 import Foundation
+import DSV2Core
 #if canImport(Glibc)
 import Glibc
 import DSV2Formats
@@ -27,9 +28,10 @@ public final class ContainerWriter {
         let path = destination.path
         if !overwrite, FileManager.default.fileExists(atPath: path) { throw ContainerError.exists(path: path) }
         let folder = destination.deletingLastPathComponent().path
-        temporaryPath = Self.temporaryPath(for: destination)
+        temporaryPath = TemporaryOutput.begin(destination).path
         fd = open(temporaryPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
+            TemporaryOutput.end(URL(fileURLWithPath: temporaryPath))
             throw ContainerError.cannotWrite(path: path, reason: "cannot create a file in \(folder): \(String(cString: strerror(errno)))")
         }
         slowWriteMilliseconds = UInt32(ProcessInfo.processInfo.environment["DSV2_TEST_SLOW_WRITE_MS"] ?? "") ?? 0
@@ -39,16 +41,10 @@ public final class ContainerWriter {
 
     deinit { if !finished { abort() } }
 
-    /// The temporary file used while writing `destination` (hidden, in the same folder so the
-    /// final rename is atomic): `.<name>.tmp-<pid>`.
-    public static func temporaryPath(for destination: URL) -> String {
-        destination.deletingLastPathComponent().path + "/." + destination.lastPathComponent + ".tmp-\(getpid())"
-    }
-
-    /// Removes the temporary file; the destination is untouched.
+    /// Removes the temporary file (`TemporaryOutput.path(for: destination)`); the destination is untouched.
     public func abort() {
         if fd >= 0 { close(fd); fd = -1 }
-        unlink(temporaryPath)
+        TemporaryOutput.discard(URL(fileURLWithPath: temporaryPath))
         finished = true
     }
 
@@ -133,6 +129,7 @@ public final class ContainerWriter {
             throw ContainerError.cannotWrite(path: destination.path, reason: "rename: \(reason)")
         }
         finished = true
+        TemporaryOutput.end(URL(fileURLWithPath: temporaryPath))
         // Make the rename itself durable.
         let folder = open(destination.deletingLastPathComponent().path, O_RDONLY | O_DIRECTORY)
         if folder >= 0 { fsync(folder); close(folder) }

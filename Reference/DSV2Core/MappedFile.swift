@@ -15,7 +15,9 @@ public final class MappedFile: @unchecked Sendable {
 
     public init(path: String) throws {
         self.path = path
-        let fd = open(path, O_RDONLY)
+        // O_NONBLOCK: opening a FIFO without a writer returns at once (then refused below)
+        // instead of waiting forever; it changes nothing for a regular file.
+        let fd = open(path, O_RDONLY | O_NONBLOCK)
         guard fd >= 0 else {
             throw MappedFileError.cannotOpen(path: path, reason: String(cString: strerror(errno)))
         }
@@ -25,7 +27,8 @@ public final class MappedFile: @unchecked Sendable {
             throw MappedFileError.cannotOpen(path: path, reason: String(cString: strerror(errno)))
         }
         guard (info.st_mode & S_IFMT) == S_IFREG else {
-            throw MappedFileError.cannotOpen(path: path, reason: "not a regular file")
+            let kind = (info.st_mode & S_IFMT) == S_IFDIR ? "a folder" : (info.st_mode & S_IFMT) == S_IFIFO ? "a FIFO" : "a device or socket"
+            throw MappedFileError.cannotOpen(path: path, reason: "it is \(kind), not a regular file")
         }
         size = Int(info.st_size)
         if size == 0 {

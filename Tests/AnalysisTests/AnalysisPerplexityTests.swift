@@ -69,7 +69,7 @@ final class AnalysisPerplexityTests: XCTestCase {
         XCTAssertEqual(second.base?.perplexityRatio, 1)
 
         XCTAssertThrowsError(try PerplexityEvaluator.run(model: model, tokens: tokens, ctx: 6, base: base)) { error in
-            XCTAssertTrue("\(error)".contains("it was made with --ctx 5, this run uses --ctx 6"), "\(error)")
+            XCTAssertTrue("\(error)".contains("it was made with -c/--ctx-size 5, this run uses -c/--ctx-size 6"), "\(error)")
         }
         var other = tokens; other[3] = 1000
         XCTAssertThrowsError(try PerplexityEvaluator.run(model: model, tokens: other, ctx: 5, base: base)) { error in

@@ -14,7 +14,7 @@ final class BenchModelCommandTests: XCTestCase {
         let synth = try DSV2Process.run(["synth", "--preset", Fixtures.url("v2-grouped/config.json").path, "--quant", "q8",
                                      "--quiet", "-o", model.path])
         XCTAssertEqual(synth.status, 0, synth.stderr)
-        let results = try bench(["bench", "--model", model.path, "--prompt-tokens", "4,8", "--gen-tokens", "3",
+        let results = try bench(["bench", "--model", model.path, "--prompt-tokens", "4,8", "-n", "3",
                                  "--threads", "1,2", "--repetitions", "1", "--json"], expectedResults: 4)
         let config = try JSONSerialization.jsonObject(with: Data(contentsOf: Fixtures.url("v2-grouped/config.json"))) as! [String: Any]
         let layers = config["num_hidden_layers"] as! Int, kvLora = config["kv_lora_rank"] as! Int, rope = config["qk_rope_head_dim"] as! Int
@@ -34,10 +34,10 @@ final class BenchModelCommandTests: XCTestCase {
                                      "--quiet", "-o", model.path])
         XCTAssertEqual(synth.status, 0, synth.stderr)
         let results = try bench(["bench", "model", "--model", model.path, "--engine", "reference", "--prompt-tokens", "5",
-                                 "--gen-tokens", "2", "--threads", "1", "--repetitions", "2", "--json"], expectedResults: 1)
+                                 "-n", "2", "--threads", "1", "--repetitions", "2", "--json"], expectedResults: 1)
         XCTAssertEqual(results[0]["repetitions"] as? Int, 2)
         // A given bandwidth replaces the probe.
-        let given = try bench(["bench", "--model", model.path, "--engine", "reference", "--prompt-tokens", "3", "--gen-tokens", "1",
+        let given = try bench(["bench", "--model", model.path, "--engine", "reference", "--prompt-tokens", "3", "-n", "1",
                                "--threads", "1", "--repetitions", "1", "--read-bandwidth", "1:10", "--json"], expectedResults: 1)
         XCTAssertEqual(given[0]["read_bandwidth_bytes_per_second"] as? Double, 10e9)
         // The reference reads its fp32 weights: every weight byte per token ≥ 4 × one expert's 3 matrices.

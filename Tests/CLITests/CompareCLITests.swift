@@ -18,7 +18,8 @@ final class CompareCLITests: XCTestCase {
         let scratch = TemporaryDirectory()
         for form in ["expanded", "absorbed"] {
             for name in ["a", "b"] {
-                let r = try DSV2Process.run(["dump", "--model", model, "--ids", try goldenIDs, "--engine", "reference", "--mla", form, "-o", scratch.path("\(name).st")])
+                let r = try DSV2Process.run(["dump", "--model", model, "--ids", try goldenIDs, "--engine", "reference", "--mla", form,
+                                             "-o", scratch.path("\(name).st"), "--force"])
                 XCTAssertEqual(r.status, 0, r.stderr)
             }
             let a = try Data(contentsOf: URL(fileURLWithPath: scratch.path("a.st")))
@@ -38,11 +39,11 @@ final class CompareCLITests: XCTestCase {
         let dumped = Set(try SafetensorsFile(url: URL(fileURLWithPath: scratch.path("a.st"))).tensorNames)
         let golden = Set(try SafetensorsFile(url: Fixtures.url("tiny-dsv2/golden.safetensors")).tensorNames)
         XCTAssertEqual(dumped, golden.subtracting(["generated_ids", "decode_logits"]))
-        let withDecode = try DSV2Process.run(["dump", "--model", model, "--ids", try goldenIDs, "--generate", "2", "-o", scratch.path("g.st")])
+        let withDecode = try DSV2Process.run(["dump", "--model", model, "--engine", "reference", "--ids", try goldenIDs, "-n", "2", "-o", scratch.path("g.st")])
         XCTAssertEqual(withDecode.status, 0, withDecode.stderr)
         XCTAssertEqual(Set(try SafetensorsFile(url: URL(fileURLWithPath: scratch.path("g.st"))).tensorNames), golden)
         // --trace selects.
-        let r = try DSV2Process.run(["dump", "--model", model, "--ids", "5,6,7", "--trace", "hidden.*,router.*.indices",
+        let r = try DSV2Process.run(["dump", "--model", model, "--engine", "reference", "--ids", "5,6,7", "--trace", "hidden.*,router.*.indices",
                                      "-o", scratch.path("some.st")])
         XCTAssertEqual(r.status, 0, r.stderr)
         let some = try SafetensorsFile(url: URL(fileURLWithPath: scratch.path("some.st")))
@@ -52,7 +53,7 @@ final class CompareCLITests: XCTestCase {
 
     func testSelfComparisonGivesExactZerosAndExitZero() throws {
         let scratch = TemporaryDirectory()
-        XCTAssertEqual(try DSV2Process.run(["dump", "--model", model, "--ids", try goldenIDs, "--trace", "*", "-o", scratch.path("a.st")]).status, 0)
+        XCTAssertEqual(try DSV2Process.run(["dump", "--model", model, "--engine", "reference", "--ids", try goldenIDs, "--trace", "*", "-o", scratch.path("a.st")]).status, 0)
         let r = try DSV2Process.run(["compare", scratch.path("a.st"), scratch.path("a.st"), "--json",
                                      "--fail-above", "*:cos<1,*:maxabs>0,*:rrms>0,logits:kl>0,logits:klmax>0,router.*:jaccard<1"])
         XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
@@ -74,7 +75,7 @@ final class CompareCLITests: XCTestCase {
         // The golden file is DeepSeek's code in fp32; the reference agrees to ~1e-5 (docs/NUMERICS.md), so
         // these limits hold with a wide margin and fail on any real bug.
         let scratch = TemporaryDirectory()
-        XCTAssertEqual(try DSV2Process.run(["dump", "--model", model, "--ids", try goldenIDs, "-o", scratch.path("ref.st")]).status, 0)
+        XCTAssertEqual(try DSV2Process.run(["dump", "--model", model, "--engine", "reference", "--ids", try goldenIDs, "-o", scratch.path("ref.st")]).status, 0)
         let r = try DSV2Process.run(["compare", Fixtures.url("tiny-dsv2/golden.safetensors").path, scratch.path("ref.st"),
                                      "--fail-above", "hidden.*:rrms>1e-5,logits:kl>1e-9,logits:top1<1,router.*:identical<1"])
         XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
@@ -88,7 +89,7 @@ final class CompareCLITests: XCTestCase {
         let scratch = TemporaryDirectory()
         let perturbed = try scratch.perturbedModel("tiny-dsv2", tensor: "model.layers.2.self_attn.o_proj.weight", factor: 1.01)
         for (name, folder) in [("good.st", model), ("bad.st", perturbed)] {
-            let r = try DSV2Process.run(["dump", "--model", folder, "--ids", "6000,671,1505,3302,301,2000,17,5",
+            let r = try DSV2Process.run(["dump", "--model", folder, "--engine", "reference", "--ids", "6000,671,1505,3302,301,2000,17,5",
                                          "--trace", "*", "-o", scratch.path(name)])
             XCTAssertEqual(r.status, 0, r.stderr)
         }
@@ -99,8 +100,8 @@ final class CompareCLITests: XCTestCase {
         let r = try DSV2Process.run(["compare", scratch.path("good.st"), scratch.path("bad.st"), "--json",
                                      "--fail-above", "hidden.*:rrms>1e-4,logits:kl>0"])
         XCTAssertEqual(r.status, 1)
-        let json = try r.json()
-        let first = try XCTUnwrap(json["firstFailure"] as? [String: Any])
+        let json = try jsonObject(r)
+        let first = try XCTUnwrap(json["first_failure"] as? [String: Any])
         XCTAssertEqual(first["tensor"] as? String, "hidden.3")
         XCTAssertEqual(first["metric"] as? String, "rrms")
         XCTAssertEqual(first["op"] as? String, ">")
@@ -116,7 +117,7 @@ final class CompareCLITests: XCTestCase {
 
     func testUsageErrorsExitTwoWithAClearMessage() throws {
         let scratch = TemporaryDirectory()
-        XCTAssertEqual(try DSV2Process.run(["dump", "--model", model, "--ids", "1,2", "-o", scratch.path("a.st")]).status, 0)
+        XCTAssertEqual(try DSV2Process.run(["dump", "--model", model, "--engine", "reference", "--ids", "1,2", "-o", scratch.path("a.st")]).status, 0)
         let cases: [([String], String)] = [
             (["--fail-above", "hidden.*:cosine<0.9"], "bad threshold 'hidden.*:cosine<0.9': unknown metric 'cosine'"),
             (["--fail-above", "hidden.*:cos=0.9"], "missing comparison operator"),
@@ -144,9 +145,9 @@ final class CompareCLITests: XCTestCase {
 
     func testShapeMismatchesAndOneSidedTensorsAreReported() throws {
         let scratch = TemporaryDirectory()
-        XCTAssertEqual(try DSV2Process.run(["dump", "--model", model, "--ids", try goldenIDs, "-o", scratch.path("seven.st")]).status, 0)
-        XCTAssertEqual(try DSV2Process.run(["dump", "--model", model, "--ids", "1,2,3", "-o", scratch.path("three.st")]).status, 0)
-        XCTAssertEqual(try DSV2Process.run(["dump", "--model", model, "--ids", try goldenIDs, "--trace", "hidden.*", "-o", scratch.path("hidden.st")]).status, 0)
+        XCTAssertEqual(try DSV2Process.run(["dump", "--model", model, "--engine", "reference", "--ids", try goldenIDs, "-o", scratch.path("seven.st")]).status, 0)
+        XCTAssertEqual(try DSV2Process.run(["dump", "--model", model, "--engine", "reference", "--ids", "1,2,3", "-o", scratch.path("three.st")]).status, 0)
+        XCTAssertEqual(try DSV2Process.run(["dump", "--model", model, "--engine", "reference", "--ids", try goldenIDs, "--trace", "hidden.*", "-o", scratch.path("hidden.st")]).status, 0)
         let r = try DSV2Process.run(["compare", scratch.path("seven.st"), scratch.path("three.st")])
         XCTAssertEqual(r.status, 1, r.stdout + r.stderr)
         XCTAssertTrue(r.stdout.contains("FIRST FAILURE: input_ids shape [7] (baseline) vs [3] (candidate)"), r.stdout)
@@ -161,27 +162,27 @@ final class CompareCLITests: XCTestCase {
     /// The JSON of `--json` has exactly the keys docs/COMPARE.md documents.
     func testJSONFollowsTheDocumentedSchema() throws {
         let scratch = TemporaryDirectory()
-        XCTAssertEqual(try DSV2Process.run(["dump", "--model", model, "--ids", try goldenIDs, "-o", scratch.path("a.st")]).status, 0)
-        XCTAssertEqual(try DSV2Process.run(["dump", "--model", model, "--ids", try goldenIDs, "--mla", "absorbed",
+        XCTAssertEqual(try DSV2Process.run(["dump", "--model", model, "--engine", "reference", "--ids", try goldenIDs, "-o", scratch.path("a.st")]).status, 0)
+        XCTAssertEqual(try DSV2Process.run(["dump", "--model", model, "--engine", "reference", "--ids", try goldenIDs, "--mla", "absorbed",
                                             "--trace", "*", "-o", scratch.path("b.st")]).status, 0)
         let r = try DSV2Process.run(["compare", scratch.path("a.st"), scratch.path("b.st"), "--json",
-                                     "--fail-above", "hidden.*:cos<0.99999,logits:top1<1,nothing:cos<1,router.*:identical<1,hidden.5:maxabs>=0"])
+                                     "--fail-above", "hidden.*:cos<0.99999,logits:top1<1,router.*:identical<1,hidden.5:maxabs>=0"])
         XCTAssertEqual(r.status, 1, r.stdout + r.stderr)  // hidden.5:maxabs>=0 always breaks
-        let json = try r.json()
-        XCTAssertEqual(Set(json.keys), ["schema", "version", "baseline", "candidate", "thresholds", "tensors", "onlyInBaseline",
-                                        "onlyInCandidate", "unusedThresholds", "failures", "firstFailure", "passed"])
+        let json = try jsonObject(r)
+        XCTAssertEqual(Set(json.keys), ["schema", "version", "baseline", "candidate", "thresholds", "tensors", "only_in_baseline",
+                                        "only_in_candidate", "unused_thresholds", "failures", "first_failure", "passed"])
         XCTAssertEqual(json["schema"] as? String, "dsv2.compare")
         XCTAssertEqual(json["version"] as? Int, 1)
-        XCTAssertEqual(json["unusedThresholds"] as? [String], ["nothing:cos<1"])
-        XCTAssertEqual(json["onlyInCandidate"] as? [String], (0..<5).flatMap { ["kv_latent.\($0)", "moe.\($0)"] })
+        XCTAssertEqual(json["unused_thresholds"] as? [String], [])
+        XCTAssertEqual(json["only_in_candidate"] as? [String], (0..<5).flatMap { ["kv_latent.\($0)", "moe.\($0)"] })
         let allowedMetrics = Set(ComparisonMetric.allCases.map(\.rawValue))
         for t in try XCTUnwrap(json["tensors"] as? [[String: Any]]) {
-            XCTAssertTrue(Set(t.keys).isSubset(of: ["name", "kind", "shape", "candidateShape", "mismatch", "metrics", "broken", "checked"]),
+            XCTAssertTrue(Set(t.keys).isSubset(of: ["name", "kind", "shape", "candidate_shape", "mismatch", "metrics", "broken", "checked"]),
                           "\(t.keys)")
             XCTAssertTrue(["tensor", "logits", "router"].contains(t["kind"] as? String ?? ""))
             XCTAssertTrue(Set((t["metrics"] as? [String: Any] ?? [:]).keys).isSubset(of: allowedMetrics))
         }
-        let first = try XCTUnwrap(json["firstFailure"] as? [String: Any])
+        let first = try XCTUnwrap(json["first_failure"] as? [String: Any])
         XCTAssertEqual(Set(first.keys), ["tensor", "threshold", "metric", "value", "op", "limit", "message"])
         XCTAssertEqual(first["tensor"] as? String, "hidden.5")
         XCTAssertEqual(first["threshold"] as? String, "hidden.5:maxabs>=0")
@@ -189,6 +190,18 @@ final class CompareCLITests: XCTestCase {
         let report = try ComparisonReport.decode(json: r.stdoutData)
         XCTAssertEqual(report.firstFailure?.tensor, "hidden.5")
         XCTAssertEqual(report.tensors.count, (json["tensors"] as! [Any]).count)
+    }
+
+    /// A threshold that checks nothing (a typo in the glob) is a usage error, not a silent pass.
+    func testThresholdMatchingNothingIsAUsageError() throws {
+        let scratch = TemporaryDirectory()
+        XCTAssertEqual(try DSV2Process.run(["dump", "--model", model, "--engine", "reference", "--ids", "1,2", "-o", scratch.path("a.st")]).status, 0)
+        for spec in ["hiden.*:cos<0.999", "hidden.*:kl>0.1", "logits:kl>1,nothing:cos<1"] {
+            let r = try DSV2Process.run(["compare", scratch.path("a.st"), scratch.path("a.st"), "--fail-above", spec])
+            XCTAssertEqual(r.status, 2, "\(spec): \(r.stdout)")
+            XCTAssertTrue(r.stderr.hasPrefix("dsv2 compare: error: --fail-above: "), r.stderr)
+            XCTAssertTrue(r.stderr.contains("matches no compared tensor"), r.stderr)
+        }
     }
 
     /// Both MLA forms of the reference are the same function up to fp32 rounding.

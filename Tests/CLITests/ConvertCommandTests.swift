@@ -15,7 +15,9 @@ final class ConverterCLITests: XCTestCase {
         let packed = folder.file("tiny.dsv2").path
         var result = try run(["convert", Fixtures.url("tiny-dsv2").path, "-o", packed, "--quant", "q4-mixed", "--compress", "zstd"])
         XCTAssertEqual(result.status, 0, result.stderr)
-        XCTAssertTrue(result.stderr.contains("249/249 tensors"), result.stderr)   // plain progress lines off a terminal
+        // Off a terminal no progress is drawn: only the summary line.
+        XCTAssertTrue(result.stderr.hasPrefix("wrote \(packed): 249 tensors"), result.stderr)
+        XCTAssertFalse(result.stderr.contains("\r"), result.stderr)
         // Refuses to overwrite without --force.
         result = try run(["convert", Fixtures.url("tiny-dsv2").path, "-o", packed, "--quant", "q8", "--quiet"])
         XCTAssertNotEqual(result.status, 0)
@@ -44,9 +46,12 @@ final class ConverterCLITests: XCTestCase {
             XCTAssertTrue(bytesOf(try a.tensor(name)) == bytesOf(try b.tensor(name)), name)
         }
 
-        // Container → container (re-quantize).
+        // Container → container: re-quantizing q4-mixed values needs --allow-requantize.
         let requant = folder.file("requant.dsv2").path
         result = try run(["convert", raw, "-o", requant, "--quant", "q8", "--quiet"])
+        XCTAssertEqual(result.status, 2, result.stderr)
+        XCTAssertTrue(result.stderr.contains("--allow-requantize"), result.stderr)
+        result = try run(["convert", raw, "-o", requant, "--quant", "q8", "--quiet", "--allow-requantize"])
         XCTAssertEqual(result.status, 0, result.stderr)
         XCTAssertEqual(try run(["verify", requant, "--quiet"]).status, 0)
     }
@@ -87,10 +92,11 @@ final class ConverterCLITests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: folder.file("out.dsv2").path))
     }
 
-    /// Kill the converter half-way (SIGKILL: nothing can clean up; SIGTERM and SIGINT: the
-    /// temporary file is removed too). Nothing that verifies or loads may remain at the target path.
+    /// Kill the converter half-way (SIGKILL: nothing can clean up; SIGTERM, SIGHUP, SIGINT: the
+    /// temporary file is removed too, status 128 + signal). Nothing that verifies or loads may
+    /// remain at the target path, and the next write into the folder removes what SIGKILL left.
     func testInterruptedConversionLeavesNothingAtTheTarget() throws {
-        for signal in [SIGKILL, SIGTERM, SIGINT] {
+        for signal in [SIGKILL, SIGTERM, SIGHUP, SIGINT] {
             let folder = TemporaryDirectory()
             let target = folder.file("model.dsv2")
             let conversion = try DSV2Process.start(["convert", Fixtures.url("tiny-dsv2").path, "-o", target.path, "--quant", "q8", "--quiet"],
@@ -113,11 +119,19 @@ final class ConverterCLITests: XCTestCase {
             }
             XCTAssertFalse(FileManager.default.fileExists(atPath: target.path), "signal \(signal)")
             let leftovers = try FileManager.default.contentsOfDirectory(atPath: folder.url.path)
-            if signal != SIGKILL { XCTAssertEqual(leftovers, [], "signal \(signal) removes the temporary file") }
+            if signal != SIGKILL {
+                XCTAssertEqual(leftovers, [], "signal \(signal) removes the temporary file")
+                XCTAssertEqual(process.terminationStatus, 128 + signal)
+                continue
+            }
+            XCTAssertEqual(leftovers.count, 1)
             for name in leftovers {   // a SIGKILLed temporary file is not a container
                 XCTAssertThrowsError(try ContainerReader(path: folder.file(name).path))
                 XCTAssertNotEqual(try run(["verify", folder.file(name).path]).status, 0)
             }
+            // Its process is gone: the next write into the folder removes it.
+            XCTAssertEqual(try run(["dump", "--ids", "1", "-o", folder.file("next.safetensors").path]).status, 0)
+            XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder.url.path), ["next.safetensors"])
         }
     }
 }

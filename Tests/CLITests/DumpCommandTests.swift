@@ -15,7 +15,7 @@ final class DumpCommandTests: XCTestCase {
         let ids = try fixture.inputIds.map(String.init).joined(separator: ",")
         let generated = try fixture.generatedIds
         let run = try dsv2(["dump", "--model", fixture.folder.path, "--engine", "reference", "--ids", ids,
-                            "--generate", "\(generated.count)", "--out", out.path])
+                            "-n", "\(generated.count)", "-o", out.path])
         XCTAssertEqual(run.status, 0, run.stderr)
         let dump = try SafetensorsFile(url: out)
         XCTAssertEqual(Set(dump.tensorNames), Set(fixture.golden.tensorNames), "dump holds the golden file's tensors")
@@ -31,8 +31,8 @@ final class DumpCommandTests: XCTestCase {
 
         // --trace picks names by glob; absorbed MLA through --mla.
         let traced = dir.file("traced.safetensors")
-        let run2 = try dsv2(["dump", "--model", fixture.folder.path, "--ids", ids, "--mla", "absorbed",
-                             "--trace", "kv_latent.*,moe.1", "--out", traced.path])
+        let run2 = try dsv2(["dump", "--model", fixture.folder.path, "--engine", "reference", "--ids", ids, "--mla", "absorbed",
+                             "--trace", "kv_latent.*,moe.1", "-o", traced.path])
         XCTAssertEqual(run2.status, 0, run2.stderr)
         XCTAssertEqual(Set(try SafetensorsFile(url: traced).tensorNames),
                        ["input_ids", "kv_latent.0", "kv_latent.1", "kv_latent.2", "kv_latent.3", "moe.1"])
@@ -68,7 +68,7 @@ final class DumpCommandTests: XCTestCase {
         ]
         for (label, arguments, words) in cases {
             let out = dir.file("\(label).safetensors")
-            let run = try dsv2(["dump"] + arguments + ["--out", out.path])
+            let run = try dsv2(["dump", "--engine", "reference"] + arguments + ["-o", out.path])
             XCTAssertNotEqual(run.status, 0, label)
             for word in words { XCTAssertTrue(run.stderr.contains(word), "\(label): stderr \"\(run.stderr)\" lacks \(word)") }
             XCTAssertFalse(FileManager.default.fileExists(atPath: out.path), "\(label): wrote an output")

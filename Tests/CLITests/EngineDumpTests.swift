@@ -29,7 +29,7 @@ final class EngineDumpTests: XCTestCase {
                                  GoldenTolerance.f16Cache)
         XCTAssertEqual(try dump.int32s("generated_ids"), try golden.int32s("generated_ids"))
 
-        let bad = try run(["dump", "--model", fixture.path, "--engine", "quantized", "--quant", "q9", "--ids", "1", "-o", out.path])
+        let bad = try run(["dump", "--model", fixture.path, "--engine", "quantized", "--quant", "q9", "--ids", "1", "-o", out.path, "--force"])
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertTrue(bad.output.contains("q9"), bad.output)
     }

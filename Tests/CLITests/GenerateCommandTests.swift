@@ -59,7 +59,8 @@ final class GenerateCommandTests: XCTestCase {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("dsv2-prompt-\(UUID().uuidString).txt")
         try (goldenPrompt + "\n").write(to: file, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: file) }
-        let fromFile = try DSV2Process.run(["generate", "--model", model, "--file", file.path, "--temp", "0", "-n", "8", "--json"])
+        let fromFile = try DSV2Process.run(["generate", "--model", model, "--engine", "reference", "--file", file.path, "--temp", "0",
+                                        "-n", "8", "--json"])
         XCTAssertEqual(try fromFile.json()["generated_ids"] as? [Int], Array(g.ids.prefix(8)))
     }
 
@@ -153,16 +154,25 @@ final class GenerateCommandTests: XCTestCase {
     }
 
     /// Ctrl-C (SIGINT) stops the generation at the next token; the statistics still come out and
-    /// the exit status is 0. Temperature 5 over the whole vocabulary with a fixed seed makes a long,
+    /// the exit status is 130 (interrupted). Temperature 5 over the whole vocabulary with a fixed seed makes a long,
     /// EOS-free run (≈1000 tokens to the context limit), so the signal lands mid-generation.
     func testInterruptStopsGeneration() throws {
-        let generation = try DSV2Process.start(["generate", "--model", model, "--engine", "reference", "--prompt", "Once",
-                                                "-n", "2000", "--seed", "3", "--temp", "5", "--top-k", "0", "--top-p", "1",
-                                                "--min-p", "0"], stdin: "")
-        try generation.waitForOutput(onStdout: true)     // the prompt echo: generation has started
-        generation.signal(SIGINT)
-        let result = try generation.finish()
-        XCTAssertEqual(result.status, 0, result.stderr)
-        XCTAssertTrue(result.stderr.contains("stop: interrupted"), result.stderr)
+        let binary = Fixtures.dsv2Binary
+        guard FileManager.default.isExecutableFile(atPath: binary.path) else { throw XCTSkip("no dsv2 binary") }
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = ["generate", "--model", model, "--engine", "reference", "--prompt", "Once", "-n", "2000",
+                             "--seed", "3", "--temp", "5", "--top-k", "0", "--top-p", "1", "--min-p", "0"]
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        _ = out.fileHandleForReading.availableData      // the prompt echo: generation has started
+        process.interrupt()
+        _ = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 130, stderr)
+        XCTAssertTrue(stderr.contains("stop: interrupted"), stderr)
     }
 }

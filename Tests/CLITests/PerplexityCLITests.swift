@@ -36,7 +36,7 @@ final class PerplexityCLITests: XCTestCase {
         let scratch = TemporaryDirectory()
         let textPath = try writeText(scratch)
         let ctx = 64
-        let r = try DSV2Process.run(["perplexity", "--model", model, "--text", textPath, "--ctx", "\(ctx)", "--json"])
+        let r = try DSV2Process.run(["perplexity", "--model", model, "--engine", "reference", "--text", textPath, "-c", "\(ctx)", "--json"])
         XCTAssertEqual(r.status, 0, r.stderr)
         let json = try r.json()
         XCTAssertEqual(json["schema"] as? String, "dsv2.perplexity")
@@ -51,7 +51,7 @@ final class PerplexityCLITests: XCTestCase {
             windows += 1
             guard window.count > 1 else { continue }
             let dump = scratch.path("window-\(start).st")
-            let d = try DSV2Process.run(["dump", "--model", model, "--ids", window.map(String.init).joined(separator: ","),
+            let d = try DSV2Process.run(["dump", "--model", model, "--engine", "reference", "--ids", window.map(String.init).joined(separator: ","),
                                          "--trace", "logits", "-o", dump])
             XCTAssertEqual(d.status, 0, d.stderr)
             let file = try SafetensorsFile(url: URL(fileURLWithPath: dump))
@@ -66,10 +66,10 @@ final class PerplexityCLITests: XCTestCase {
         }
         let mean = sum / Double(scored)
         XCTAssertEqual(result["tokens"] as? Int, tokens.count)
-        XCTAssertEqual(result["scoredTokens"] as? Int, scored)
+        XCTAssertEqual(result["scored_tokens"] as? Int, scored)
         XCTAssertEqual(result["windows"] as? Int, windows)
         XCTAssertEqual(result["ctx"] as? Int, ctx)
-        let meanNLL = try XCTUnwrap(result["meanNLL"] as? Double)
+        let meanNLL = try XCTUnwrap(result["mean_nll"] as? Double)
         let perplexity = try XCTUnwrap(result["perplexity"] as? Double)
         XCTAssertEqual(meanNLL, mean, accuracy: 1e-6 * mean)
         XCTAssertEqual(perplexity, exp(mean), accuracy: 1e-6 * exp(mean))
@@ -82,7 +82,7 @@ final class PerplexityCLITests: XCTestCase {
         let scratch = TemporaryDirectory()
         let textPath = try writeText(scratch)
         let base = scratch.path("base.bin")
-        let save = try DSV2Process.run(["perplexity", "--model", model, "--text", textPath, "--ctx", "100", "--save-base", base])
+        let save = try DSV2Process.run(["perplexity", "--model", model, "--engine", "reference", "--text", textPath, "-c", "100", "--save-base", base])
         XCTAssertEqual(save.status, 0, save.stderr)
         XCTAssertTrue(save.stdout.contains("perplexity "), save.stdout)
         let tokens = try Tokenizer.load(from: Fixtures.url("tiny-dsv2")).encode(Self.text, addSpecialTokens: false).count
@@ -90,23 +90,23 @@ final class PerplexityCLITests: XCTestCase {
         let size = try FileManager.default.attributesOfItem(atPath: base)[.size] as! Int
         XCTAssertEqual(size, 64 + scored * 6021 * 4, "header + rows × vocab × f32")
 
-        let again = try DSV2Process.run(["perplexity", "--model", model, "--text", textPath, "--ctx", "100", "--kl-base", base, "--json"])
+        let again = try DSV2Process.run(["perplexity", "--model", model, "--engine", "reference", "--text", textPath, "-c", "100", "--kl-base", base, "--json"])
         XCTAssertEqual(again.status, 0, again.stderr)
         let result = try XCTUnwrap(try again.json()["result"] as? [String: Any])
         let comparison = try XCTUnwrap(result["base"] as? [String: Any])
-        XCTAssertEqual(comparison["klMean"] as? Double, 0)
-        XCTAssertEqual(comparison["klMax"] as? Double, 0)
-        XCTAssertEqual(comparison["top1Agreement"] as? Double, 1)
-        XCTAssertEqual(comparison["perplexityRatio"] as? Double, 1)
-        XCTAssertEqual(comparison["basePerplexity"] as? Double, result["perplexity"] as? Double)
+        XCTAssertEqual(comparison["kl_mean"] as? Double, 0)
+        XCTAssertEqual(comparison["kl_max"] as? Double, 0)
+        XCTAssertEqual(comparison["top1_agreement"] as? Double, 1)
+        XCTAssertEqual(comparison["perplexity_ratio"] as? Double, 1)
+        XCTAssertEqual(comparison["base_perplexity"] as? Double, result["perplexity"] as? Double)
 
         // The base is tied to its text and ctx.
-        let otherCtx = try DSV2Process.run(["perplexity", "--model", model, "--text", textPath, "--ctx", "64", "--kl-base", base])
+        let otherCtx = try DSV2Process.run(["perplexity", "--model", model, "--text", textPath, "-c", "64", "--kl-base", base])
         XCTAssertEqual(otherCtx.status, 2)
-        XCTAssertTrue(otherCtx.stderr.contains("it was made with --ctx 100, this run uses --ctx 64"), otherCtx.stderr)
+        XCTAssertTrue(otherCtx.stderr.contains("it was made with -c/--ctx-size 100, this run uses -c/--ctx-size 64"), otherCtx.stderr)
         let otherTextPath = scratch.path("other.txt")
         try Data((Self.text + " And one more line.").utf8).write(to: URL(fileURLWithPath: otherTextPath))
-        let otherText = try DSV2Process.run(["perplexity", "--model", model, "--text", otherTextPath, "--ctx", "100", "--kl-base", base])
+        let otherText = try DSV2Process.run(["perplexity", "--model", model, "--text", otherTextPath, "-c", "100", "--kl-base", base])
         XCTAssertEqual(otherText.status, 2)
         XCTAssertTrue(otherText.stderr.contains("made from a different text or tokenizer"), otherText.stderr)
     }
@@ -115,18 +115,18 @@ final class PerplexityCLITests: XCTestCase {
         let scratch = TemporaryDirectory()
         let textPath = try writeText(scratch)
         let base = scratch.path("base.bin")
-        XCTAssertEqual(try DSV2Process.run(["perplexity", "--model", model, "--text", textPath, "--ctx", "128",
-                                            "--save-base", base]).status, 0)
+        XCTAssertEqual(try DSV2Process.run(["perplexity", "--model", model, "--engine", "reference", "--text", textPath,
+                                            "-c", "128", "--save-base", base]).status, 0)
         for quant in ["q8", "q4"] {
-            let r = try DSV2Process.run(["perplexity", "--model", model, "--text", textPath, "--ctx", "128",
+            let r = try DSV2Process.run(["perplexity", "--model", model, "--text", textPath, "-c", "128",
                                          "--engine", "quantized", "--quant", quant, "--kl-base", base, "--json"])
             XCTAssertEqual(r.status, 0, r.stderr)
             let result = try XCTUnwrap(try r.json()["result"] as? [String: Any])
             let b = try XCTUnwrap(result["base"] as? [String: Any])
-            let kl = try XCTUnwrap(b["klMean"] as? Double), ratio = try XCTUnwrap(b["perplexityRatio"] as? Double)
-            let top1 = try XCTUnwrap(b["top1Agreement"] as? Double)
+            let kl = try XCTUnwrap(b["kl_mean"] as? Double), ratio = try XCTUnwrap(b["perplexity_ratio"] as? Double)
+            let top1 = try XCTUnwrap(b["top1_agreement"] as? Double)
             print(String(format: "tiny-dsv2 %@ vs reference (test text, ctx 128): KL mean %.3e max %.3e, top-1 %.1f%%, ppl %.4f, ratio %.5f",
-                         quant, kl, b["klMax"] as! Double, top1 * 100, result["perplexity"] as! Double, ratio))
+                         quant, kl, b["kl_max"] as! Double, top1 * 100, result["perplexity"] as! Double, ratio))
             // Quantization moves the distribution a little but not a lot (q4 on this trained model:
             // KL ~1e-2; a broken kernel gives KL ≫ 0.1 and a ratio far from 1).
             XCTAssertGreaterThan(kl, 0)
@@ -146,10 +146,12 @@ final class PerplexityCLITests: XCTestCase {
         }
         // lite-greedy has no tokenizer.json.
         try check(["--model", Fixtures.url("lite-greedy").path, "--text", textPath], "has no tokenizer.json")
-        try check(["--model", model, "--text", scratch.path("missing.txt")], "cannot read the file")
-        try check(["--model", model, "--text", textPath, "--ctx", "1"], "--ctx 1 is outside 2 ... 1024")
-        try check(["--model", model, "--text", textPath, "--ctx", "2000"], "--ctx 2000 is outside 2 ... 1024")
-        try check(["--model", model, "--text", textPath, "--quant", "q4"], "--quant applies to --engine quantized only")
+        try check(["--model", model, "--text", scratch.path("missing.txt")], "missing.txt: no such file or folder")
+        try check(["--model", model, "--text", scratch.url.path], "is a folder, not a file")
+        try check(["--model", model, "--text", textPath, "-c", "1"], "-c/--ctx-size 1 is outside 2 ... 1024")
+        try check(["--model", model, "--text", textPath, "-c", "2000"], "-c/--ctx-size 2000 is outside 2 ... 1024")
+        try check(["--model", model, "--text", textPath, "--engine", "reference", "--quant", "q4"],
+                  "--quant q4 needs the quantized engine")
         try Data("not a base file, but long enough to hold a header of sixty-four bytes....".utf8)
             .write(to: URL(fileURLWithPath: scratch.path("junk.bin")))
         try check(["--model", model, "--text", textPath, "--kl-base", scratch.path("junk.bin")], "bad magic")

@@ -8,7 +8,7 @@ import DSV2Text
 /// A `LanguageModel` whose logits are scripted: the row after position p is one-hot (10 vs 0) at
 /// `script[p]` (token 0 once the script runs out), so greedy decoding replays `script` exactly.
 /// It records the number of tokens fed by every call, to check what the loop feeds.
-private final class ScriptedModel: LanguageModel {
+final class ScriptedModel: LanguageModel {
     let config: ModelConfig
     var script: [Int]
     private(set) var cachedTokens = 0

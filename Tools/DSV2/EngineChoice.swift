@@ -96,35 +96,32 @@ extension Model {
                                     allowRequantize: Bool = false) throws -> QuantizedEngine {
         let threadCount = threads ?? automaticThreads
         guard threadCount >= 1 else { throw EngineChoiceError.threads(threadCount) }
+        let source = try quantizedSource(preset: preset, allowRequantize: allowRequantize)
+        return try QuantizedEngine(source: source, threads: threadCount, kvCacheType: kvCache)
+    }
+
+    /// The tensors the quantized engine loads: a folder quantized with `preset` (q8 by default)
+    /// while loading, a container as stored or converted to `preset`.
+    func quantizedSource(preset: String?, allowRequantize: Bool) throws -> WeightSource {
         let policy = try preset.map { name -> QuantizationPolicy in
             guard let policy = QuantizationPolicy.preset(name) else { throw EngineOptionError.unknownPreset(name) }
             return policy
         }
-        let source: WeightSource
         if format == .gguf {
             // GGUF tensors run as stored (Q8_0/Q4_0 imported as q8/q4, other types as their
             // exact floats) unless a preset is asked for; requantizing Q8_0/Q4_0 needs the flag.
-            if let policy {
-                let quantizedTensors = weights.tensorNames.contains { weights.tensorInfo($0)?.type.isQuantized == true }
-                if !allowRequantize, quantizedTensors, policy.name != "f32" {
-                    throw EngineChoiceError.requantize(path: url.path, stored: "GGUF Q8_0/Q4_0", requested: policy.name)
-                }
-                source = QuantizingSource(weights, policy: policy)
-            } else {
-                source = weights
+            guard let policy else { return weights }
+            let quantizedTensors = weights.tensorNames.contains { weights.tensorInfo($0)?.type.isQuantized == true }
+            if !allowRequantize, quantizedTensors, policy.name != "f32" {
+                throw EngineChoiceError.requantize(path: url.path, stored: "GGUF Q8_0/Q4_0", requested: policy.name)
             }
-        } else if let stored = storedQuantization {
-            if let policy, policy.name != stored {
-                if !allowRequantize, Self.isRequantization(stored: stored, requested: policy) {
-                    throw EngineChoiceError.requantize(path: url.path, stored: stored, requested: policy.name)
-                }
-                source = QuantizingSource(weights, policy: policy)
-            } else {
-                source = weights
-            }
-        } else {
-            source = QuantizingSource(weights, policy: policy ?? .q8)
+            return QuantizingSource(weights, policy: policy)
         }
-        return try QuantizedEngine(source: source, threads: threadCount, kvCacheType: kvCache)
+        guard let stored = storedQuantization else { return QuantizingSource(weights, policy: policy ?? .q8) }
+        guard let policy, policy.name != stored else { return weights }
+        if !allowRequantize, Self.isRequantization(stored: stored, requested: policy) {
+            throw EngineChoiceError.requantize(path: url.path, stored: stored, requested: policy.name)
+        }
+        return QuantizingSource(weights, policy: policy)
     }
 }

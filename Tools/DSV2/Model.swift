@@ -172,3 +172,13 @@ enum ModelPath {
         }
     }
 }
+
+extension Model {
+    /// A generation session over a new engine `choice` with this model's tokenizer and defaults
+    /// (EOS ids, generation_config.json's sampling): what a library user generates with.
+    /// - Parameter contextLength: most tokens of context; nil: max_position_embeddings.
+    public func session(_ choice: EngineChoice = .quantized(), contextLength: Int? = nil) throws -> GenerationSession {
+        try GenerationSession(model: makeEngine(choice), tokenizer: tokenizer(), contextLength: contextLength,
+                              defaults: generationDefaults())
+    }
+}

@@ -164,9 +164,11 @@ public struct ComparisonReport: Codable, Equatable {
 }
 
 extension ComparisonReport {
-    /// The JSON of docs/COMPARE.md: sorted keys, non-finite numbers as the strings "nan", "inf", "-inf".
+    /// The JSON of docs/COMPARE.md: snake_case and sorted keys, non-finite numbers as the strings
+    /// "nan", "inf", "-inf".
     public func jsonData() throws -> Data {
         let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         return try encoder.encode(self)
@@ -174,6 +176,7 @@ extension ComparisonReport {
 
     public static func decode(json: Data) throws -> ComparisonReport {
         let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
         decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         return try decoder.decode(ComparisonReport.self, from: json)
     }

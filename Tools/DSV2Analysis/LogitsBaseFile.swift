@@ -117,7 +117,7 @@ public final class LogitsBaseFile {
             throw LogitsBaseError.mismatch(file: url.path, reason: "its rows have \(self.vocab) logits, this model's vocabulary has \(vocab) (a different model family)")
         }
         guard ctx == self.ctx else {
-            throw LogitsBaseError.mismatch(file: url.path, reason: "it was made with --ctx \(self.ctx), this run uses --ctx \(ctx)")
+            throw LogitsBaseError.mismatch(file: url.path, reason: "it was made with -c/--ctx-size \(self.ctx), this run uses -c/--ctx-size \(ctx)")
         }
         let hash = LogitsBaseFormat.hash(tokens: tokens, ctx: ctx)
         guard tokens.count == tokenCount, hash == tokenHash else {
@@ -150,10 +150,10 @@ public final class LogitsBaseWriter {
         self.vocab = vocab
         self.ctx = ctx
         self.tokens = tokens
-        temporary = url.deletingLastPathComponent()
-            .appendingPathComponent(".\(url.lastPathComponent).tmp-\(ProcessInfo.processInfo.processIdentifier)")
+        temporary = TemporaryOutput.begin(url)
         guard FileManager.default.createFile(atPath: temporary.path, contents: Data(count: LogitsBaseFormat.headerSize)),
               let handle = try? FileHandle(forWritingTo: temporary) else {
+            TemporaryOutput.discard(temporary)
             throw LogitsBaseError.writeFailed(file: url.path, reason: "cannot create \(temporary.path)")
         }
         self.handle = handle
@@ -163,7 +163,7 @@ public final class LogitsBaseWriter {
     deinit {
         if !finished {
             try? handle.close()
-            try? FileManager.default.removeItem(at: temporary)
+            TemporaryOutput.discard(temporary)
         }
     }
 
@@ -208,5 +208,6 @@ public final class LogitsBaseWriter {
             throw LogitsBaseError.writeFailed(file: url.path, reason: String(cString: strerror(errno)))
         }
         finished = true
+        TemporaryOutput.end(temporary)
     }
 }

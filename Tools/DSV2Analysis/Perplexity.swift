@@ -64,9 +64,9 @@ public enum PerplexityError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case let .badContext(ctx, maxPositions):
-            return "--ctx \(ctx) is outside 2 ... \(maxPositions) (max_position_embeddings)"
+            return "-c/--ctx-size \(ctx) is outside 2 ... \(maxPositions) (max_position_embeddings)"
         case let .nothingToScore(tokens, ctx):
-            return "the text encodes to \(tokens) token(s): with --ctx \(ctx) no token is scored (need at least 2 in a window)"
+            return "the text encodes to \(tokens) token(s): with -c/--ctx-size \(ctx) no token is scored (need at least 2 in a window)"
         }
     }
 }

@@ -12,8 +12,18 @@ public enum StopReason: String, Sendable, Codable, Equatable {
     case maxTokens = "max_tokens"
     /// The context (prompt + generated tokens) reached its limit.
     case contextLimit = "context_limit"
-    /// The caller asked to stop (e.g. Ctrl-C).
+    /// The caller asked to stop (e.g. Ctrl-C, or the task consuming a stream was cancelled).
     case interrupted
+
+    /// The OpenAI-style finish reason: `stop` (EOS or a stop string), `length` (the token or
+    /// context limit), `cancelled`.
+    public var finishReason: String {
+        switch self {
+        case .eos, .stopString: return "stop"
+        case .maxTokens, .contextLimit: return "length"
+        case .interrupted: return "cancelled"
+        }
+    }
 }
 
 /// Errors of a generation request that are the caller's input, not the engine's.
@@ -23,6 +33,8 @@ public enum GenerationError: Error, CustomStringConvertible, Equatable {
     case emptyPrompt
     case invalidMaxTokens(Int)
     case invalidContextLength(requested: Int, maxPositions: Int)
+    /// A generation was started while another one runs on the same session.
+    case busy
 
     public var description: String {
         switch self {
@@ -34,6 +46,8 @@ public enum GenerationError: Error, CustomStringConvertible, Equatable {
             return "the maximum number of new tokens must be at least 1 (got \(n))"
         case let .invalidContextLength(requested, maxPositions):
             return "context length \(requested) is outside 1...\(maxPositions) (max_position_embeddings)"
+        case .busy:
+            return "a generation is already running on this session (one at a time)"
         }
     }
 }
@@ -44,24 +58,39 @@ public protocol TokenSampler {
     mutating func nextToken(logits: [Float], history: [Int]) -> Int
 }
 
-/// What a `GenerationSession.generate` call is asked to do.
-public struct GenerationRequest {
+/// What a `GenerationSession.generate` call is asked to do. A field left nil takes the
+/// session's default (the model's, `GenerationSession.defaults`).
+public struct GenerationRequest: Sendable {
     /// At most this many new tokens (≥ 1).
     public var maxTokens: Int
     /// Generation ends, without emitting it, as soon as the text contains one of these.
     public var stopStrings: [String]
-    /// Sampling one of these ends the generation (the token is not shown as text).
-    public var eosTokenIds: Set<Int>
+    /// Sampling one of these ends the generation (the token is not shown as text); nil: the
+    /// session's EOS ids.
+    public var eosTokenIds: Set<Int>?
+    /// How tokens are chosen; nil: the session's sampling. Its `seed` is replaced by `seed`.
+    public var sampling: SamplingOptions?
+    /// The sampler's seed when sampling; nil: a random one (reported in the result).
+    public var seed: UInt64?
+    /// Report each token's log-probability under the model (log-softmax of the raw logits).
+    public var logprobs: Bool
+    /// Also report this many most likely alternatives at each step (implies `logprobs`).
+    public var topLogprobs: Int
 
-    public init(maxTokens: Int, stopStrings: [String] = [], eosTokenIds: Set<Int> = []) {
+    public init(maxTokens: Int, stopStrings: [String] = [], eosTokenIds: Set<Int>? = nil, sampling: SamplingOptions? = nil,
+                seed: UInt64? = nil, logprobs: Bool = false, topLogprobs: Int = 0) {
         self.maxTokens = maxTokens
         self.stopStrings = stopStrings.filter { !$0.isEmpty }
         self.eosTokenIds = eosTokenIds
+        self.sampling = sampling
+        self.seed = seed
+        self.logprobs = logprobs || topLogprobs > 0
+        self.topLogprobs = max(0, topLogprobs)
     }
 }
 
 /// The outcome of one `generate` call.
-public struct GenerationResult: Equatable {
+public struct GenerationResult: Equatable, Sendable {
     /// The text shown (streamed) to the caller: the generated tokens decoded, without an EOS
     /// token and without a stop string or anything after it.
     public var text: String
@@ -76,6 +105,8 @@ public struct GenerationResult: Equatable {
     public var promptSeconds: Double
     /// Wall time from the first sampled token to the last one (one decode step per token after the first).
     public var generationSeconds: Double
+    /// The sampler's seed; nil when decoding was greedy (or the caller's sampler was used).
+    public var seed: UInt64?
 
     public var generatedTokens: Int { generatedIds.count }
     /// Prompt tokens per second of the prefill (0 when nothing was fed).
@@ -93,17 +124,25 @@ public struct GenerationResult: Equatable {
 ///
 /// The session owns the model's cache: `contextTokens` is exactly what the cache holds, so a later
 /// call can continue after it (chat) — `generate(prompt:)` reuses the longest cached prefix of the
-/// new prompt and feeds only the rest.
-public final class GenerationSession {
+/// new prompt and feeds only the rest. One generation runs at a time (a second one started
+/// meanwhile throws `GenerationError.busy`); `stream` runs it on its own thread.
+public final class GenerationSession: @unchecked Sendable {
     public let model: LanguageModel
     public let tokenizer: Tokenizer
     /// Most tokens (prompt + generated) the context may hold; ≤ max_position_embeddings.
     public let contextLength: Int
+    /// The model's EOS ids and sampling, used for what a request leaves unset.
+    public let defaults: GenerationDefaults
     /// The tokens in the model's KV cache, in order.
     public private(set) var contextTokens: [Int] = []
+    private let running = NSLock()
 
-    /// - Parameter contextLength: cap on the context; nil means `max_position_embeddings`.
-    public init(model: LanguageModel, tokenizer: Tokenizer, contextLength: Int? = nil) throws {
+    /// - Parameters:
+    ///   - contextLength: cap on the context; nil means `max_position_embeddings`.
+    ///   - defaults: the model's generation defaults (`Model.generationDefaults()`); nil: EOS from
+    ///     the config and the tokenizer, `SamplingOptions.standard`.
+    public init(model: LanguageModel, tokenizer: Tokenizer, contextLength: Int? = nil,
+                defaults: GenerationDefaults? = nil) throws {
         let maxPositions = model.config.maxPositionEmbeddings
         let length = contextLength ?? maxPositions
         guard length >= 1, length <= maxPositions else {
@@ -112,6 +151,7 @@ public final class GenerationSession {
         self.model = model
         self.tokenizer = tokenizer
         self.contextLength = length
+        self.defaults = try defaults ?? GenerationDefaults(config: model.config, tokenizer: tokenizer, generationConfigJSON: nil)
         model.resetCache()
     }
 
@@ -131,11 +171,97 @@ public final class GenerationSession {
     public func generate<S: TokenSampler>(prompt: [Int], request: GenerationRequest, sampler: inout S,
                                           onText: (String) -> Void = { _ in },
                                           shouldStop: () -> Bool = { false }) throws -> GenerationResult {
+        try run(prompt: prompt, request: request, sampler: &sampler, shouldStop: shouldStop) { step in
+            switch step {
+            case let .token(_, text, _): if !text.isEmpty { onText(text) }
+            case let .heldBack(text): onText(text)
+            }
+        }
+    }
+
+    /// Generates a continuation of `prompt` with the request's sampling, or the session's
+    /// defaults (the model's generation_config.json).
+    public func generate(prompt: [Int], request: GenerationRequest, onText: (String) -> Void = { _ in },
+                         shouldStop: () -> Bool = { false }) throws -> GenerationResult {
+        var (sampler, seed) = makeSampler(request)
+        var result = try generate(prompt: prompt, request: request, sampler: &sampler, onText: onText, shouldStop: shouldStop)
+        result.seed = seed
+        return result
+    }
+
+    /// Encodes `text` as the tokenizer's config says (BOS first when add_bos_token) and generates.
+    public func generate(_ text: String, request: GenerationRequest, onText: (String) -> Void = { _ in }) throws -> GenerationResult {
+        try generate(prompt: tokenizer.encode(text, addSpecialTokens: true), request: request, onText: onText)
+    }
+
+    /// The continuation of `prompt` as a stream of events: each sampled token with the text it
+    /// made final (and its log-probability when asked), any held-back text at the end, then
+    /// `.finished` with the whole result. The generation runs on its own thread; it stops at the
+    /// next token when the task iterating the stream is cancelled (or stops iterating), and
+    /// finishes with `stopReason == .interrupted`.
+    public func stream(prompt: [Int], request: GenerationRequest) -> AsyncThrowingStream<GenerationEvent, Error> {
+        AsyncThrowingStream { continuation in
+            let cancelled = CancellationFlag()
+            continuation.onTermination = { _ in cancelled.set() }
+            let thread = Thread { [self] in
+                do {
+                    var (sampler, seed) = makeSampler(request)
+                    var result = try run(prompt: prompt, request: request, sampler: &sampler, shouldStop: { cancelled.isSet }) { step in
+                        switch step {
+                        case let .token(id, text, logits):
+                            let probabilities = request.logprobs
+                                ? TokenLogprobs(logits: logits, chosen: id, top: request.topLogprobs, tokenizer: tokenizer) : nil
+                            continuation.yield(.token(GeneratedToken(id: id, text: text, logprob: probabilities?.chosen,
+                                                                     topLogprobs: probabilities?.top ?? [])))
+                        case let .heldBack(text):
+                            continuation.yield(.text(text))
+                        }
+                    }
+                    result.seed = seed
+                    continuation.yield(.finished(result))
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            thread.name = "dsv2 generation"
+            thread.start()
+        }
+    }
+
+    /// `stream(prompt:request:)` for text, encoded as the tokenizer's config says.
+    public func stream(_ text: String, request: GenerationRequest) -> AsyncThrowingStream<GenerationEvent, Error> {
+        do { return stream(prompt: try tokenizer.encode(text, addSpecialTokens: true), request: request) } catch {
+            return AsyncThrowingStream { $0.finish(throwing: error) }
+        }
+    }
+
+    /// The sampler of `request` (or the defaults) and its seed (nil when greedy).
+    private func makeSampler(_ request: GenerationRequest) -> (Sampler, UInt64?) {
+        var options = request.sampling ?? defaults.sampling
+        guard options.temperature > 0 else { return (Sampler(options: options), nil) }
+        let seed = request.seed ?? UInt64.random(in: 0...UInt64(UInt32.max))
+        options.seed = seed
+        return (Sampler(options: options), seed)
+    }
+
+    /// One step of `run`: a sampled token (not EOS) with the text it made final and the logits it
+    /// was drawn from, or text held back for a stop string and released at the end.
+    private enum Step {
+        case token(Int, String, [Float])
+        case heldBack(String)
+    }
+
+    private func run<S: TokenSampler>(prompt: [Int], request: GenerationRequest, sampler: inout S,
+                                      shouldStop: () -> Bool, onStep: (Step) -> Void) throws -> GenerationResult {
+        guard running.try() else { throw GenerationError.busy }
+        defer { running.unlock() }
         guard !prompt.isEmpty else { throw GenerationError.emptyPrompt }
         guard request.maxTokens >= 1 else { throw GenerationError.invalidMaxTokens(request.maxTokens) }
         guard prompt.count <= contextLength else {
             throw GenerationError.promptTooLong(promptTokens: prompt.count, contextLength: contextLength)
         }
+        let eosTokenIds = request.eosTokenIds ?? defaults.eosTokenIds
 
         // Reuse the cached prefix; feed at least the last prompt token to get its logits.
         var reused = zip(contextTokens, prompt).prefix(while: { $0 == $1 }).count
@@ -168,12 +294,12 @@ public final class GenerationSession {
             result.generatedIds.append(token)
             history.append(token)
 
-            if request.eosTokenIds.contains(token) { result.stopReason = .eos; break }
-            if let piece = try decoder.step(token) {
-                let (safe, hitStop) = stops.feed(piece)
-                if !safe.isEmpty { result.text += safe; onText(safe) }
-                if hitStop { result.stopReason = .stopString; break }
-            }
+            if eosTokenIds.contains(token) { result.stopReason = .eos; break }
+            var text = "", hitStop = false
+            if let piece = try decoder.step(token) { (text, hitStop) = stops.feed(piece) }
+            result.text += text
+            onStep(.token(token, text, logits))
+            if hitStop { result.stopReason = .stopString; break }
             if result.generatedIds.count >= request.maxTokens { result.stopReason = .maxTokens; break }
             // Feeding `token` would leave no position for the next one.
             if contextTokens.count + 1 >= contextLength { result.stopReason = .contextLimit; break }
@@ -183,7 +309,7 @@ public final class GenerationSession {
         // Held-back text that never became a stop string is part of the output.
         if result.stopReason != .stopString {
             let rest = stops.flush()
-            if !rest.isEmpty { result.text += rest; onText(rest) }
+            if !rest.isEmpty { result.text += rest; onStep(.heldBack(rest)) }
         }
         return result
     }

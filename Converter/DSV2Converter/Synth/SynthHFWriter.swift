@@ -71,14 +71,13 @@ public enum SynthHFWriter {
         let fileManager = FileManager.default
         if fileManager.fileExists(atPath: destination.path), !overwrite { throw SynthError.outputExists(path: destination.path) }
         let start = Date()
-        let temporary = destination.deletingLastPathComponent()
-            .appendingPathComponent(".\(destination.lastPathComponent).tmp-\(getpid())")
+        let temporary = TemporaryOutput.begin(destination)
         try? fileManager.removeItem(at: temporary)
+        var finished = false
+        defer { if finished { TemporaryOutput.end(temporary) } else { TemporaryOutput.discard(temporary) } }
         do { try fileManager.createDirectory(at: temporary, withIntermediateDirectories: true) } catch {
             throw SynthError.cannotWrite(path: temporary.path, reason: error.localizedDescription)
         }
-        var finished = false
-        defer { if !finished { try? fileManager.removeItem(at: temporary) } }
 
         try writeFile(source.configJSON, to: temporary.appendingPathComponent("config.json"))
         let shards = planShards(source, shardBytes: shardBytes)

@@ -33,11 +33,17 @@ final class LatentKVCache {
     var base: UnsafeRawPointer { UnsafeRawPointer(storage.pointer) }
     var allocatedBytes: Int { storage.byteCount }
 
+    /// The capacity a cache of `capacity` rows grows to (doubling) to hold `needed` rows.
+    static func capacity(from capacity: Int, toHold needed: Int) -> Int {
+        var grown = max(1, capacity)
+        while grown < needed { grown *= 2 }
+        return grown
+    }
+
     /// Makes room for `needed` rows in total (keeps the cached ones).
     func reserve(_ needed: Int) {
         guard needed > capacity else { return }
-        var newCapacity = capacity
-        while newCapacity < needed { newCapacity *= 2 }
+        let newCapacity = Self.capacity(from: capacity, toHold: needed)
         let bigger = AlignedBuffer(byteCount: newCapacity * rowBytes)
         bigger.pointer.copyMemory(from: storage.pointer, byteCount: count * rowBytes)
         storage = bigger

@@ -36,7 +36,7 @@ public final class QuantizedEngine: LanguageModel {
     /// which at 512 tokens pushed a q4 run past "file size + KV + 5%" — while a chunk still has
     /// enough tokens per routed expert (≈ chunk × topK / experts) to read each expert's weights
     /// once for many rows. Tests lower it to exercise the chunk boundaries.
-    public var prefillChunkTokens = 256 {
+    public var prefillChunkTokens = QuantizedEngine.defaultPrefillChunkTokens {
         didSet { prefillChunkTokens = max(1, prefillChunkTokens) }
     }
 
@@ -48,7 +48,7 @@ public final class QuantizedEngine: LanguageModel {
     ///   - kvCacheType: element type of the latent cache (f16 by default: 2 bytes per value).
     ///   - initialContext: tokens of cache allocated up front (the cache doubles when exceeded).
     public init(weights: EngineWeights, threads: Int = WorkerPool.defaultThreadCount,
-                kvCacheType: KVCacheType = .f16, initialContext: Int = 256) {
+                kvCacheType: KVCacheType = .f16, initialContext: Int = QuantizedEngine.initialCacheTokens) {
         self.weights = weights
         self.kvCacheType = kvCacheType
         let config = weights.config

@@ -60,20 +60,22 @@ public struct SafetensorsWriter {
     }
 }
 
-/// Writes a file by temp + rename so a crash never leaves a half-written output.
+/// Writes a file by temp + rename (`TemporaryOutput`) so a crash never leaves a half-written
+/// output, and any failure (a full disk) removes the temporary.
 public enum AtomicFile {
     public static func write(_ bytes: Data, to url: URL) throws {
-        let temporary = url.deletingLastPathComponent()
-            .appendingPathComponent(".\(url.lastPathComponent).tmp-\(ProcessInfo.processInfo.processIdentifier)")
+        let temporary = TemporaryOutput.begin(url)
         do {
             try bytes.write(to: temporary)
         } catch {
+            TemporaryOutput.discard(temporary)
             throw SafetensorsError.writeFailed(file: url.path, reason: error.localizedDescription)
         }
         guard rename(temporary.path, url.path) == 0 else {
             let reason = String(cString: strerror(errno))
-            try? FileManager.default.removeItem(at: temporary)
+            TemporaryOutput.discard(temporary)
             throw SafetensorsError.writeFailed(file: url.path, reason: reason)
         }
+        TemporaryOutput.end(temporary)
     }
 }

@@ -16,8 +16,11 @@ struct BenchKernelsCommand: ParsableCommand {
         commandName: "kernels",
         abstract: "Mat-vec GB/s against measured read bandwidth; mat-mat GFLOP/s.")
 
-    @Option(help: "Thread counts to measure, comma-separated.")
+    @Option(name: [.customShort("t"), .long], help: "Thread counts to measure, comma-separated.")
     var threads: String = "1,2"
+
+    @Flag(name: .customLong("threads-force"), help: "Allow more than \(ThreadLimit.perCore) threads per core.")
+    var threadsForce = false
 
     @Option(help: "Weight types, comma-separated (q4, q8, f16, bf16, f32).")
     var types: String = "q4,q8,f16,f32"
@@ -47,12 +50,7 @@ struct BenchKernelsCommand: ParsableCommand {
     }
 
     func run() throws {
-        let threadCounts = try threads.split(separator: ",").map { part -> Int in
-            guard let n = Int(part.trimmingCharacters(in: .whitespaces)), n > 0 else {
-                throw ValidationError("--threads: '\(part)' is not a positive integer")
-            }
-            return n
-        }
+        let threadCounts = try ThreadLimit.parseList(threads, force: threadsForce)
         let weightTypes = try types.split(separator: ",").map { part -> WeightType in
             guard let t = WeightType(rawValue: part.trimmingCharacters(in: .whitespaces)) else {
                 throw ValidationError("--types: unknown weight type '\(part)' (q4, q8, f16, bf16, f32)")
@@ -122,9 +120,7 @@ struct BenchKernelsCommand: ParsableCommand {
         }
 
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            try JSONOutput.print(report, pretty: true)
         } else {
             printTable(report)
         }

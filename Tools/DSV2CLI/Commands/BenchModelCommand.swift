@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import DSV2Core
+import DSV2
 
 /// `dsv2 bench model` (the default of `dsv2 bench`): prefill and decode speed of a whole model,
 /// time to first token, peak RSS, KV-cache and weight bytes per token, and decode's share of
@@ -12,35 +12,33 @@ struct BenchModelCommand: ParsableCommand {
         discussion: """
         The prompt is seeded random token ids (synthetic models have no tokenizer). For every
         thread count and prompt length: one warm-up, then --repetitions runs of prefill + greedy
-        decode of --gen-tokens tokens; figures are medians with min/max. Decode's achieved
+        decode of -n/--max-tokens tokens; figures are medians with min/max. Decode's achieved
         bandwidth is weight bytes read per token × decode tokens/s; the roofline fraction divides
         it by the read bandwidth a probe measures with the same thread count.
         Make models with `dsv2 synth` (e.g. --preset v2-lite --quant q4 -o lite-q4.dsv2).
         """)
 
-    @Option(help: "A .dsv2 container (memory-mapped) or a Hugging Face folder.")
-    var model: String
-
-    @Option(help: "quantized or reference (the fp32 oracle; Hugging Face folders only, small models).")
-    var engine: String = "quantized"
-
-    @Option(help: "For a Hugging Face folder with the quantized engine: quantization preset applied at load.")
-    var quant: String?
+    @OptionGroup var selection: ModelSelection
+    @OptionGroup var engine: EngineOptions
+    @OptionGroup var loading: LoadOptions
 
     @Option(help: "Prompt lengths, comma separated.")
     var promptTokens: String = "128,512"
 
-    @Option(help: "Tokens decoded after each prompt.")
-    var genTokens: Int = 64
+    @Option(name: [.customShort("n"), .customLong("max-tokens")], help: "Tokens decoded after each prompt.")
+    var maxTokens: Int = 64
 
-    @Option(help: "Thread counts, comma separated.")
+    @Option(name: [.customShort("t"), .long], help: "Thread counts, comma separated.")
     var threads: String = "1,2"
+
+    @Flag(name: .customLong("threads-force"), help: "Allow more than \(ThreadLimit.perCore) threads per core.")
+    var threadsForce = false
 
     @Option(help: "Timed runs per configuration (after one warm-up).")
     var repetitions: Int = 3
 
-    @Option(help: "Seed of the random prompt.")
-    var seed: UInt64 = 0
+    @Option(parsing: .unconditional, help: "Seed of the random prompt (negative: a random one, reported).")
+    var seed: Int64 = 0
 
     @Option(help: ArgumentHelp("Read bandwidth to use instead of the probe, GB/s per thread count: e.g. 1:13,2:24.",
                                discussion: "For a busy machine, where the probe measures what others leave over."))
@@ -49,22 +47,32 @@ struct BenchModelCommand: ParsableCommand {
     @Flag(help: "Print the JSON report on stdout (the table goes to stderr).")
     var json = false
 
-    @Option(help: "Also write the JSON report to this file.")
+    @Option(name: [.customShort("o"), .long], help: "Also write the JSON report to this file.")
     var output: String?
+
+    @Flag(help: "Overwrite the --output file if it exists.")
+    var force = false
 
     func run() throws {
         let promptLengths = try Self.parseList(promptTokens, option: "--prompt-tokens")
-        let threadCounts = try Self.parseList(threads, option: "--threads")
-        guard genTokens >= 1 else { throw ValidationError("--gen-tokens must be at least 1") }
+        let threadCounts = try ThreadLimit.parseList(threads, force: threadsForce)
+        guard maxTokens >= 1 else { throw ValidationError("-n/--max-tokens must be at least 1") }
         guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1") }
-        let log = { (line: String) in FileHandle.standardError.write(Data((line + "\n").utf8)) }
+        if let output, !force, FileManager.default.fileExists(atPath: output) {
+            throw UsageError("-o/--output \(output) exists; add --force to overwrite it")
+        }
+        let seed = self.seed >= 0 ? UInt64(self.seed) : UInt64.random(in: 0...UInt64(UInt32.max))
+        let log = { (line: String) in Terminal.writeError(line + "\n") }
 
-        log("loading \(model) (\(engine) engine)")
-        let subject = try BenchSubject.load(path: model, engine: engine, quant: quant, threads: threadCounts[0])
-        let config = subject.model.config
-        if let longest = promptLengths.max(), longest + genTokens > config.maxPositionEmbeddings {
+        let model = try selection.open()
+        let config = model.config
+        if let longest = promptLengths.max(), longest + maxTokens > config.maxPositionEmbeddings {
             throw ValidationError("prompt + generated tokens exceed max_position_embeddings (\(config.maxPositionEmbeddings))")
         }
+        log("loading \(model.url.path) (\(engine.kind.rawValue) engine)")
+        let subject = try BenchSubject.load(model, engine: engine, loading: loading, threads: threadCounts[0],
+                                            contextTokens: (promptLengths.max() ?? 1) + maxTokens,
+                                            longestPass: promptLengths.max() ?? 1)
         let resettable = ResourceUsage.resetPeak()
         var results: [BenchModelResult] = []
         var random = SplitMix64(seed: seed)
@@ -80,15 +88,15 @@ struct BenchModelCommand: ParsableCommand {
                 _ = try runOnce(subject.model, prompt: Array(prompt.prefix(min(length, 32))), generate: 2)
                 var prefill: [Double] = [], decode: [Double] = [], ttft: [Double] = []
                 for _ in 0..<repetitions {
-                    let run = try runOnce(subject.model, prompt: prompt, generate: genTokens)
+                    let run = try runOnce(subject.model, prompt: prompt, generate: maxTokens)
                     prefill.append(Double(length) / run.prefillSeconds)
-                    decode.append(Double(genTokens) / run.decodeSeconds)
+                    decode.append(Double(maxTokens) / run.decodeSeconds)
                     ttft.append(run.prefillSeconds)
                 }
                 let decodeMedian = BenchStatistic(decode).median
                 let achieved = Double(subject.weightBytesPerToken) * decodeMedian
                 results.append(BenchModelResult(
-                    threads: threadCount, promptTokens: length, genTokens: genTokens, repetitions: repetitions,
+                    threads: threadCount, promptTokens: length, genTokens: maxTokens, repetitions: repetitions,
                     prefillTokensPerSecond: BenchStatistic(prefill).median, decodeTokensPerSecond: decodeMedian,
                     timeToFirstTokenSeconds: BenchStatistic(ttft).median,
                     prefillSpread: BenchStatistic(prefill), decodeSpread: BenchStatistic(decode),
@@ -115,7 +123,7 @@ struct BenchModelCommand: ParsableCommand {
             results[i].rooflineFraction = b > 0 ? results[i].achievedBytesPerSecond / b : 0
         }
         let report = BenchModelReport(
-            model: URL(fileURLWithPath: model).lastPathComponent, engine: subject.engine,
+            model: model.url.lastPathComponent, engine: subject.engine,
             quantization: subject.quantization, modelFileBytes: subject.fileBytes, layers: config.numHiddenLayers,
             hiddenSize: config.hiddenSize, routedExperts: config.routedExpertCount, parameters: config.parameterCount,
             seed: seed, readBandwidthSource: probed.isEmpty ? "given" : (probed.count == Set(threadCounts).count ? "probe" : "mixed"),
@@ -123,15 +131,9 @@ struct BenchModelCommand: ParsableCommand {
             readBandwidthBytesPerSecond: Dictionary(uniqueKeysWithValues: bandwidth.map { (String($0.key), $0.value) }),
             results: results)
         log(Self.table(report))
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        let data = try encoder.encode(report)
-        if let output {
-            do { try AtomicFile.write(data + Data("\n".utf8), to: URL(fileURLWithPath: output)) } catch {
-                throw ValidationError("cannot write \(output): \(error)")
-            }
-        }
-        if json { FileHandle.standardOutput.write(data + Data("\n".utf8)) }
+        let text = try JSONOutput.encode(report, pretty: true) + "\n"
+        if let output { try AtomicFile.write(Data(text.utf8), to: URL(fileURLWithPath: output)) }
+        if json { Terminal.write(text) }
     }
 
     struct RunTimes { var prefillSeconds: Double; var decodeSeconds: Double }

@@ -15,30 +15,33 @@ struct BenchSubject {
     /// Changes the engine's thread count (the quantized engine's pool; OpenBLAS for the reference).
     let setThreads: (Int) -> Void
 
-    /// Opens the model with `threads` threads.
-    static func load(path: String, engine: String, quant: String?, threads: Int) throws -> BenchSubject {
-        guard let kind = EngineKind(rawValue: engine.lowercased()) else {
-            throw ValidationError("unknown --engine \"\(engine)\"; use quantized or reference")
-        }
-        let opened = try Model.open(path)
-        let fileBytes = Self.diskBytes(opened.url, isDirectory: opened.format == .huggingFace)
-        switch kind {
+    /// Loads `model` with the engine of `engine` and `threads` threads, after the memory check.
+    static func load(_ model: Model, engine: EngineOptions, loading: LoadOptions, threads: Int,
+                     contextTokens: Int, longestPass: Int) throws -> BenchSubject {
+        let fileBytes = Self.diskBytes(model.url, isDirectory: model.format == .huggingFace)
+        switch engine.kind {
         case .reference:
             // The absorbed form caches the latent (kv_lora_rank + qk_rope) per token and layer in fp32.
-            let model = try opened.makeEngine(engineChoice(kind: .reference, quant: quant, form: .absorbed))
-            openblas_set_num_threads(Int32(threads))
-            let config = model.config
+            let choice = EngineChoice.reference(form: engine.mla ?? .absorbed, storage: engine.weights ?? .fp32)
+            let loaded = try loading.load(model, choice, threads: threads, contextTokens: contextTokens, longestPass: longestPass)
+            let config = loaded.config
+            let perToken = (engine.mla ?? .absorbed) == .absorbed ? config.latentCacheWidth
+                                                                  : config.numAttentionHeads * (config.qHeadDim + config.vHeadDim)
             return BenchSubject(
-                model: model, engine: "reference", quantization: "f32", fileBytes: fileBytes,
-                kvBytesPerToken: config.latentCacheWidth * config.numHiddenLayers * 4,
+                model: loaded, engine: "reference", quantization: "f32", fileBytes: fileBytes,
+                kvBytesPerToken: perToken * config.numHiddenLayers * 4,
                 weightBytesPerToken: ActiveWeights.bytesPerToken(config: config) { _, shape in shape.reduce(1, *) * 4 },
                 setThreads: { openblas_set_num_threads(Int32($0)) })
         case .quantized:
-            let model = try opened.makeQuantizedEngine(preset: quant, threads: threads)
-            return BenchSubject(model: model, engine: "quantized", quantization: opened.quantization(.quantized(preset: quant)),
-                                fileBytes: fileBytes, kvBytesPerToken: model.kvCacheBytesPerToken,
-                                weightBytesPerToken: model.weightBytesReadPerToken,
-                                setThreads: { model.setThreadCount($0) })
+            let choice = engine.choice(threads: threads)
+            guard let loaded = try loading.load(model, choice, threads: threads, contextTokens: contextTokens,
+                                                longestPass: longestPass) as? QuantizedEngine else {
+                preconditionFailure("the quantized choice builds a QuantizedEngine")
+            }
+            return BenchSubject(model: loaded, engine: "quantized", quantization: model.quantization(choice),
+                                fileBytes: fileBytes, kvBytesPerToken: loaded.kvCacheBytesPerToken,
+                                weightBytesPerToken: loaded.weightBytesReadPerToken,
+                                setThreads: { loaded.setThreadCount($0) })
         }
     }
 

@@ -1,6 +1,6 @@
 import ArgumentParser
-import DSV2Core
-import DSV2Reference
+import CBLAS
+import DSV2
 import Foundation
 
 /// `dsv2 bench reference`: prefill speed of the fp32 reference on one DeepSeek-V2-Lite MoE
@@ -22,10 +22,12 @@ struct BenchReferenceCommand: ParsableCommand {
     var mla: String = "both"
 
     @Option(name: .long, help: "Timed runs per case (the best is reported).")
-    var repeats: Int = 3
+    var repetitions: Int = 3
 
-    @Option(name: .long, help: "Seed of the random weights and tokens.")
-    var seed: UInt64 = 1
+    @Option(name: .long, parsing: .unconditional, help: "Seed of the random weights and tokens (negative: a random one, reported).")
+    var seed: Int64 = 1
+
+    @OptionGroup var threads: ThreadOptions
 
     @Flag(name: .long, help: "Print JSON.")
     var json = false
@@ -55,7 +57,9 @@ struct BenchReferenceCommand: ParsableCommand {
             guard let form = AttentionForm(rawValue: mla) else { throw ValidationError("--mla must be expanded, absorbed or both") }
             forms = [form]
         }
-        guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1") }
+        guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1") }
+        let seed = self.seed >= 0 ? UInt64(self.seed) : UInt64.random(in: 0...UInt64(UInt32.max))
+        if let count = threads.threads { openblas_set_num_threads(Int32(count)) }
 
         let config = Self.liteLayerConfig()
         try config.validate()
@@ -74,7 +78,7 @@ struct BenchReferenceCommand: ParsableCommand {
                 let finite = hidden.allSatisfy(\.isFinite)
                 let expertsUsed = Set(tracer["router.0.indices"]?.int32s ?? []).count
                 var best = Double.infinity, bestCPU = Double.infinity
-                for _ in 0..<repeats {
+                for _ in 0..<repetitions {
                     model.resetCache()
                     let start = DispatchTime.now().uptimeNanoseconds, startCPU = BenchClock.processCPU()
                     _ = try model.forward(tokens: ids, logits: .last, tracer: nil)
@@ -94,14 +98,14 @@ struct BenchReferenceCommand: ParsableCommand {
             "blas_threads": BLAS.threadCount,
             "blas_core": BLAS.coreName,
             "weights_setup_seconds": setupSeconds,
-            "repeats": repeats,
+            "repetitions": repetitions,
             "results": results,
         ]
         if json {
             let data = try JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         } else {
-            print("reference, one V2-Lite MoE layer, fp32, OpenBLAS \(BLAS.coreName) × \(BLAS.threadCount) threads (best of \(repeats)):")
+            print("reference, one V2-Lite MoE layer, fp32, OpenBLAS \(BLAS.coreName) × \(BLAS.threadCount) threads (best of \(repetitions)):")
             for r in results {
                 print(String(format: "  %-8@ %4d tokens: %8.1f tokens/s (%.3f s wall, %.3f s CPU), %d experts used",
                              r["mla"] as! String as NSString, r["tokens"] as! Int, r["tokens_per_second"] as! Double,

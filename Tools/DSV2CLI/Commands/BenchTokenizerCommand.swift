@@ -1,5 +1,5 @@
 import ArgumentParser
-import DSV2Text
+import DSV2
 import Foundation
 
 /// `dsv2 bench tokenizer`: encode throughput over a few MB of mixed text, next to the figure of
@@ -9,17 +9,18 @@ struct BenchTokenizerCommand: ParsableCommand {
         commandName: "tokenizer",
         abstract: "Tokenizer encode throughput (MB/s, tokens/s) next to Hugging Face tokenizers.")
 
-    @Option(name: .long, help: "Folder with tokenizer.json, or the file (default: Tests/Fixtures/tokenizer/deepseek-v2).")
-    var tokenizer: String = "Tests/Fixtures/tokenizer/deepseek-v2"
+    @Option(name: [.customShort("m"), .long],
+            help: "A model (folder or .dsv2) or a folder holding tokenizer.json (default: Tests/Fixtures/tokenizer/deepseek-v2).")
+    var model: String = "Tests/Fixtures/tokenizer/deepseek-v2"
 
-    @Option(name: .long, help: "JSON lines with a \"text\" field to build the corpus from (default: cases.jsonl beside the tokenizer).")
+    @Option(name: .long, help: "JSON lines with a \"text\" field to build the corpus from (default: cases.jsonl in the --model folder).")
     var corpus: String?
 
     @Option(name: .long, help: "Corpus size in MB (10^6 bytes of UTF-8), built by repeating the texts.")
     var megabytes: Double = 4
 
     @Option(name: .long, help: "Timed runs; the best is reported.")
-    var runs: Int = 3
+    var repetitions: Int = 3
 
     @Flag(name: .long, help: "Print one JSON object.")
     var json = false
@@ -28,30 +29,22 @@ struct BenchTokenizerCommand: ParsableCommand {
     static let hfEncodeBatchMBps = 1.05...1.20
     static let hfSingleEncodeMBps = 0.61...0.73
 
-    struct BenchError: Error, CustomStringConvertible {
-        let description: String
-    }
-
     func run() throws {
-        let url = URL(fileURLWithPath: tokenizer)
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
-            throw BenchError(description: "no tokenizer at \(url.path) (pass --tokenizer)")
-        }
-        let folder = isDirectory.boolValue ? url : url.deletingLastPathComponent()
-        let jsonURL = isDirectory.boolValue ? url.appendingPathComponent("tokenizer.json") : url
+        let source = try TokenizerSource(model)
+        let folder = (try? FileKind(path: model)) == .directory ? URL(fileURLWithPath: model)
+                                                                 : URL(fileURLWithPath: model).deletingLastPathComponent()
         let corpusURL = corpus.map { URL(fileURLWithPath: $0) } ?? folder.appendingPathComponent("cases.jsonl")
         guard let corpusData = try? Data(contentsOf: corpusURL) else {
-            throw BenchError(description: "cannot read the corpus \(corpusURL.path) (pass --corpus)")
+            throw UsageError("cannot read the corpus \(corpusURL.path) (pass --corpus)")
         }
         var texts: [String] = []
         for (i, line) in corpusData.split(separator: 0x0A).enumerated() {
             guard let value = try? JSONValue.parse(Data(line)) else {
-                throw BenchError(description: "\(corpusURL.path) line \(i + 1): invalid JSON")
+                throw UsageError("\(corpusURL.path) line \(i + 1): invalid JSON")
             }
             if let text = value["text"]?.stringValue, !text.isEmpty { texts.append(text) }
         }
-        guard !texts.isEmpty else { throw BenchError(description: "\(corpusURL.path): no \"text\" rows") }
+        guard !texts.isEmpty else { throw UsageError("\(corpusURL.path): no \"text\" rows") }
 
         // Items: the texts repeated until the corpus reaches the requested size.
         let target = Int(megabytes * 1_000_000)
@@ -62,19 +55,16 @@ struct BenchTokenizerCommand: ParsableCommand {
         }
         let joined = items.joined(separator: "\n")
 
-        let tokenizerData = try Data(contentsOf: jsonURL)
-        let configURL = folder.appendingPathComponent("tokenizer_config.json")
-        let configData = try? Data(contentsOf: configURL)
         let loadStart = DispatchTime.now()
-        _ = try Tokenizer(tokenizerJSON: tokenizerData, configJSON: configData, path: jsonURL.path, configPath: configURL.path)
+        _ = try source.makeTokenizer()
         let loadSeconds = seconds(since: loadStart)
 
         // Each run uses a fresh tokenizer (cold piece cache), like the HF measurement.
         var bestItems = Double.infinity, bestJoined = Double.infinity
         var cpuItems = Double.infinity, cpuJoined = Double.infinity
         var tokensItems = 0, tokensJoined = 0
-        for _ in 0..<max(1, runs) {
-            let fresh = try Tokenizer(tokenizerJSON: tokenizerData, configJSON: configData, path: jsonURL.path)
+        for _ in 0..<max(1, repetitions) {
+            let fresh = try source.makeTokenizer()
             let start = DispatchTime.now()
             let cpuStart = BenchClock.threadCPU()  // CPU time: the HF anchor figures are CPU-time based too
             var count = 0
@@ -83,7 +73,7 @@ struct BenchTokenizerCommand: ParsableCommand {
             cpuItems = min(cpuItems, BenchClock.threadCPU() - cpuStart)
             tokensItems = count
 
-            let fresh2 = try Tokenizer(tokenizerJSON: tokenizerData, configJSON: configData, path: jsonURL.path)
+            let fresh2 = try source.makeTokenizer()
             let start2 = DispatchTime.now()
             let cpuStart2 = BenchClock.threadCPU()
             tokensJoined = try fresh2.encode(joined).count
@@ -99,7 +89,7 @@ struct BenchTokenizerCommand: ParsableCommand {
         if json {
             let result: JSONValue = .object([
                 ("benchmark", .string("tokenizer")),
-                ("tokenizer", .string(jsonURL.path)),
+                ("tokenizer", .string(source.path)),
                 ("corpus", .string(corpusURL.path)),
                 ("corpus_bytes", .number(Double(bytes))),
                 ("items", .number(Double(items.count))),
@@ -119,7 +109,7 @@ struct BenchTokenizerCommand: ParsableCommand {
             ])
             print(result.serialized)
         } else {
-            print("tokenizer  \(jsonURL.path) (loaded in \(String(format: "%.2f", loadSeconds)) s)")
+            print("tokenizer  \(source.path) (loaded in \(String(format: "%.2f", loadSeconds)) s)")
             print("corpus     \(items.count) items, \(String(format: "%.2f", Double(bytes) / 1e6)) MB from \(corpusURL.lastPathComponent)")
             print(String(format: "per item   %7.2f MB/s wall  %7.2f MB/cpu-s  %9.0f tokens/s   (HF encode_batch, 1 thread: %.2f-%.2f MB/cpu-s) -> %.1fx",
                          mbItems, cpuMBItems, Double(tokensItems) / bestItems, hf.lowerBound, hf.upperBound, cpuMBItems / hf.upperBound))

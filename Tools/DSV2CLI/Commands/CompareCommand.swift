@@ -11,31 +11,35 @@ struct CompareCommand: ParsableCommand {
         abstract: "Compare two dumps, or two engines on one input, tensor by tensor in layer order.",
         discussion: """
         dsv2 compare A.safetensors B.safetensors
-        dsv2 compare --model M --engines reference,quantized:q4 [--ids 1,2,3 | --prompt "text"]
+        dsv2 compare [--model M] [--engines reference,quantized:q4] [--ids 1,2,3 | --prompt "text"]
 
         A is the baseline (KL is KL(A||B)). Metrics: maxabs, rrms, cos for every tensor; kl, klmax, \
         top1, top5 for logits; jaccard, identical for routers. --fail-above 'GLOB:METRIC<OP>VALUE,...' \
-        (ops < > <= >=) marks a tensor failed when the condition holds. Exit status: 0 no failure, \
-        1 a threshold broke or a shared tensor's shape differs, 2 bad arguments or unreadable input. \
+        (ops < > <= >=) marks a tensor failed when the condition holds; a threshold that matches no \
+        compared tensor is a usage error. Exit status: 0 no failure, 1 a threshold broke or a shared \
+        tensor's shape differs, 2 bad arguments (including such a threshold) or unreadable input. \
         JSON schema: docs/COMPARE.md.
         """)
 
     @Argument(help: "Two dump files (safetensors): baseline, then candidate.")
     var files: [String] = []
 
-    @Option(name: .long, help: "Model folder: run --engines on it instead of reading dumps.")
-    var model: String?
+    @OptionGroup var selection: ModelSelection
 
     @Option(name: .long, help: "Two engines, baseline first: e.g. reference,quantized:q4 or reference,reference:absorbed.")
     var engines: String = "reference,quantized:q4"
 
-    @Option(name: .long, help: "Comma-separated input token ids (with --model).")
+    @OptionGroup var quantized: QuantizedEngineOptions
+    @OptionGroup var threads: ThreadOptions
+    @OptionGroup var loading: LoadOptions
+
+    @Option(name: .long, help: "Comma-separated input token ids (engine mode).")
     var ids: String?
 
-    @Option(name: .long, help: "Input text, encoded with the model's tokenizer (with --model).")
+    @Option(name: [.customShort("p"), .long], help: "Input text, encoded with the model's tokenizer (engine mode).")
     var prompt: String?
 
-    @Option(name: .long, help: "Globs of the names to trace (with --model).")
+    @Option(name: .long, help: "Globs of the names to trace (engine mode).")
     var trace: String = "*"
 
     @Option(name: .customLong("fail-above"), help: "Thresholds, e.g. 'hidden.*:cos<0.999,logits:kl>0.01'.")
@@ -44,48 +48,59 @@ struct CompareCommand: ParsableCommand {
     @Flag(name: .long, help: "Print the report as JSON (docs/COMPARE.md) instead of a table.")
     var json = false
 
-    @Option(name: .long, help: "Worker threads of the quantized engine.")
-    var threads: Int?
-
     func run() throws {
-        let report = try AnalysisCLI.exitingOnError("compare") { () throws -> ComparisonReport in
-            let thresholds = try failAbove.map { try Threshold.parseList($0) } ?? []
-            let (baseline, candidate) = try loadSides()
-            return ComparisonReport(baseline: baseline, candidate: candidate, thresholds: thresholds)
+        let thresholds = try failAbove.map { try Threshold.parseList($0) } ?? []
+        let (baseline, candidate) = try loadSides()
+        let report = ComparisonReport(baseline: baseline, candidate: candidate, thresholds: thresholds)
+        // A threshold that checks nothing is a mistake (a typo in the glob or the metric), not a
+        // pass: it would silently disable a CI gate.
+        if !report.unusedThresholds.isEmpty {
+            throw UsageError("--fail-above: \(report.unusedThresholds.joined(separator: ", ")) matches no compared tensor that has the metric (names: \(Self.names(report)))")
         }
         if json {
-            let data = try AnalysisCLI.exitingOnError("compare") { try report.jsonData() }
-            FileHandle.standardOutput.write(data + Data("\n".utf8))
+            Terminal.write(String(decoding: try report.jsonData(), as: UTF8.self) + "\n")
         } else {
             var text = report.renderTable()
-            if AnalysisCLI.stdoutIsTerminal, let first = report.firstFailure {
+            if Terminal.stdoutIsTTY, let first = report.firstFailure {
                 let line = "FIRST FAILURE: \(first.message)"
                 text = text.replacingOccurrences(of: line, with: "\u{1B}[1;31m\(line)\u{1B}[0m")
             }
-            FileHandle.standardOutput.write(Data(text.utf8))
+            Terminal.write(text)
         }
-        if !report.passed { throw ExitCode(1) }
+        if !report.passed { throw ExitCode(ExitStatus.failure) }
     }
 
+    /// The compared names, shortened for a message.
+    static func names(_ report: ComparisonReport) -> String {
+        let names = report.tensors.map(\.name)
+        return names.count <= 8 ? names.joined(separator: ", ") : names.prefix(8).joined(separator: ", ") + ", …"
+    }
+
+    /// Engine mode (no dump files: the engines of --engines on --model, or on the embedded
+    /// model) or file mode.
     private func loadSides() throws -> (TensorSet, TensorSet) {
-        if let model {
-            guard files.isEmpty else { throw UsageError("give either two dump files or --model, not both") }
+        guard !files.isEmpty else {
             let specs = try EngineSpec.parseList(engines)
             guard specs.count == 2 else { throw UsageError("--engines needs exactly two engines (baseline,candidate), got '\(engines)'") }
-            let opened = try Model.open(model)
+            let model = try selection.open()
             let patterns = trace.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
             guard !patterns.isEmpty else { throw UsageError("--trace selects nothing") }
-            let tokens = try AnalysisCLI.inputIDs(model: opened, ids: ids, prompt: prompt)
+            let tokens = try AnalysisCLI.inputIDs(model: model, ids: ids, prompt: prompt)
             // One engine at a time, so only one model is resident.
-            let a = try specs[0].trace(model: opened, tokens: tokens, patterns: patterns, threads: threads)
-            let b = try specs[1].trace(model: opened, tokens: tokens, patterns: patterns, threads: threads)
-            return (a, b)
+            var sides: [TensorSet] = []
+            for spec in specs {
+                let choice = try spec.choice(quantized, threads: threads.threads)
+                // Kept logits: this side's rows and its tracer's copy, and the first side's while the second runs.
+                let engine = try loading.load(model, choice, threads: threads.threads, contextTokens: tokens.count,
+                                              longestPass: tokens.count, traced: true, logitsRows: tokens.count,
+                                              logitsCopies: 2 + sides.count)
+                sides.append(try spec.trace(engine, tokens: tokens, patterns: patterns))
+            }
+            return (sides[0], sides[1])
         }
-        guard files.count == 2 else {
-            throw UsageError(files.isEmpty ? "nothing to compare: give two dump files, or --model M --engines A,B"
-                                           : "expected two dump files (baseline candidate), got \(files.count)")
-        }
-        guard ids == nil, prompt == nil else { throw UsageError("--ids/--prompt need --model") }
+        guard selection.model == nil else { throw UsageError("give either two dump files or --model, not both") }
+        guard files.count == 2 else { throw UsageError("expected two dump files (baseline candidate), got \(files.count)") }
+        guard ids == nil, prompt == nil else { throw UsageError("--ids/--prompt need engine mode (no dump files)") }
         return (try TensorSet(safetensors: URL(fileURLWithPath: files[0])),
                 try TensorSet(safetensors: URL(fileURLWithPath: files[1])))
     }

@@ -18,10 +18,13 @@ struct GenerateCommand: ParsableCommand {
     @OptionGroup var modelArguments: ModelArguments
     @OptionGroup var sampling: SamplingArguments
 
-    @Option(name: .long, help: ArgumentHelp("The prompt text; \"-\" reads it from stdin.", valueName: "text|-"))
+    @Option(name: [.customShort("c"), .customLong("ctx-size")], help: "Context length in tokens (default: max_position_embeddings).")
+    var contextSize: Int?
+
+    @Option(name: [.customShort("p"), .long], help: ArgumentHelp("The prompt text; \"-\" reads it from stdin.", valueName: "text|-"))
     var prompt: String?
 
-    @Option(name: .long, help: "Read the prompt from this file.")
+    @Option(name: [.customShort("f"), .long], help: ArgumentHelp("Read the prompt from this file (\"-\": stdin).", valueName: "path|-"))
     var file: String?
 
     @Flag(name: .customLong("no-bos"), help: "Do not add BOS in front of the prompt.")
@@ -34,54 +37,53 @@ struct GenerateCommand: ParsableCommand {
     var json = false
 
     func validate() throws {
-        if prompt == nil && file == nil { throw ValidationError("give the prompt with --prompt \"…\", --prompt - (stdin) or --file <path>") }
+        if prompt == nil && file == nil { throw ValidationError("give the prompt with -p/--prompt \"…\", --prompt - (stdin) or -f/--file <path>") }
         if prompt != nil && file != nil { throw ValidationError("give either --prompt or --file, not both") }
+        if let contextSize, contextSize < 1 { throw ValidationError("-c/--ctx-size must be at least 1") }
     }
 
     func run() throws {
         let text = try readPrompt()
-        let model = try GenerationModel.load(modelArguments)
-        let session = try GenerationSession(model: model.engine, tokenizer: model.tokenizer,
-                                            contextLength: modelArguments.contextSize)
-        let promptIds = try model.tokenizer.encode(text, addSpecialTokens: !noBos)
-        let seed = sampling.resolvedSeed()
-        var sampler = sampling.makeSampler(seed: seed)
-
-        // Input errors before anything is printed.
-        if promptIds.isEmpty { throw GenerationError.emptyPrompt }
-        if promptIds.count > session.contextLength {
-            throw GenerationError.promptTooLong(promptTokens: promptIds.count, contextLength: session.contextLength)
+        var promptIds: [Int] = []
+        let loaded = try GenerationModel.load(modelArguments, contextSize: contextSize) { tokenizer, context in
+            // Input errors before the weights are loaded.
+            promptIds = try tokenizer.encode(text, addSpecialTokens: !noBos)
+            if promptIds.isEmpty { throw GenerationError.emptyPrompt }
+            if promptIds.count > context { throw GenerationError.promptTooLong(promptTokens: promptIds.count, contextLength: context) }
+            return (promptIds.count + sampling.maxTokens, promptIds.count)
         }
-        InterruptMonitor.install()
-        let result = try InterruptMonitor.whileGenerating {
+        let session = try GenerationSession(model: loaded.engine, tokenizer: loaded.tokenizer, contextLength: loaded.contextLength,
+                                            defaults: loaded.defaults)
+        let (options, seed) = sampling.options(over: loaded.defaults.sampling)
+        var sampler = Sampler(options: options)
+
+        let result = try Signals.whileGenerating {
             // Echoed inside, so a Ctrl-C right after the prompt appears already stops cleanly.
             if !json && !noEcho { Terminal.write(text) }
-            return try session.generate(prompt: promptIds, request: sampling.request(eosTokenIds: model.eosTokenIds),
-                                 sampler: &sampler,
-                                 onText: { piece in if !json { Terminal.write(piece) } },
-                                 shouldStop: { InterruptMonitor.isInterrupted })
+            return try session.generate(prompt: promptIds, request: sampling.request(),
+                                        sampler: &sampler,
+                                        onText: { piece in if !json { Terminal.write(piece) } },
+                                        shouldStop: { Signals.isInterrupted })
         }
 
         if json {
-            let output = GenerationResultJSON(result: result, model: model.label, seed: seed, contextLength: session.contextLength,
-                                              contextTokens: session.contextTokens.count)
-            Terminal.write(try output.encoded() + "\n")
+            try JSONOutput.print(GenerationResultJSON(result: result, model: loaded.label, seed: seed,
+                                                      contextLength: session.contextLength,
+                                                      contextTokens: session.contextTokens.count))
         } else {
             Terminal.write("\n")
             Terminal.writeError(GenerationReport.summary(result, seed: seed, contextLength: session.contextLength) + "\n")
         }
+        if result.stopReason == .interrupted { throw ExitCode(ExitStatus.interrupted) }
     }
 
     /// `--prompt text`, `--prompt -` (stdin) or `--file path`. Text read from stdin or a file loses
     /// one trailing newline (the one an editor or `echo` adds).
     private func readPrompt() throws -> String {
         var text: String
-        if let file {
-            guard let data = FileManager.default.contents(atPath: file) else {
-                throw ValidationError("cannot read the prompt file \(file)")
-            }
-            text = String(decoding: data, as: UTF8.self)
-        } else if prompt == "-" {
+        if let file, file != "-" {
+            text = String(decoding: try InputFile.read(file, option: "-f/--file"), as: UTF8.self)
+        } else if prompt == "-" || file == "-" {
             text = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
         } else {
             return prompt ?? ""
@@ -110,49 +112,43 @@ enum GenerationReport {
     }
 }
 
-/// The `--json` object of one generation (one line, snake_case keys): `generate` prints one,
-/// `chat` one per turn (with `turn`).
+/// The `--json` object of one generation (one line; `JSONOutput` makes the keys snake_case):
+/// `generate` prints one, `chat` one per turn (with `turn`).
 struct GenerationResultJSON: Encodable {
     var turn: Int?
     var text: String
     /// Tokens fed to the model by this call (the rest of the prompt came from the cache).
-    var prompt_tokens: Int
-    var reused_tokens: Int
-    var generated_tokens: Int
-    var generated_ids: [Int]
-    var stop_reason: String
-    var prompt_seconds: Double
-    var generation_seconds: Double
-    var prompt_tokens_per_second: Double
-    var generation_tokens_per_second: Double
+    var promptTokens: Int
+    var reusedTokens: Int
+    var generatedTokens: Int
+    var generatedIds: [Int]
+    var stopReason: String
+    var promptSeconds: Double
+    var generationSeconds: Double
+    var promptTokensPerSecond: Double
+    var generationTokensPerSecond: Double
     /// The sampler's seed (absent when decoding is greedy: no randomness to reproduce).
     var seed: UInt64?
-    var context_length: Int
+    var contextLength: Int
     /// Tokens in the KV cache after the call.
-    var context_tokens: Int
+    var contextTokens: Int
     var model: String
 
     init(result r: GenerationResult, turn: Int? = nil, model: String, seed: UInt64?, contextLength: Int, contextTokens: Int) {
         self.turn = turn
         text = r.text
-        prompt_tokens = r.promptTokens
-        reused_tokens = r.reusedTokens
-        generated_tokens = r.generatedTokens
-        generated_ids = r.generatedIds
-        stop_reason = r.stopReason.rawValue
-        prompt_seconds = r.promptSeconds
-        generation_seconds = r.generationSeconds
-        prompt_tokens_per_second = r.promptTokensPerSecond
-        generation_tokens_per_second = r.generationTokensPerSecond
+        promptTokens = r.promptTokens
+        reusedTokens = r.reusedTokens
+        generatedTokens = r.generatedTokens
+        generatedIds = r.generatedIds
+        stopReason = r.stopReason.rawValue
+        promptSeconds = r.promptSeconds
+        generationSeconds = r.generationSeconds
+        promptTokensPerSecond = r.promptTokensPerSecond
+        generationTokensPerSecond = r.generationTokensPerSecond
         self.seed = seed
-        context_length = contextLength
-        context_tokens = contextTokens
+        self.contextLength = contextLength
+        self.contextTokens = contextTokens
         self.model = model
-    }
-
-    func encoded() throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: try encoder.encode(self), as: UTF8.self)
     }
 }

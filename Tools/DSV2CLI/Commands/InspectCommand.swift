@@ -1,26 +1,30 @@
 import ArgumentParser
 import Foundation
-import DSV2Container
-import DSV2Core
-import DSV2Formats
+import DSV2
 
 /// `dsv2 inspect`: what a container holds.
 struct InspectCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "inspect",
-        abstract: "Show a .dsv2 container's (or a .gguf file's) config, tensor table, sizes, compression ratios and provenance.")
+        abstract: "Show a .dsv2 container's (or a Hugging Face folder's, or a .gguf file's) config, tensors, sizes, provenance and the memory it needs to run.")
 
-    @Argument(help: "The container (or a GGUF file).")
-    var container: String
+    @Argument(help: ArgumentHelp("A .dsv2 container, a Hugging Face folder or a .gguf file.", valueName: "model.dsv2|hf-folder|model.gguf"))
+    var path: String
 
     @Option(name: .customLong("dump-values"), help: "GGUF only: write every tensor's values as f32 to FILE, in table order (checks against other readers).")
     var dumpValues: String?
 
-    @Flag(help: "Print JSON (the container metadata plus totals) instead of a table.")
+    @Flag(help: "Print JSON (the container metadata, totals and the memory estimate) instead of a table.")
     var json = false
 
     @Flag(help: "List every tensor (by default long runs of expert tensors are summarised per layer).")
     var all = false
+
+    @OptionGroup var engine: EngineOptions
+
+    @Option(name: [.customShort("c"), .customLong("ctx-size")],
+            help: "Context length of the memory estimate (default: what chat uses, min(max_position_embeddings, \(ChatCommand.defaultContext))).")
+    var contextSize: Int?
 
     struct Totals: Codable {
         var type: String
@@ -29,16 +33,40 @@ struct InspectCommand: ParsableCommand {
         var storedBytes: Int
     }
 
-    struct Report: Codable {
+    struct Memory: Encodable {
+        var engine: String
+        var contextTokens: Int
+        var weightBytes: Int
+        var kvCacheBytes: Int
+        var workspaceBytes: Int
+        var totalBytes: Int
+        var availableBytes: Int
+    }
+
+    struct Report: Encodable {
         var path: String
+        var format: String
         var fileSize: Int
-        var metadata: ContainerMetadata
+        var metadata: ContainerMetadata?
         var totals: [Totals]
+        var memory: Memory
     }
 
     func run() throws {
-        if GGUFCLI.isGGUF(container) { return try GGUFCLI.inspect(container, all: all, json: json, dumpValues: dumpValues) }
-        let reader = try ContainerReader(path: container)
+        if GGUFCLI.isGGUF(path) { return try GGUFCLI.inspect(path, all: all, json: json, dumpValues: dumpValues) }
+        let model = try Model.open(path)
+        let choice = engine.choice(threads: nil)
+        let context = contextSize ?? min(model.config.maxPositionEmbeddings, ChatCommand.defaultContext)
+        let estimate = try model.memoryEstimate(choice, contextTokens: context,
+                                                longestPass: min(context, QuantizedEngine.defaultPrefillChunkTokens))
+        let memory = Memory(engine: model.label(choice), contextTokens: estimate.contextTokens, weightBytes: estimate.weightBytes,
+                            kvCacheBytes: estimate.kvCacheBytes, workspaceBytes: estimate.workspaceBytes,
+                            totalBytes: estimate.totalBytes, availableBytes: MemoryEstimate.availableBytes())
+        guard let reader = model.weights as? ContainerReader else {
+            try inspectFolder(model, memory: memory, estimate: estimate)
+            return
+        }
+        let container = path
         let meta = reader.metadata
         var byType: [WeightType: Totals] = [:]
         for t in meta.tensors {
@@ -50,21 +78,13 @@ struct InspectCommand: ParsableCommand {
         }
         let totals = WeightType.allCases.compactMap { byType[$0] }
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            let data = try encoder.encode(Report(path: container, fileSize: reader.file.size, metadata: meta, totals: totals))
-            print(String(decoding: data, as: UTF8.self))
+            try JSONOutput.print(Report(path: container, format: "dsv2", fileSize: reader.file.size, metadata: meta,
+                                        totals: totals, memory: memory), pretty: true)
             return
         }
         print("\(container): dsv2 container v\(meta.formatVersion), \(meta.converterVersion), zstd \(meta.zstdVersion)")
         print("quantization: \(meta.quantization)   file: \(ProgressReporter.bytes(reader.file.size))")
-        if let config = try? ModelConfig.decode(reader.configJSON) {
-            print("config: \(config.numHiddenLayers) layers, hidden \(config.hiddenSize), \(config.numAttentionHeads) heads, "
-                  + "vocab \(config.vocabSize), q_lora_rank \(config.qLoraRank.map(String.init) ?? "null"), kv_lora_rank \(config.kvLoraRank), "
-                  + "experts \(config.nRoutedExperts ?? 0) routed + \(config.nSharedExperts ?? 0) shared (top-\(config.numExpertsPerTok ?? 0), \(config.topkMethod.rawValue))")
-        } else {
-            print("config: (config.json does not decode as a DeepSeek-V2 config)")
-        }
+        printConfig(model.config)
         print("files: " + meta.files.map { "\($0.name) (\(ProgressReporter.bytes($0.size)))" }.joined(separator: ", "))
         print("provenance: \(meta.provenance.sourceFormat) \(meta.provenance.sourceName)")
         for f in meta.provenance.files { print("  \(f.name)  \(f.size) bytes  xxh64 \(f.checksum)") }
@@ -114,5 +134,41 @@ struct InspectCommand: ParsableCommand {
             row("total \(total.type) (\(total.tensors) tensors)", total.type, "", total.rawBytes, total.storedBytes, "")
         }
         row("total (\(meta.tensors.count) tensors)", "", "", raw, stored, "")
+        print("")
+        print(LoadOptions.describe(estimate, available: memory.availableBytes) + " (\(memory.engine))")
+    }
+
+    /// A Hugging Face folder: config, tensors by source type, the memory estimate.
+    private func inspectFolder(_ model: Model, memory: Memory, estimate: MemoryEstimate) throws {
+        var byType: [WeightType: Totals] = [:]
+        for name in model.weights.tensorNames {
+            guard let info = model.weights.tensorInfo(name) else { continue }
+            let bytes = info.type.byteCount(rows: info.shape.count == 2 ? info.shape[0] : 1, columns: info.shape.last ?? 1)
+            var total = byType[info.type] ?? Totals(type: info.type.rawValue, tensors: 0, rawBytes: 0, storedBytes: 0)
+            total.tensors += 1
+            total.rawBytes += bytes
+            total.storedBytes += bytes
+            byType[info.type] = total
+        }
+        let totals = WeightType.allCases.compactMap { byType[$0] }
+        if json {
+            try JSONOutput.print(Report(path: path, format: "hf", fileSize: totals.reduce(0) { $0 + $1.storedBytes },
+                                        metadata: nil, totals: totals, memory: memory), pretty: true)
+            return
+        }
+        print("\(path): Hugging Face folder, \(model.weights.tensorNames.count) tensors")
+        printConfig(model.config)
+        print("files: " + model.files.keys.sorted().joined(separator: ", "))
+        for total in totals {
+            print("  \(total.type): \(total.tensors) tensors, \(ProgressReporter.bytes(total.rawBytes))")
+        }
+        print(LoadOptions.describe(estimate, available: memory.availableBytes) + " (\(memory.engine))")
+    }
+
+    private func printConfig(_ config: ModelConfig) {
+        print("config: \(config.numHiddenLayers) layers, hidden \(config.hiddenSize), \(config.numAttentionHeads) heads, "
+              + "vocab \(config.vocabSize), q_lora_rank \(config.qLoraRank.map(String.init) ?? "null"), kv_lora_rank \(config.kvLoraRank), "
+              + "experts \(config.nRoutedExperts ?? 0) routed + \(config.nSharedExperts ?? 0) shared (top-\(config.numExpertsPerTok ?? 0), \(config.topkMethod.rawValue)), "
+              + "max_position_embeddings \(config.maxPositionEmbeddings)")
     }
 }

@@ -34,14 +34,13 @@ struct SynthCommand: ParsableCommand {
     @Option(help: "hf (bf16 safetensors folder) or dsv2 (container).")
     var format: String = "dsv2"
 
-    @Option(help: "Random seed.")
-    var seed: UInt64 = 0
+    @Option(parsing: .unconditional, help: "Random seed (negative: a random one, reported).")
+    var seed: Int64 = 0
 
     @Option(help: "Largest shard of --format hf, in bytes; suffixes K/M/G (powers of 1000) allowed.")
     var shardSize: String = "5G"
 
-    @Option(help: "Threads (default: the number of cores); the bytes do not depend on it.")
-    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    @OptionGroup var threads: ThreadOptions
 
     @Option(name: .shortAndLong, help: "Output folder (--format hf) or container file (--format dsv2).")
     var output: String
@@ -49,20 +48,21 @@ struct SynthCommand: ParsableCommand {
     @Flag(help: "Replace the output if it exists.")
     var force = false
 
-    @Flag(help: "No progress output.")
+    @Flag(name: [.customShort("q"), .long], help: "No progress output.")
     var quiet = false
 
+    @Flag(name: .long, help: "Print a JSON summary of what was written.")
+    var json = false
+
     func run() throws {
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        let seed = self.seed >= 0 ? UInt64(self.seed) : UInt64.random(in: 0...UInt64(UInt32.max))
+        let threads = self.threads.count
         let spec = try SynthModelSpec.make(preset: preset, layers: layers, experts: experts)
         let destination = URL(fileURLWithPath: output)
-        let reporter = ProgressReporter(quiet: quiet)
+        let reporter = ProgressReporter(quiet: quiet || json)
         let c = spec.config
         reporter.note("synthesizing \(spec.name): \(c.numHiddenLayers) layers, hidden \(c.hiddenSize), \(c.routedExpertCount) routed experts, \(c.parameterCount) parameters, seed \(seed)")
-        let report: (ConversionProgress) -> Void = { p in
-            reporter.update(done: p.inputBytesDone, total: p.inputBytesTotal, items: p.tensorsDone, itemCount: p.tensorCount,
-                            label: p.tensorName, elapsed: p.elapsedSeconds, force: p.tensorsDone == p.tensorCount)
-        }
+        let report: (ConversionProgress) -> Void = { reporter.update($0) }
         let summary: SynthSummary
         switch format.lowercased() {
         case "hf":
@@ -81,9 +81,23 @@ struct SynthCommand: ParsableCommand {
             throw ValidationError("unknown --format \"\(format)\"; use hf or dsv2")
         }
         reporter.finish()
-        reporter.note(String(format: "wrote %@: %d file(s), %@ in %.1f s (%.0f MB/s)", output, summary.files.count,
-                             ProgressReporter.bytes(summary.outputBytes), summary.seconds,
-                             Double(summary.outputBytes) / max(summary.seconds, 1e-9) / 1e6))
+        if json {
+            try JSONOutput.print(Report(output: output, files: summary.files, outputBytes: summary.outputBytes,
+                                        seconds: summary.seconds, seed: seed), pretty: true)
+        } else {
+            reporter.note(String(format: "wrote %@: %d file(s), %@ in %.1f s (%.0f MB/s)", output, summary.files.count,
+                                 ProgressReporter.bytes(summary.outputBytes), summary.seconds,
+                                 Double(summary.outputBytes) / max(summary.seconds, 1e-9) / 1e6))
+        }
+    }
+
+    /// `synth --json`.
+    struct Report: Encodable {
+        var output: String
+        var files: [String]
+        var outputBytes: Int
+        var seconds: Double
+        var seed: UInt64
     }
 
     /// "5G", "500M", "4500000000" → bytes (decimal units, as Hugging Face's max_shard_size).

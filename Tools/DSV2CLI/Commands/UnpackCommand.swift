@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import DSV2Container
+import DSV2
 import DSV2Converter
 
 /// `dsv2 unpack`: compressed container → raw (mmap-ready) container, same tensor types.
@@ -12,19 +12,20 @@ struct UnpackCommand: ParsableCommand {
     @Argument(help: "The compressed container.")
     var container: String
 
-    @Option(help: "Tensors decoded in parallel.")
-    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
-
+    @OptionGroup var threads: ThreadOptions
     @OptionGroup var target: ContainerOutputOptions
 
     func run() throws {
         let destination = try target.prepareDestination()
         let reader = try ContainerReader(path: container)
-        let reporter = ProgressReporter(quiet: target.quiet)
-        let summary = try Converter.unpack(reader, to: destination, threads: max(1, threads), overwrite: target.force) {
+        let reporter = ProgressReporter(quiet: target.quiet || target.json)
+        let summary = try Converter.unpack(reader, to: destination, threads: threads.count, overwrite: target.force) {
             reporter.update($0)
         }
         reporter.finish()
-        reporter.note("wrote \(target.output): \(summary.metadata.tensors.count) tensors, \(ProgressReporter.bytes(summary.outputBytes))")
+        try target.report(ContainerSummaryJSON(output: target.output, tensors: summary.metadata.tensors.count,
+                                               outputBytes: summary.outputBytes, quantization: summary.metadata.quantization),
+                          line: "wrote \(target.output): \(summary.metadata.tensors.count) tensors, \(ProgressReporter.bytes(summary.outputBytes))",
+                          reporter: reporter)
     }
 }

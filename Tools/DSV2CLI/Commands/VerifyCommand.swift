@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import DSV2Container
+import DSV2
 
 /// `dsv2 verify`: structure and every checksum; exit code 0 only if all is well.
 struct VerifyCommand: ParsableCommand {
@@ -11,36 +11,61 @@ struct VerifyCommand: ParsableCommand {
     @Argument(help: "The container.")
     var container: String
 
-    @Option(help: "Tensors checked in parallel.")
-    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    @OptionGroup var threads: ThreadOptions
 
-    @Flag(help: "Print only problems.")
+    @Flag(name: [.customShort("q"), .long], help: "Print only problems.")
     var quiet = false
 
+    @Flag(name: .long, help: "Print the result as JSON (ok, tensors, files, decoded bytes, seconds, problems).")
+    var json = false
+
+    struct Report: Encodable {
+        var path: String
+        var ok: Bool
+        var tensors: Int
+        var files: Int
+        var decodedBytes: Int
+        var seconds: Double
+        var problems: [String]
+    }
+
     func run() throws {
+        try FileKind.requireRegularFile(container)
+        let start = Date()
         let reader: ContainerReader
         do {
             reader = try ContainerReader(path: container)
         } catch {
-            FileHandle.standardError.write(Data("\(error)\n".utf8))
-            throw ExitCode(1)
+            // The file is there but not a sound container: that is what verify reports (status 1).
+            try finish(Report(path: container, ok: false, tensors: 0, files: 0, decodedBytes: 0,
+                              seconds: Date().timeIntervalSince(start), problems: ["\(error)"]))
+            return
         }
-        let reporter = ProgressReporter(quiet: quiet)
-        let start = Date()
+        let reporter = ProgressReporter(quiet: quiet || json)
         let total = reader.metadata.tensors.reduce(0) { $0 + $1.rawSize }
-        let problems = reader.verify(threads: max(1, threads)) { done, count, bytes, totalBytes in
+        let problems = reader.verify(threads: threads.count) { done, count, bytes, totalBytes in
             reporter.update(done: bytes, total: totalBytes, items: done, itemCount: count, label: "",
                             elapsed: Date().timeIntervalSince(start), force: done == count)
         }
         reporter.finish()
-        for problem in problems { FileHandle.standardError.write(Data("\(problem)\n".utf8)) }
-        if !problems.isEmpty {
-            FileHandle.standardError.write(Data("\(container): \(problems.count) problem(s)\n".utf8))
-            throw ExitCode(1)
+        try finish(Report(path: container, ok: problems.isEmpty, tensors: reader.metadata.tensors.count,
+                          files: reader.metadata.files.count, decodedBytes: total,
+                          seconds: Date().timeIntervalSince(start), problems: problems.map { "\($0)" }))
+    }
+
+    /// Prints the result; a container with problems ends with status 1.
+    private func finish(_ report: Report) throws {
+        if json {
+            try JSONOutput.print(report, pretty: true)
+        } else {
+            for problem in report.problems { Terminal.writeError(problem + "\n") }
+            if !report.ok {
+                Terminal.writeError("\(container): \(report.problems.count) problem(s)\n")
+            } else if !quiet {
+                Terminal.write("\(container): OK (\(report.tensors) tensors, \(report.files) files, "
+                               + "\(ProgressReporter.bytes(report.decodedBytes)) decoded, \(String(format: "%.1f", report.seconds)) s)\n")
+            }
         }
-        if !quiet {
-            print("\(container): OK (\(reader.metadata.tensors.count) tensors, \(reader.metadata.files.count) files, "
-                  + "\(ProgressReporter.bytes(total)) decoded, \(String(format: "%.1f", Date().timeIntervalSince(start))) s)")
-        }
+        if !report.ok { throw ExitCode(ExitStatus.failure) }
     }
 }

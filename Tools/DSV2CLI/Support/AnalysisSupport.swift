@@ -2,12 +2,8 @@ import ArgumentParser
 import DSV2
 import DSV2Analysis
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 
-// Shared by `dsv2 dump`, `dsv2 compare` and `dsv2 perplexity`: which engine to run, on which
-// token ids, and how failures map to exit codes.
+// Shared by `dsv2 compare` and `dsv2 perplexity`: which engine to run, on which token ids.
 
 /// An engine named on the command line: `reference`, `reference:absorbed`, `quantized:q8`, `quantized:q4`.
 struct EngineSpec: CustomStringConvertible {
@@ -38,56 +34,30 @@ struct EngineSpec: CustomStringConvertible {
         try text.split(separator: ",", omittingEmptySubsequences: false).map { try EngineSpec(parsing: String($0)) }
     }
 
-    /// The library's engine choice for this spec (a quantized variant is the preset, q8 by
-    /// default for a folder, the stored types for a container).
-    func choice(threads: Int?) throws -> EngineChoice {
+    /// The library's engine choice for this spec: a quantized variant is the preset (q8 by
+    /// default for a folder, the stored types for a container), with `--kv-cache` and
+    /// `--allow-requantize` from `options`.
+    func choice(_ options: QuantizedEngineOptions, threads: Int?) throws -> EngineChoice {
         switch kind {
         case .reference:
-            return try engineChoice(kind: .reference, form: variant.flatMap(AttentionForm.init(rawValue:)) ?? .expanded)
+            return .reference(form: variant.flatMap(AttentionForm.init(rawValue:)) ?? .expanded, storage: .fp32)
         case .quantized:
-            return try engineChoice(kind: .quantized, quant: variant, threads: threads)
+            return options.choice(preset: variant, threads: threads)
         }
     }
 
-    /// Runs this engine once over `tokens` (logits for every row) and keeps the traced names
+    /// Runs `engine` once over `tokens` (logits for every row) and keeps the traced names
     /// matching `patterns`, plus `input_ids`: the same tensors `dsv2 dump` writes.
-    func trace(model: Model, tokens: [Int32], patterns: [String], threads: Int?) throws -> TensorSet {
-        let languageModel = try model.makeEngine(choice(threads: threads))
+    func trace(_ engine: LanguageModel, tokens: [Int32], patterns: [String]) throws -> TensorSet {
         let tracer = RecordingTracer(patterns: patterns)
-        _ = try languageModel.forward(tokens: tokens, logits: .all, tracer: tracer)
+        _ = try engine.forward(tokens: tokens, logits: .all, tracer: tracer)
         var set = TensorSet(label: description, tracer: tracer)
         set.tensors["input_ids"] = TracedTensor(shape: [tokens.count], int32s: tokens)
         return set
     }
 }
 
-/// A mistake in how the command was called or in its inputs: printed, exit status 2.
-struct UsageError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
-}
-
 enum AnalysisCLI {
-    /// Runs `body`; any error is printed as `dsv2 <command>: error: …` and becomes exit status 2,
-    /// so status 1 stays reserved for "compared, and a threshold broke".
-    static func exitingOnError<T>(_ command: String, _ body: () throws -> T) throws -> T {
-        do {
-            return try body()
-        } catch let code as ExitCode {
-            throw code
-        } catch {
-            printError("dsv2 \(command): error: \(error)")
-            throw ExitCode(2)
-        }
-    }
-
-    static func printError(_ message: String) {
-        FileHandle.standardError.write(Data((message + "\n").utf8))
-    }
-
-    static var stdoutIsTerminal: Bool { isatty(STDOUT_FILENO) != 0 }
-    static var stderrIsTerminal: Bool { isatty(STDERR_FILENO) != 0 }
-
     /// The input of a traced run: `--ids`, or `--prompt` encoded with the model's tokenizer (with
     /// BOS when its config asks for it), or else the `input_ids` of `<model>/golden.safetensors`.
     static func inputIDs(model: Model, ids: String?, prompt: String?) throws -> [Int32] {

@@ -1,30 +1,39 @@
 import ArgumentParser
-import DSV2Container
+import DSV2
 import DSV2Converter
 import Foundation
 
 /// The output options of the commands that write a container (`convert`, `unpack`).
 struct ContainerOutputOptions: ParsableArguments {
-    @Option(name: .shortAndLong, help: "The container to write.")
-    var output: String
+    @OptionGroup var target: OutputOptions
 
-    @Flag(help: "Overwrite the output if it exists.")
-    var force = false
-
-    @Flag(help: "No progress output.")
+    @Flag(name: [.customShort("q"), .long], help: "No progress output.")
     var quiet = false
 
-    /// The output URL, refused when it exists and --force is not given. From here on an
-    /// interrupt removes the temporary file the writer fills (the target is only renamed into
-    /// place at the end).
-    func prepareDestination() throws -> URL {
-        let destination = URL(fileURLWithPath: output)
-        if !force, FileManager.default.fileExists(atPath: destination.path) {
-            throw ContainerError.exists(path: destination.path)
-        }
-        InterruptCleanup.install(removing: ContainerWriter.temporaryPath(for: destination))
-        return destination
+    @Flag(name: .long, help: "Print a JSON summary of what was written.")
+    var json = false
+
+    var output: String { target.output }
+    var force: Bool { target.force }
+
+    /// The output URL (see `OutputOptions.destination`). The writer fills a temporary file next
+    /// to it and renames it at the end; a signal or an error removes the temporary.
+    func prepareDestination() throws -> URL { try target.destination() }
+
+    /// The summary line (or JSON object) of a written container.
+    func report(_ summary: ContainerSummaryJSON, line: String, reporter: ProgressReporter) throws {
+        if json { try JSONOutput.print(summary, pretty: true) } else { reporter.note(line) }
     }
+}
+
+/// `--json` of `convert`, `unpack` and `synth`.
+struct ContainerSummaryJSON: Encodable {
+    var output: String
+    var tensors: Int
+    var outputBytes: Int
+    var inputBytes: Int?
+    var seconds: Double?
+    var quantization: String?
 }
 
 extension ProgressReporter {

@@ -2,30 +2,25 @@ import ArgumentParser
 import DSV2
 import Foundation
 
-/// `--model`, `--engine`, `--quant`, `--threads`: which model `generate`/`chat` run and how.
+/// The flags of every command that runs one model: `-m/--model`, the engine, `-t/--threads`,
+/// `--no-memory-check`, `-v/--verbose`.
 struct ModelArguments: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("A Hugging Face folder or a .dsv2 container (default: the embedded tiny-dsv2).",
-                                            valueName: "hf-folder|model.dsv2"))
-    var model: String?
+    @OptionGroup var selection: ModelSelection
+    @OptionGroup var engine: EngineOptions
+    @OptionGroup var threads: ThreadOptions
+    @OptionGroup var loading: LoadOptions
 
-    @Option(name: .long, help: "Engine: reference (fp32 oracle) or quantized (default: quantized for .dsv2, reference for a folder).")
-    var engine: EngineKind?
+    var choice: EngineChoice { engine.choice(threads: threads.threads) }
 
-    @Option(name: .long, help: "Quantized engine: the preset to quantize to while loading (q8, q4, q4-mixed, f16, bf16, f32; default q8 for a folder, the stored one for a .dsv2).")
-    var quant: String?
-
-    @Option(name: .long, help: "Worker threads of the quantized engine (default: the number of cores; 1 for a model of hidden size ≤ 512).")
-    var threads: Int?
-
-    @Option(name: .customLong("ctx-size"), help: "Context length in tokens (default: max_position_embeddings).")
-    var contextSize: Int?
-
-    func validate() throws {
-        if let contextSize, contextSize < 1 { throw ValidationError("--ctx-size must be at least 1") }
+    /// Builds the engine over `model` after the memory check (see `LoadOptions.load`).
+    func load(_ model: Model, contextTokens: Int, longestPass: Int, traced: Bool = false,
+              logitsRows: Int = 0, logitsCopies: Int = 1) throws -> LanguageModel {
+        try loading.load(model, choice, threads: threads.threads, contextTokens: contextTokens, longestPass: longestPass,
+                         traced: traced, logitsRows: logitsRows, logitsCopies: logitsCopies)
     }
 }
 
-/// A model ready to generate with: the engine and the tokenizer that came with it.
+/// A model ready to generate with: the engine, the tokenizer and the defaults that came with it.
 struct GenerationModel {
     var model: Model
     var engine: LanguageModel
@@ -33,23 +28,28 @@ struct GenerationModel {
     var defaults: GenerationDefaults
     /// What was loaded, for messages (`tiny-dsv2.dsv2 (quantized, q8)`).
     var label: String
+    /// Most tokens the context holds: `-c/--ctx-size`, else the command's default, at most
+    /// max_position_embeddings.
+    var contextLength: Int
 
-    var eosTokenIds: Set<Int> { defaults.eosTokenIds }
-
-    /// Opens `--model` (or the embedded default) once and builds the requested engine over it.
-    ///
-    /// | model | engine | what runs |
-    /// |---|---|---|
-    /// | HF folder | reference (default) | `ReferenceModel`, fp32 from the safetensors |
-    /// | HF folder | quantized | `QuantizedEngine`, quantized on load with `--quant` (default q8) |
-    /// | .dsv2 | quantized (default) | `QuantizedEngine` with the container's stored types (or `--quant`) |
-    static func load(_ arguments: ModelArguments) throws -> GenerationModel {
-        let model = try arguments.model.map { try Model.open($0) } ?? Model.openDefault()
+    /// Opens the model once, then loads the engine sized for at most `neededTokens` tokens of
+    /// context (prompt + new tokens; nil = the whole context) and a longest pass of
+    /// `longestPass` tokens. `prepare` runs between the two with the tokenizer (to encode the
+    /// prompt, whose length the memory estimate needs).
+    static func load(_ arguments: ModelArguments, contextSize: Int?, defaultContext: Int? = nil,
+                     prepare: (Tokenizer, Int) throws -> (neededTokens: Int?, longestPass: Int)) throws -> GenerationModel {
+        let model = try arguments.selection.open()
         let tokenizer = try model.tokenizer()
-        let kind = arguments.engine ?? (model.format == .huggingFace ? .reference : .quantized)
-        let choice = try engineChoice(kind: kind, quant: arguments.quant, threads: arguments.threads)
-        let engine = try model.makeEngine(choice)
-        return GenerationModel(model: model, engine: engine, tokenizer: tokenizer, defaults: try model.generationDefaults(),
-                               label: model.label(choice))
+        let maxPositions = model.config.maxPositionEmbeddings
+        let contextLength = contextSize ?? min(defaultContext ?? maxPositions, maxPositions)
+        guard contextLength <= maxPositions else {
+            throw UsageError("-c/--ctx-size \(contextLength) is above the model's max_position_embeddings (\(maxPositions))")
+        }
+        let defaults = try model.generationDefaults()
+        let (needed, longestPass) = try prepare(tokenizer, contextLength)
+        let engine = try arguments.load(model, contextTokens: min(needed ?? contextLength, contextLength), longestPass: longestPass)
+        arguments.loading.noteDefaults(defaults)
+        return GenerationModel(model: model, engine: engine, tokenizer: tokenizer, defaults: defaults,
+                               label: model.label(arguments.choice), contextLength: contextLength)
     }
 }
