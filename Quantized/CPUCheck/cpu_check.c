@@ -2,7 +2,6 @@
 #include "CPUCheck.h"
 #include "CKernelSupport.h"
 #include <stdio.h>
-#include <string.h>
 #include <unistd.h>
 
 uint64_t dsv2_cpu_required(void) {
@@ -16,14 +15,11 @@ uint64_t dsv2_cpu_missing(uint64_t features, char *message, size_t size) {
     size_t used = (size_t)snprintf(message, size, "this CPU lacks");
     const char *separator = " ";
     for (int i = 0; i < DSV2_CPU_FEATURE_COUNT; i++) {
-        if (!(missing & ((uint64_t)1 << i)) || used >= size) continue;
-        used += (size_t)snprintf(message + used, size - used, "%s%s", separator, dsv2_cpu_feature_name(i));
+        uint64_t bit = (uint64_t)1 << i;
+        if (!(missing & bit) || used >= size) continue;
+        used += (size_t)snprintf(message + used, size - used, "%s%s%s", separator, dsv2_cpu_feature_name(i),
+                                 bit == DSV2_CPU_OS_AVX ? " (the operating system does not enable the AVX registers)" : "");
         separator = ", ";
-    }
-    if (used < size) {
-        snprintf(message + used, size - used, "%s",
-                 (missing & DSV2_CPU_OS_AVX) ? " (os_avx: the operating system does not enable the AVX registers)" : "");
-        used = strlen(message);
     }
     if (used < size) {
         snprintf(message + used, size - used,

@@ -143,6 +143,37 @@ public enum RowDotVNNI {
     @inline(__always)
     private static func q8Group(_ w: UnsafeRawPointer, _ ws: UnsafeRawPointer, blocks: Int, _ each: EachLane) -> SIMD8<Float> {
         var b = 0
+        #if DSV2_AVX512
+        // Eight tokens: the step's scale products (q8Step's `s`) go to memory, where the FMAs
+        // broadcast them from, and a loop takes two blocks at a time (acc0, acc1). Written out
+        // like the form below, the eight scale vectors stayed in registers and LLVM spilled the
+        // block sums instead: this form is ~20% faster on q8 mat-mat (Zen 4). Per token the same
+        // operations on the same values, in the same order per accumulator.
+        withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: 8) { buffer in
+            let sc = UnsafeMutableRawPointer(buffer.baseAddress!)
+            while b &+ 8 <= blocks {
+                let wb = w + b &* 32
+                let weightScales = _mm256_cvtph_ps(ws.loadUnaligned(fromByteOffset: b &* 2, as: __m128i.self))
+                each { k, i in
+                    sc.storeBytes(of: weightScales * UnsafeRawPointer(k.s).loadUnaligned(fromByteOffset: b &* 4, as: SIMD8<Float>.self),
+                                  toByteOffset: i &* 32, as: SIMD8<Float>.self)
+                }
+                var j = 0
+                while j < 8 {
+                    let wv0 = (wb + j &* 32).loadUnaligned(as: __m256i.self), c0 = q8Correction(wv0)
+                    let wv1 = (wb + (j &* 32 &+ 32)).loadUnaligned(as: __m256i.self), c1 = q8Correction(wv1)
+                    each { k, i in
+                        let s0 = sc.load(fromByteOffset: i &* 32 &+ j &* 4, as: Float.self)
+                        k.acc0.addProduct(q8Block(c0, wv0, k.a + (b &+ j) &* 32), SIMD8(repeating: s0))
+                        let s1 = sc.load(fromByteOffset: i &* 32 &+ j &* 4 &+ 4, as: Float.self)
+                        k.acc1.addProduct(q8Block(c1, wv1, k.a + (b &+ j &+ 1) &* 32), SIMD8(repeating: s1))
+                    }
+                    j &+= 2
+                }
+                b &+= 8
+            }
+        }
+        #else
         while b &+ 8 <= blocks {
             let wb = w + b &* 32
             let weightScales = _mm256_cvtph_ps(ws.loadUnaligned(fromByteOffset: b &* 2, as: __m128i.self))
@@ -154,6 +185,7 @@ public enum RowDotVNNI {
             block(0); block(1); block(2); block(3); block(4); block(5); block(6); block(7)
             b &+= 8
         }
+        #endif
         while b < blocks {
             let wv = (w + b &* 32).loadUnaligned(as: __m256i.self)
             let correction = q8Correction(wv)

@@ -47,6 +47,8 @@ struct BenchKernelsCommand: ParsableCommand {
         var regionMicroseconds: [Bandwidth]
         /// 1-minute load average when the run started (other processes distort every figure).
         var loadAverage: Double?
+        /// The integer kernel path measured (`KernelPath`, chosen from the CPU's features).
+        var kernels: String
     }
 
     func run() throws {
@@ -62,7 +64,8 @@ struct BenchKernelsCommand: ParsableCommand {
 
         let load = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))
             .flatMap { $0.split(separator: " ").first }.flatMap { Double($0) }
-        var report = Report(readBandwidth: [], matvec: [], matmul: [], regionMicroseconds: [], loadAverage: load)
+        var report = Report(readBandwidth: [], matvec: [], matmul: [], regionMicroseconds: [], loadAverage: load,
+                            kernels: KernelTable.native.path.rawValue)
         // 1. Read bandwidth: the probe `bench model` uses (a buffer well above the last-level cache).
         for n in threadCounts {
             report.readBandwidth.append(Bandwidth(threads: n, gbPerSecond: ReadBandwidthProbe.measure(threads: n) / 1e9))
@@ -199,6 +202,7 @@ struct BenchKernelsCommand: ParsableCommand {
         if let load = report.loadAverage {
             print("load average at start: \(format(load, 2)) (on \(WorkerPool.defaultThreadCount) cores; figures are only meaningful near 0)")
         }
+        print("integer kernels: \(report.kernels) (CPU features: \(CPUFeatures.current))")
         print("read bandwidth (probe): " + report.readBandwidth
             .map { "\($0.threads) thread(s) \(format($0.gbPerSecond)) GB/s" }.joined(separator: ", "))
         print("parallel region start+join: " + report.regionMicroseconds
