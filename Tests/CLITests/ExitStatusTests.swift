@@ -172,4 +172,13 @@ final class ExitStatusTests: XCTestCase {
         }
         try expect(2, ["--bogus"])
     }
+
+    /// Help is status 0 on stdout, for the root and a subcommand.
+    func testHelp() throws {
+        for arguments in [["--help"], ["generate", "--help"], ["bench", "model", "-h"], ["help", "chat"]] {
+            let r = try expect(0, arguments)
+            XCTAssertTrue(r.stdout.contains("USAGE: dsv2"), "\(arguments): \(r.stdout)\(r.stderr)")
+            XCTAssertEqual(r.stderr, "", "\(arguments)")
+        }
+    }
 }

@@ -63,7 +63,8 @@ struct ChatCommand: ParsableCommand {
         let (options, seed) = sampling.options(over: loaded.defaults.sampling)
         var sampler = Sampler(options: options)
         let request = sampling.request()
-        let editor = Terminal.stdinIsTTY ? LineEditor() : nil
+        // The prompt and the edited line go where the replies go, or to stderr when those are redirected.
+        let editor = Terminal.stdinIsTTY ? LineEditor(output: Terminal.stdoutIsTTY ? STDOUT_FILENO : STDERR_FILENO) : nil
 
         if editor != nil {
             let seedNote = seed.map { ", seed \($0)" } ?? ", greedy"

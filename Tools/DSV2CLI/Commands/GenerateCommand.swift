@@ -12,7 +12,7 @@ struct GenerateCommand: ParsableCommand {
         add_bos_token (--no-bos leaves it out). Text is streamed to stdout token by token (never half \
         a UTF-8 character); speed and the stop reason go to stderr. Generation stops at EOS, at a \
         --stop string, after -n tokens or when the context is full. --json prints one result object \
-        instead. Ctrl-C stops the generation and still prints the statistics.
+        instead. Ctrl-C stops the generation and still prints the statistics (exit status 130).
         """)
 
     @OptionGroup var modelArguments: ModelArguments
@@ -106,7 +106,7 @@ enum GenerationReport {
         if let seed { generated += ", seed \(seed)" }
         lines.append(generated)
         if r.stopReason == .contextLimit {
-            lines.append("stopped: the context is full (\(contextLength) tokens: max_position_embeddings or --ctx-size)")
+            lines.append("stopped: the context is full (\(contextLength) tokens: max_position_embeddings or -c/--ctx-size)")
         }
         return lines.joined(separator: "\n")
     }

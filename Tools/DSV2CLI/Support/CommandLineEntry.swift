@@ -35,6 +35,11 @@ extension DSV2Command {
                 try command.run()
             }
         } catch {
+            // `--help` parses to ArgumentParser's help command, whose run() throws the parser's
+            // own error: printed (help on stdout) as every parser error.
+            if String(reflecting: type(of: error)).hasPrefix("ArgumentParser.") && !(error is ExitCode) && !(error is ValidationError) {
+                Foundation.exit(reportParseError(error, command: name))
+            }
             if !(error is ExitCode) { ExitStatus.report("\(error)", command: name) }
             Foundation.exit(ExitStatus.code(for: error))
         }
