@@ -155,6 +155,30 @@ final class SafetensorsTests: XCTestCase {
         }
     }
 
+    /// A NaN or infinity in a weight is an error at load naming the tensor, file, row and column,
+    /// with the weights widened (fp32) or left in the mapping; an inf in a norm vector too.
+    func testNonFiniteWeightIsAnErrorAtLoad() throws {
+        let victim = CheckpointNames.layer(2).expertUpProj(3)   // [32, 64]
+        for (name, value, index) in [(victim, Float.nan, 5 * 64 + 7), (CheckpointNames.layer(0).inputLayernorm, -Float.infinity, 9)] {
+            let dir = TemporaryDirectory()
+            let folder = try rewrittenCheckpoint("lite-greedy", in: dir) { tensor, values, shape in
+                guard tensor == name else { return (values, shape) }
+                var changed = values
+                changed[index] = value
+                return (changed, shape)
+            }
+            // Both tensors are 64 wide: the norm vector is one row.
+            let expectedError = SafetensorsError.nonFinite(tensor: name, file: folder.appendingPathComponent("model.safetensors").path,
+                                                           row: index / 64, column: index % 64)
+            for storage in WeightStorage.allCases {
+                XCTAssertThrowsError(try ReferenceModel(checkpoint: folder, weightStorage: storage)) { error in
+                    XCTAssertEqual(error as? SafetensorsError, expectedError, "\(storage)")
+                    XCTAssertTrue("\(error)".contains(name) && "\(error)".contains("NaN or infinity"), "\(error)")
+                }
+            }
+        }
+    }
+
     /// A sharded copy (index.json + two shards, F16/BF16/F32 mixed as real checkpoints are not,
     /// but the reader must not care) gives the same logits as the single file.
     func testShardedCheckpointMatchesSingleFile() throws {

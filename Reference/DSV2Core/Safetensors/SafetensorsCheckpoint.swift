@@ -117,6 +117,33 @@ public final class SafetensorsCheckpoint: @unchecked Sendable {
         return try floats(name)
     }
 
+    /// `floats(name, shape:)` with every value finite: a NaN or infinity is an error naming the
+    /// tensor, file, row and column (a model would run it and emit garbage).
+    public func finiteFloats(_ name: String, shape: [Int]) throws -> [Float] {
+        let values = try floats(name, shape: shape)
+        if let index = values.withUnsafeBytes({ FloatFormat.f32.firstNonFinite(in: $0) }) {
+            throw try nonFinite(name, index: index)
+        }
+        return values
+    }
+
+    /// Checks in place that every value of float tensor `name` is finite (reads all its bytes),
+    /// with the error of `finiteFloats`.
+    public func checkFinite(_ name: String) throws {
+        let info = try info(name)
+        guard let format = info.dtype.floatFormat else {
+            _ = try finiteFloats(name, shape: info.shape)
+            return
+        }
+        if let index = format.firstNonFinite(in: try rawBytes(name)) { throw try nonFinite(name, index: index) }
+    }
+
+    private func nonFinite(_ name: String, index: Int) throws -> SafetensorsError {
+        let info = try info(name)
+        let columns = max(info.shape.last ?? 1, 1)
+        return .nonFinite(tensor: name, file: info.file.path, row: index / columns, column: index % columns)
+    }
+
     /// The tensor as Int32 (I32, or I64 values that fit).
     public func int32s(_ name: String) throws -> [Int32] { try file(of: name).int32s(name) }
 
