@@ -80,6 +80,20 @@ public final class ContainerReader: WeightSource, @unchecked Sendable {
         tokenizerFiles = embedded
     }
 
+    /// The tensor table must match the embedded config.json, as a Hugging Face checkpoint's must
+    /// (`ModelConfig.tensorTableMismatch`): every expected tensor with its shape, and no other.
+    public func checkAgainstConfig() throws {
+        let config = try ModelConfig.decode(configJSON, file: path + " (config.json)")
+        switch config.tensorTableMismatch(names: tensorNames, shape: { self.entry($0)?.shape }) {
+        case nil: return
+        case let .missing(tensor, _): throw ContainerError.missingTensor(path: path, tensor: tensor)
+        case let .wrongShape(tensor, expected, found):
+            throw ContainerError.corruptTensor(path: path, tensor: tensor, detail: "shape \(found) does not match config.json (expected \(expected))")
+        case let .unexpected(tensor, reason):
+            throw ContainerError.corruptTensor(path: path, tensor: tensor, detail: "not expected by config.json: \(reason)")
+        }
+    }
+
     /// The table entry of `name`.
     public func entry(_ name: String) -> ContainerTensorEntry? {
         entriesByName[name].map { metadata.tensors[$0] }
@@ -99,6 +113,8 @@ public final class ContainerReader: WeightSource, @unchecked Sendable {
     // MARK: WeightSource
 
     public var tensorNames: [String] { metadata.tensors.map(\.name) }
+
+    public var location: String { path }
 
     public func tensorInfo(_ name: String) -> (type: WeightType, shape: [Int])? {
         entry(name).map { ($0.type, $0.shape) }

@@ -188,4 +188,45 @@ final class ModelConfigTests: XCTestCase {
         XCTAssertLessThan(full.hiddenSize * 30, ModelConfig.Limits.hiddenSize)
         XCTAssertLessThan(full.maxPositionEmbeddings * 100, ModelConfig.Limits.positions)
     }
+
+    /// The tensor-table rule of every loader (`tensorTableMismatch`): tied lm_head, shared experts.
+    func testTensorTableRules() throws {
+        let config = try ModelConfig.load(from: Fixtures.url("lite-greedy"))
+        var shapes = Dictionary(uniqueKeysWithValues: config.expectedTensorShapes().map { ($0.name, $0.shape) })
+        XCTAssertNil(config.tensorTableMismatch(names: shapes.keys, shape: { shapes[$0] }))
+        shapes["model.layers.0.mlp.extra.weight"] = [1]
+        XCTAssertEqual(config.tensorTableMismatch(names: shapes.keys, shape: { shapes[$0] })?.tensor, "model.layers.0.mlp.extra.weight")
+
+        // tie_word_embeddings: lm_head.weight is not expected, and one present is an error.
+        var tied = config
+        tied.tieWordEmbeddings = true
+        var tiedShapes = Dictionary(uniqueKeysWithValues: tied.expectedTensorShapes().map { ($0.name, $0.shape) })
+        XCTAssertNil(tiedShapes[CheckpointNames.lmHead])
+        XCTAssertNil(tied.tensorTableMismatch(names: tiedShapes.keys, shape: { tiedShapes[$0] }))
+        tiedShapes[CheckpointNames.lmHead] = [config.vocabSize, config.hiddenSize]
+        guard case let .unexpected(tensor, reason)? = tied.tensorTableMismatch(names: tiedShapes.keys, shape: { tiedShapes[$0] }) else {
+            return XCTFail("a tied lm_head.weight must be an error")
+        }
+        XCTAssertEqual(tensor, CheckpointNames.lmHead)
+        XCTAssertTrue(reason.contains("tie_word_embeddings"), reason)
+
+        // n_shared_experts 0: no shared experts; only DeepSeek's empty tensors are accepted.
+        var noShared = config
+        noShared.nSharedExperts = 0
+        var noSharedShapes = Dictionary(uniqueKeysWithValues: noShared.expectedTensorShapes().map { ($0.name, $0.shape) })
+        XCTAssertFalse(noSharedShapes.keys.contains { $0.contains("shared_experts") })
+        let n = CheckpointNames.layer(1), h = config.hiddenSize
+        noSharedShapes[n.sharedGateProj] = [0, h]
+        noSharedShapes[n.sharedUpProj] = [0, h]
+        noSharedShapes[n.sharedDownProj] = [h, 0]
+        XCTAssertNil(noShared.tensorTableMismatch(names: noSharedShapes.keys, shape: { noSharedShapes[$0] }))
+        noSharedShapes[n.sharedUpProj] = [config.moeIntermediateSize, h]
+        XCTAssertEqual(noShared.tensorTableMismatch(names: noSharedShapes.keys, shape: { noSharedShapes[$0] }),
+                       .unexpected(tensor: n.sharedUpProj, reason: "n_shared_experts is 0, so DeepSeek's code has a shared-experts MLP of width 0 here and accepts only an empty tensor ([0, hidden_size] or [hidden_size, 0])"))
+        // null: no module at all, so even an empty tensor is unexpected.
+        var nullShared = noShared
+        nullShared.nSharedExperts = nil
+        noSharedShapes[n.sharedUpProj] = [0, h]
+        XCTAssertEqual(nullShared.tensorTableMismatch(names: noSharedShapes.keys, shape: { noSharedShapes[$0] })?.tensor.contains("shared_experts"), true)
+    }
 }

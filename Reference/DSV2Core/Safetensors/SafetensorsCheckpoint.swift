@@ -155,8 +155,18 @@ public final class SafetensorsCheckpoint: @unchecked Sendable {
         }
     }
 
-    /// Checks that every tensor the config expects is present with its shape (first error wins).
+    /// Checks the tensors against the config (`ModelConfig.tensorTableMismatch`): every expected
+    /// tensor present with its shape, and no other. The first difference is the error.
     public func validate(against config: ModelConfig) throws {
-        for (name, shape) in config.expectedTensorShapes() { try checkShape(name, shape) }
+        let mismatch = config.tensorTableMismatch(names: tensorNames) { name in try? info(name).shape }
+        switch mismatch {
+        case nil: return
+        case let .missing(tensor, _):
+            throw SafetensorsError.missingTensor(tensor: tensor, checkpoint: url.path + " (expected by config.json)")
+        case let .wrongShape(tensor, expected, found):
+            throw SafetensorsError.wrongShape(tensor: tensor, file: (try? info(tensor).file.path) ?? url.path, expected: expected, found: found)
+        case let .unexpected(tensor, reason):
+            throw SafetensorsError.badTensorEntry(file: (try? info(tensor).file.path) ?? url.path, tensor: tensor, reason: "not expected by config.json: \(reason)")
+        }
     }
 }
