@@ -52,6 +52,9 @@ struct BenchModelCommand: ParsableCommand {
     @Option(help: "Also write the JSON report to this file.")
     var output: String?
 
+    @Flag(name: .customLong("no-verify"), help: "Skip the load-time check of a raw .dsv2 container's checksums and finiteness.")
+    var noVerify = false
+
     func run() throws {
         let promptLengths = try Self.parseList(promptTokens, option: "--prompt-tokens")
         let threadCounts = try Self.parseList(threads, option: "--threads")
@@ -60,7 +63,8 @@ struct BenchModelCommand: ParsableCommand {
         let log = { (line: String) in FileHandle.standardError.write(Data((line + "\n").utf8)) }
 
         log("loading \(model) (\(engine) engine)")
-        let subject = try BenchSubject.load(path: model, engine: engine, quant: quant, threads: threadCounts[0])
+        let subject = try BenchSubject.load(path: model, engine: engine, quant: quant, threads: threadCounts[0],
+                                              verify: !noVerify)
         let config = subject.model.config
         if let longest = promptLengths.max(), longest + genTokens > config.maxPositionEmbeddings {
             throw ValidationError("prompt + generated tokens exceed max_position_embeddings (\(config.maxPositionEmbeddings))")

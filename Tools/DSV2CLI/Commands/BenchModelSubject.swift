@@ -16,7 +16,7 @@ struct BenchSubject {
     let setThreads: (Int) -> Void
 
     /// Opens the model with `threads` threads.
-    static func load(path: String, engine: String, quant: String?, threads: Int) throws -> BenchSubject {
+    static func load(path: String, engine: String, quant: String?, threads: Int, verify: Bool = true) throws -> BenchSubject {
         let url = URL(fileURLWithPath: path)
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
@@ -41,7 +41,7 @@ struct BenchSubject {
                 weightBytesPerToken: ActiveWeights.bytesPerToken(config: config) { _, shape in shape.reduce(1, *) * 4 },
                 setThreads: { openblas_set_num_threads(Int32($0)) })
         case .quantized:
-            let (model, quantization) = try makeQuantizedEngine(modelPath: url, quant: quant, threads: threads)
+            let (model, quantization) = try makeQuantizedEngine(modelPath: url, quant: quant, threads: threads, verify: verify)
             return BenchSubject(model: model, engine: "quantized", quantization: quantization, fileBytes: fileBytes,
                                 kvBytesPerToken: model.kvCacheBytesPerToken,
                                 weightBytesPerToken: model.weightBytesReadPerToken,

@@ -50,6 +50,9 @@ struct DumpCommand: ParsableCommand {
     @Option(name: [.short, .long], help: "Output .safetensors file (written to a temp file, then renamed).")
     var out: String
 
+    @Flag(name: .customLong("no-verify"), help: "Skip the load-time check of a raw .dsv2 container's checksums and finiteness.")
+    var noVerify = false
+
     func validate() throws {
         guard generate >= 0 else { throw ValidationError("--generate must not be negative") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
@@ -60,7 +63,7 @@ struct DumpCommand: ParsableCommand {
         let patterns = trace.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }
             ?? TraceName.goldenPatterns
         let engine = try makeEngine(kind: engine, modelPath: URL(fileURLWithPath: model), attentionForm: mla,
-                                    weightStorage: weights, quant: quant, threads: threads)
+                                    weightStorage: weights, quant: quant, threads: threads, verify: !noVerify)
         let vocab = engine.config.vocabSize
 
         let tracer = RecordingTracer(patterns: patterns)

@@ -6,7 +6,7 @@ import DSV2Container
 struct VerifyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
-        abstract: "Check a .dsv2 container's structure and every checksum (exit code 0 only if all is well).")
+        abstract: "Check a .dsv2 container's structure, every checksum, finite weights and the tensors against its config (exit code 0 only if all is well).")
 
     @Argument(help: "The container.")
     var container: String
@@ -28,11 +28,15 @@ struct VerifyCommand: ParsableCommand {
         let reporter = ProgressReporter(quiet: quiet)
         let start = Date()
         let total = reader.metadata.tensors.reduce(0) { $0 + $1.rawSize }
-        let problems = reader.verify(threads: max(1, threads)) { done, count, bytes, totalBytes in
+        var problems = reader.verify(threads: max(1, threads)) { done, count, bytes, totalBytes in
             reporter.update(done: bytes, total: totalBytes, items: done, itemCount: count, label: "",
                             elapsed: Date().timeIntervalSince(start), force: done == count)
         }
         reporter.finish()
+        do { try reader.checkAgainstConfig() } catch let error as ContainerError { problems.append(error) } catch {
+            FileHandle.standardError.write(Data("\(error)\n".utf8))
+            throw ExitCode(1)
+        }
         for problem in problems { FileHandle.standardError.write(Data("\(problem)\n".utf8)) }
         if !problems.isEmpty {
             FileHandle.standardError.write(Data("\(container): \(problems.count) problem(s)\n".utf8))

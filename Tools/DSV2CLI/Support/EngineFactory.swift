@@ -26,9 +26,10 @@ struct EngineUnavailableError: Error, CustomStringConvertible {
 /// Opens `modelPath` with the engine `kind`: the one place commands turn `--engine` into a
 /// `LanguageModel`. `attentionForm` and `weightStorage` apply to the reference (the quantized
 /// engine always runs the absorbed form on its own weights); `quant` and `threads` to the
-/// quantized engine (see `makeQuantizedEngine`).
+/// quantized engine (see `makeQuantizedEngine`), as does `verify`.
 func makeEngine(kind: EngineKind, modelPath: URL, attentionForm: AttentionForm = .expanded,
-                weightStorage: WeightStorage = .fp32, quant: String? = nil, threads: Int? = nil) throws -> LanguageModel {
+                weightStorage: WeightStorage = .fp32, quant: String? = nil, threads: Int? = nil,
+                verify: Bool = true) throws -> LanguageModel {
     switch kind {
     case .reference:
         if let quant, quant.lowercased() != "f32" {
@@ -36,7 +37,7 @@ func makeEngine(kind: EngineKind, modelPath: URL, attentionForm: AttentionForm =
         }
         return try ReferenceModel(checkpoint: modelPath, attentionForm: attentionForm, weightStorage: weightStorage)
     case .quantized:
-        return try makeQuantizedEngine(modelPath: modelPath, quant: quant, threads: threads).engine
+        return try makeQuantizedEngine(modelPath: modelPath, quant: quant, threads: threads, verify: verify).engine
     }
 }
 
@@ -44,8 +45,10 @@ func makeEngine(kind: EngineKind, modelPath: URL, attentionForm: AttentionForm =
 /// preset `quant`, default q8) or a `.dsv2` container file (tensors as stored — zero-copy from
 /// the mapping for raw containers; a `quant` other than the container's own preset converts
 /// each tensor while loading, from the stored values). Returns the preset in effect.
-func makeQuantizedEngine(modelPath: URL, quant: String?, threads: Int?,
-                         kvCacheType: KVCacheType = .f16) throws -> (engine: QuantizedEngine, quantization: String) {
+/// `verify` false skips the load-time XXH64 and finiteness pass over a raw container's tensors
+/// (`ContainerReader.verifyRawTensors`); every other source is always checked.
+func makeQuantizedEngine(modelPath: URL, quant: String?, threads: Int?, kvCacheType: KVCacheType = .f16,
+                         verify: Bool = true) throws -> (engine: QuantizedEngine, quantization: String) {
     let threadCount = threads ?? WorkerPool.defaultThreadCount
     guard threadCount >= 1 else { throw EngineUnavailableError(description: "--threads must be at least 1") }
     var isDirectory: ObjCBool = false
@@ -61,7 +64,7 @@ func makeQuantizedEngine(modelPath: URL, quant: String?, threads: Int?,
         return (try QuantizedEngine(checkpoint: modelPath, policy: chosen, threads: threadCount, kvCacheType: kvCacheType),
                 chosen.name)
     }
-    let reader = try ContainerReader(path: modelPath.path)
+    let reader = try ContainerReader(path: modelPath.path, verifyRawTensors: verify)
     let stored = reader.metadata.quantization
     if let policy, policy.name != stored {
         let source = QuantizingSource(reader, policy: policy)

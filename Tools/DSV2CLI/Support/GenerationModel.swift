@@ -23,6 +23,9 @@ struct ModelArguments: ParsableArguments {
     @Option(name: .customLong("ctx-size"), help: "Context length in tokens (default: max_position_embeddings).")
     var contextSize: Int?
 
+    @Flag(name: .customLong("no-verify"), help: "Skip the load-time check of a raw .dsv2 container's checksums and finiteness.")
+    var noVerify = false
+
     func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         if let contextSize, contextSize < 1 { throw ValidationError("--ctx-size must be at least 1") }
@@ -58,7 +61,8 @@ struct GenerationModel {
                 let engine = try makeEngine(kind: .reference, modelPath: url, quant: arguments.quant)
                 return GenerationModel(engine: engine, tokenizer: tokenizer, label: "\(name) (reference, fp32)")
             case .quantized:
-                let made = try makeQuantizedEngine(modelPath: url, quant: arguments.quant, threads: arguments.threads)
+                let made = try makeQuantizedEngine(modelPath: url, quant: arguments.quant, threads: arguments.threads,
+                                               verify: !arguments.noVerify)
                 chooseThreads(made.engine, requested: arguments.threads)
                 return GenerationModel(engine: made.engine, tokenizer: tokenizer, label: "\(name) (quantized, \(made.quantization))")
             }
@@ -73,7 +77,8 @@ struct GenerationModel {
         }
         let tokenizer = try Tokenizer(tokenizerJSON: tokenizerJSON, configJSON: files["tokenizer_config.json"],
                                       path: "\(url.path):tokenizer.json", configPath: "\(url.path):tokenizer_config.json")
-        let made = try makeQuantizedEngine(modelPath: url, quant: arguments.quant, threads: arguments.threads)
+        let made = try makeQuantizedEngine(modelPath: url, quant: arguments.quant, threads: arguments.threads,
+                                               verify: !arguments.noVerify)
         chooseThreads(made.engine, requested: arguments.threads)
         return GenerationModel(engine: made.engine, tokenizer: tokenizer, label: "\(name) (quantized, \(made.quantization))")
     }
