@@ -122,4 +122,14 @@ final class HostileModelTests: XCTestCase {
         let convert = try dsv2(["convert", hf.path, "-o", folder.file("out.dsv2").path, "--quant", "bf16"])
         try assertRefused(convert, naming: [victim, "row 5, column 60"], folder: folder, keep: keep)
     }
+
+    /// `synth --shard-size` beyond any file size, infinite or not a number is a usage error.
+    func testShardSizeOutOfRangeIsAUsageError() throws {
+        let folder = TemporaryDirectory()
+        for size in ["99999999999G", "inf", "nan", "1e400", "0.1", "-5G"] {
+            let result = try dsv2(["synth", "--preset", "v2-lite", "--layers", "1", "--experts", "8", "--format", "hf",
+                                   "--shard-size", size, "-o", folder.file("out").path])
+            try assertRefused(result, naming: ["--shard-size"], folder: folder, keep: [])
+        }
+    }
 }
