@@ -70,4 +70,14 @@ final class EngineLoadingTests: XCTestCase {
             XCTAssertTrue("\(error)".contains(name) && reason.contains("no shared experts"), "\(error)")
         }
     }
+
+    /// A thread count beyond any machine is clamped, not a thread per request until the system
+    /// refuses (a precondition failure in the pool).
+    func testThreadCountIsClamped() throws {
+        let engine = try EngineTestSupport.engine("lite-greedy", preset: "q8")
+        engine.setThreadCount(.max)
+        XCTAssertEqual(engine.threadCount, QuantizedEngine.maximumThreadCount)
+        engine.setThreadCount(1)
+        XCTAssertEqual(engine.threadCount, 1)
+    }
 }
