@@ -8,6 +8,9 @@ public enum ContainerError: Error, CustomStringConvertible, Equatable {
     case corruptMetadata(path: String, detail: String)
     case corruptTensor(path: String, tensor: String, detail: String)
     case checksumMismatch(path: String, tensor: String, expected: String, found: String)
+    /// A NaN or infinity stored with a valid checksum (the converter never writes one), at `row`,
+    /// `column` of the tensor viewed as a matrix (q8/q4: the first column of the bad block).
+    case nonFinite(path: String, tensor: String, row: Int, column: Int)
     case missingTensor(path: String, tensor: String)
     case cannotWrite(path: String, reason: String)
     case exists(path: String)
@@ -28,6 +31,8 @@ public enum ContainerError: Error, CustomStringConvertible, Equatable {
             return "\(path): tensor \(tensor): \(detail)"
         case let .checksumMismatch(path, tensor, expected, found):
             return "\(path): tensor \(tensor): checksum mismatch (expected \(expected), found \(found))"
+        case let .nonFinite(path, tensor, row, column):
+            return "\(path): tensor \(tensor): NaN or infinity at row \(row), column \(column)"
         case let .missingTensor(path, tensor):
             return "\(path): no tensor named \(tensor)"
         case let .cannotWrite(path, reason):
@@ -40,7 +45,8 @@ public enum ContainerError: Error, CustomStringConvertible, Equatable {
     /// The tensor the error is about, if any.
     public var tensor: String? {
         switch self {
-        case let .corruptTensor(_, tensor, _), let .checksumMismatch(_, tensor, _, _), let .missingTensor(_, tensor):
+        case let .corruptTensor(_, tensor, _), let .checksumMismatch(_, tensor, _, _), let .missingTensor(_, tensor),
+             let .nonFinite(_, tensor, _, _):
             return tensor
         default: return nil
         }

@@ -90,6 +90,15 @@ public struct ContainerHeader: Equatable, Sendable {
         guard XXH64.hash(UnsafeRawBufferPointer(rebasing: raw[0..<56])) == get(56, UInt64.self) else {
             throw ContainerError.corruptHeader(path: path, detail: "header checksum mismatch")
         }
+        // Version 1 has exactly this header: another size or a non-zero reserved field is a
+        // format this build does not know, not something to skip over.
+        let headerSize = get(12, UInt32.self)
+        guard headerSize == UInt32(ContainerFormat.headerSize) else {
+            throw ContainerError.corruptHeader(path: path, detail: "header size \(headerSize), version \(version) has \(ContainerFormat.headerSize)")
+        }
+        guard get(48, UInt64.self) == 0 else {
+            throw ContainerError.corruptHeader(path: path, detail: "reserved header bytes 48..<56 are not zero")
+        }
         return ContainerHeader(formatVersion: version, metadataOffset: get(16, UInt64.self),
                                metadataSize: get(24, UInt64.self), metadataChecksum: get(32, UInt64.self),
                                fileSize: get(40, UInt64.self))

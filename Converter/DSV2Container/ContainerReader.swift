@@ -3,26 +3,29 @@ import DSV2Core
 import DSV2Formats
 
 /// Reads a `.dsv2` container. Raw tensors are returned zero-copy from the mapped file (owner:
-/// the `MappedFile`); compressed tensors are decoded straight into an aligned `AlignedBuffer`
-/// and their XXH64 checked. Thread-safe.
+/// the `MappedFile`); compressed tensors are decoded straight into an aligned `AlignedBuffer`.
+/// Every tensor handed out has had its XXH64 and finiteness checked (for raw tensors unless
+/// `verifyRawTensors` is off). Thread-safe.
 public final class ContainerReader: WeightSource, @unchecked Sendable {
     public let path: String
     public let file: MappedFile
     public let header: ContainerHeader
     public let metadata: ContainerMetadata
-    /// Also check the XXH64 of raw tensors on every `tensor(_:)` (reads all their pages: off by
-    /// default so an mmap-ed model loads lazily; `verify` always checks).
-    public var verifyRawChecksums: Bool
+    /// Check the XXH64 and finiteness of a raw tensor on every `tensor(_:)`, in one pass over its
+    /// bytes (on by default: corrupt weights are never used silently). Turning it off makes an
+    /// mmap-ed model load without reading its pages; compressed tensors are always checked as
+    /// they are decoded, and `verify` always checks.
+    public var verifyRawTensors: Bool
     private let entriesByName: [String: Int]
     private let filesByName: [String: ContainerFileEntry]
     public let configJSON: Data
     public let tokenizerFiles: [String: Data]
 
     /// Opens and validates the header, the metadata and the table's internal consistency
-    /// (sizes, bounds). Tensor data is not read.
-    public init(path: String, verifyRawChecksums: Bool = false) throws {
+    /// (sizes, bounds, no two items sharing bytes). Tensor data is not read.
+    public init(path: String, verifyRawTensors: Bool = true) throws {
         self.path = path
-        self.verifyRawChecksums = verifyRawChecksums
+        self.verifyRawTensors = verifyRawTensors
         file = try MappedFile(path: path)
         let headerBytes = try file.bytes(at: 0, count: min(file.size, ContainerFormat.headerSize))
         header = try ContainerHeader.decode(headerBytes, path: path)
@@ -46,6 +49,9 @@ public final class ContainerReader: WeightSource, @unchecked Sendable {
         } catch {
             throw ContainerError.corruptMetadata(path: path, detail: "\(error)")
         }
+        guard metadata.formatVersion == Int(ContainerFormat.version) else {
+            throw ContainerError.corruptMetadata(path: path, detail: "formatVersion \(metadata.formatVersion) does not match the header's version \(ContainerFormat.version)")
+        }
         var byName: [String: Int] = [:]
         for (index, entry) in metadata.tensors.enumerated() {
             guard byName[entry.name] == nil else {
@@ -63,6 +69,7 @@ public final class ContainerReader: WeightSource, @unchecked Sendable {
             files[entry.name] = entry
         }
         filesByName = files
+        try Self.checkNoOverlap(metadata, header: header, path: path)
         // The embedded files are small: read and check them now, so a bad one is an error at open.
         var embedded: [String: Data] = [:]
         for entry in metadata.files {
@@ -78,6 +85,38 @@ public final class ContainerReader: WeightSource, @unchecked Sendable {
         }
         configJSON = config
         tokenizerFiles = embedded
+    }
+
+    /// Every stored item (embedded file, tensor) must lie after the header and share no byte
+    /// with another item or the metadata: otherwise one tensor's bytes could pass for another's
+    /// with both checksums valid.
+    static func checkNoOverlap(_ metadata: ContainerMetadata, header: ContainerHeader, path: String) throws {
+        var regions: [(start: Int, end: Int, name: String)] = [(0, ContainerFormat.headerSize, "the header")]
+        regions.append((Int(header.metadataOffset), Int(header.metadataOffset + header.metadataSize), "the metadata"))
+        for entry in metadata.files where entry.size > 0 {
+            regions.append((entry.offset, entry.offset + entry.size, "embedded file \(entry.name)"))
+        }
+        for entry in metadata.tensors where entry.storedSize > 0 {
+            regions.append((entry.offset, entry.offset + entry.storedSize, "tensor \(entry.name)"))
+        }
+        regions.sort { ($0.start, $0.end) < ($1.start, $1.end) }
+        for (previous, next) in zip(regions, regions.dropFirst()) where next.start < previous.end {
+            throw ContainerError.corruptMetadata(path: path, detail: "\(next.name) (bytes \(next.start)..<\(next.end)) overlaps \(previous.name) (bytes \(previous.start)..<\(previous.end))")
+        }
+    }
+
+    /// The tensor table must match the embedded config.json, as a Hugging Face checkpoint's must
+    /// (`ModelConfig.tensorTableMismatch`): every expected tensor with its shape, and no other.
+    public func checkAgainstConfig() throws {
+        let config = try ModelConfig.decode(configJSON, file: path + " (config.json)")
+        switch config.tensorTableMismatch(names: tensorNames, shape: { self.entry($0)?.shape }) {
+        case nil: return
+        case let .missing(tensor, _): throw ContainerError.missingTensor(path: path, tensor: tensor)
+        case let .wrongShape(tensor, expected, found):
+            throw ContainerError.corruptTensor(path: path, tensor: tensor, detail: "shape \(found) does not match config.json (expected \(expected))")
+        case let .unexpected(tensor, reason):
+            throw ContainerError.corruptTensor(path: path, tensor: tensor, detail: "not expected by config.json: \(reason)")
+        }
     }
 
     /// The table entry of `name`.
@@ -100,6 +139,8 @@ public final class ContainerReader: WeightSource, @unchecked Sendable {
 
     public var tensorNames: [String] { metadata.tensors.map(\.name) }
 
+    public var location: String { path }
+
     public func tensorInfo(_ name: String) -> (type: WeightType, shape: [Int])? {
         entry(name).map { ($0.type, $0.shape) }
     }
@@ -112,14 +153,19 @@ public final class ContainerReader: WeightSource, @unchecked Sendable {
     public func tensor(_ name: String, threads: Int) throws -> StoredTensor {
         guard let entry = entry(name) else { throw ContainerError.missingTensor(path: path, tensor: name) }
         if entry.compression == .none {
-            let bytes = try file.bytes(at: entry.offset, count: entry.rawSize)
-            if verifyRawChecksums { try check(entry, bytes) }
-            return StoredTensor(name: name, type: entry.type, shape: entry.shape, bytes: bytes, owner: file)
+            let tensor = StoredTensor(name: name, type: entry.type, shape: entry.shape,
+                                      bytes: try file.bytes(at: entry.offset, count: entry.rawSize), owner: file)
+            if verifyRawTensors {
+                file.willNeed(tensor.bytes)
+                try check(entry, tensor)
+            }
+            return tensor
         }
         let buffer = AlignedBuffer(byteCount: entry.rawSize)
         try TensorCodec.decode(entry, file: file, into: buffer.pointer, threads: threads)
-        try check(entry, buffer.bytes)
-        return StoredTensor(name: name, type: entry.type, shape: entry.shape, bytes: buffer.bytes, owner: buffer)
+        let tensor = StoredTensor(name: name, type: entry.type, shape: entry.shape, bytes: buffer.bytes, owner: buffer)
+        try check(entry, tensor)
+        return tensor
     }
 
     /// Every tensor, decoded in parallel across tensors on `threads` threads. Throws the first
@@ -153,15 +199,32 @@ public final class ContainerReader: WeightSource, @unchecked Sendable {
         PageRelease.release(bytes)
     }
 
-    private func check(_ entry: ContainerTensorEntry, _ bytes: UnsafeRawBufferPointer) throws {
-        let found = hex64(XXH64.hash(bytes))
+    /// The XXH64 and the finiteness of a tensor's decoded bytes, in one pass of 256 KiB pieces
+    /// (each is hashed, then scanned for NaN/infinity while still in cache). A checksum mismatch
+    /// wins over a NaN: it says the bytes are not the ones written.
+    private func check(_ entry: ContainerTensorEntry, _ tensor: StoredTensor) throws {
+        let bytes = tensor.bytes
+        var hasher = XXH64()
+        var nonFinite: (row: Int, column: Int)?
+        let piece = 1 << 18
+        var start = 0
+        while start < bytes.count {
+            let end = min(start + piece, bytes.count)
+            hasher.update(bytes.baseAddress! + start, count: end - start)
+            if nonFinite == nil { nonFinite = tensor.firstNonFinite(inByteRange: start..<end) }
+            start = end
+        }
+        let found = hex64(hasher.finalize())
         guard found == entry.checksum else {
             throw ContainerError.checksumMismatch(path: path, tensor: entry.name, expected: entry.checksum, found: found)
         }
+        if let (row, column) = nonFinite {
+            throw ContainerError.nonFinite(path: path, tensor: entry.name, row: row, column: column)
+        }
     }
 
-    /// Checks the structure and every checksum; returns one problem per bad tensor or file
-    /// (empty when all is well).
+    /// Checks the structure, every checksum and that every weight is finite; returns one problem
+    /// per bad tensor or file (empty when all is well).
     public func verify(threads: Int = ProcessInfo.processInfo.activeProcessorCount,
                        progress: ((_ tensorsDone: Int, _ tensorCount: Int, _ bytesDone: Int, _ bytesTotal: Int) -> Void)? = nil) -> [ContainerError] {
         var problems: [ContainerError] = []
@@ -182,11 +245,8 @@ public final class ContainerReader: WeightSource, @unchecked Sendable {
                     if index >= tensors.count { break }
                     let entry = tensors[index]
                     do {
-                        if entry.compression == .none {
-                            try self.check(entry, try self.file.bytes(at: entry.offset, count: entry.rawSize))
-                        } else {
-                            _ = try self.tensor(entry.name)
-                        }
+                        let tensor = try self.tensor(entry.name)
+                        if entry.compression == .none, !self.verifyRawTensors { try self.check(entry, tensor) }
                     } catch let error as ContainerError {
                         slots.value[index] = error
                     } catch {

@@ -96,6 +96,14 @@ public enum TensorCodec {
     public static func validate(_ entry: ContainerTensorEntry, path: String, fileSize: Int) throws {
         func bad(_ detail: String) -> ContainerError { .corruptTensor(path: path, tensor: entry.name, detail: detail) }
         guard entry.shape.allSatisfy({ $0 >= 0 }) else { throw bad("negative dimension in shape \(entry.shape)") }
+        // Checked product first: byteCount itself would trap on a hostile shape. Eight bytes per
+        // element bound every type's size (q8: 34 bytes per 32 values, plus 64 of padding).
+        var elements = 1
+        for dimension in entry.shape {
+            let (product, overflow) = elements.multipliedReportingOverflow(by: dimension)
+            guard !overflow, product <= Int.max / 8 - 64 else { throw bad("shape \(entry.shape) is too large") }
+            elements = product
+        }
         guard entry.rawSize == StoredTensor.byteCount(shape: entry.shape, type: entry.type) else {
             throw bad("raw size \(entry.rawSize) does not match shape \(entry.shape) as \(entry.type.rawValue)")
         }
@@ -109,20 +117,29 @@ public enum TensorCodec {
             guard entry.offset % ContainerFormat.alignment == 0 else { throw bad("raw tensor offset \(entry.offset) is not 64-byte aligned") }
         case .zstd, .zstdPlanes:
             guard let chunks = entry.chunks else { throw bad("compressed tensor without chunks") }
-            guard chunks.reduce(0, { $0 + $1.rawSize }) == entry.rawSize else { throw bad("chunk sizes do not add up to the raw size") }
-            guard chunks.reduce(0, { $0 + $1.segments.reduce(0) { $0 + $1.size } }) == entry.storedSize else {
-                throw bad("segment sizes do not add up to the stored size")
-            }
             let planes = entry.compression == .zstdPlanes ? entry.type.bytesPerElement : 1
             guard planes >= 1 else { throw bad("byte planes on quantized type \(entry.type.rawValue)") }
+            // Running totals, each step bounded, so a hostile table cannot overflow them.
+            var rawTotal = 0, storedTotal = 0
             for chunk in chunks {
-                guard chunk.segments.count == planes, chunk.rawSize % planes == 0, chunk.rawSize > 0 else {
+                guard chunk.rawSize > 0, chunk.rawSize <= ContainerFormat.chunkSize else {
+                    throw bad("chunk of \(chunk.rawSize) bytes (1...\(ContainerFormat.chunkSize) allowed)")
+                }
+                guard chunk.segments.count == planes, chunk.rawSize % planes == 0 else {
                     throw bad("chunk of \(chunk.rawSize) bytes with \(chunk.segments.count) segments")
                 }
-                for segment in chunk.segments where segment.encoding == .raw {
-                    guard segment.size == chunk.rawSize / planes else { throw bad("raw segment of wrong size") }
+                rawTotal += chunk.rawSize
+                guard rawTotal <= entry.rawSize else { throw bad("chunk sizes do not add up to the raw size") }
+                for segment in chunk.segments {
+                    guard segment.size >= 0, segment.size <= entry.storedSize - storedTotal else {
+                        throw bad("segment sizes do not add up to the stored size")
+                    }
+                    guard segment.encoding == .zstd || segment.size == chunk.rawSize / planes else { throw bad("raw segment of wrong size") }
+                    storedTotal += segment.size
                 }
             }
+            guard rawTotal == entry.rawSize else { throw bad("chunk sizes do not add up to the raw size") }
+            guard storedTotal == entry.storedSize else { throw bad("segment sizes do not add up to the stored size") }
         }
     }
 

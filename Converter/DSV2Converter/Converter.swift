@@ -54,7 +54,7 @@ public enum Converter {
         let exists = FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory)
         if exists, !isDirectory.boolValue, try isContainer(url) {
             let reader = try ContainerReader(path: url.path)
-            try checkAgainstConfig(reader)
+            try reader.checkAgainstConfig()
             let me = try sourceFile(url)
             let provenance = ContainerProvenance(sourceFormat: "dsv2-container", sourceName: url.lastPathComponent,
                                                  files: [me], derivedFrom: reader.metadata.provenance.files)
@@ -70,23 +70,6 @@ public enum Converter {
             files.append(try sourceFile(folder.appendingPathComponent(name)))
         }
         return (source, ContainerProvenance(sourceFormat: "safetensors", sourceName: folder.lastPathComponent, files: files))
-    }
-
-    /// A container's tensor table must match its own config.json, as a checkpoint's must.
-    static func checkAgainstConfig(_ reader: ContainerReader) throws {
-        let config = try ModelConfig.decode(reader.configJSON, file: reader.path + " (config.json)")
-        let expected = config.expectedTensorShapes()
-        for (name, shape) in expected {
-            guard let entry = reader.entry(name) else { throw ContainerError.missingTensor(path: reader.path, tensor: name) }
-            guard entry.shape == shape else {
-                throw ContainerError.corruptTensor(path: reader.path, tensor: name,
-                                                   detail: "shape \(entry.shape) does not match config.json (expected \(shape))")
-            }
-        }
-        let names = Set(expected.map(\.name))
-        if let extra = reader.tensorNames.first(where: { !names.contains($0) }) {
-            throw ContainerError.corruptTensor(path: reader.path, tensor: extra, detail: "not expected by config.json")
-        }
     }
 
     /// Whether `url` starts with the container magic.

@@ -56,6 +56,20 @@ public final class MappedFile: @unchecked Sendable {
         return UnsafeRawBufferPointer(start: base + offset, count: count)
     }
 
+    /// Asks the kernel to start reading `bytes` (which must lie in this mapping) into the page
+    /// cache now, in large requests: a pass about to read a whole tensor then streams it at
+    /// disk speed instead of faulting it in a few pages at a time (cold V2-Lite q4 verified in
+    /// 14-25 s instead of 20-37 s). Skipped when the first page is already cached: walking a
+    /// cached range costs kernel time for nothing (0.35 s for 9 GB).
+    public func willNeed(_ bytes: UnsafeRawBufferPointer) {
+        guard let start = bytes.baseAddress, bytes.count > 0 else { return }
+        let page = 4096
+        let first = UnsafeMutableRawPointer(bitPattern: Int(bitPattern: start) & ~(page - 1))!
+        var resident: UInt8 = 0
+        if mincore(first, 1, &resident) == 0, resident & 1 == 1 { return }
+        madvise(first, Int(bitPattern: start) + bytes.count - Int(bitPattern: first), MADV_WILLNEED)
+    }
+
     /// Advise the kernel that the whole file will be read sequentially (the default readahead is
     /// what makes cold weights stream at disk speed; never MADV_RANDOM for weights).
     public func adviseSequential() {

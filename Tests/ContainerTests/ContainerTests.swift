@@ -92,7 +92,7 @@ final class ContainerTests: XCTestCase {
             let metadata = try write(makeSource(), to: url, compression: compression)
             let target = metadata.tensors.first { $0.name == "d.q8" }!
             try flipByte(url, at: target.offset + target.storedSize / 2)
-            let reader = try ContainerReader(path: url.path, verifyRawChecksums: true)
+            let reader = try ContainerReader(path: url.path)
             let problems = reader.verify()
             XCTAssertEqual(problems.count, 1)
             XCTAssertEqual(problems.first?.tensor, "d.q8")
@@ -186,6 +186,125 @@ final class ContainerTests: XCTestCase {
                 guard case let .cannotWrite(path, _) = $0 as? ContainerError else { return XCTFail("\($0)") }
                 XCTAssertEqual(path, bad.path)
             }
+        }
+    }
+
+    // MARK: Hostile tables (issue 15)
+
+    /// Rewrites the metadata of `url` through `change`, with a valid header (checksums, sizes).
+    func rewriteMetadata(_ url: URL, _ change: (inout ContainerMetadata) -> Void) throws {
+        let reader = try ContainerReader(path: url.path)
+        var metadata = reader.metadata, header = reader.header
+        change(&metadata)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let json = try encoder.encode(metadata)
+        header.metadataSize = UInt64(json.count)
+        header.metadataChecksum = json.withUnsafeBytes { XXH64.hash($0) }
+        header.fileSize = header.metadataOffset + UInt64(json.count)
+        let handle = try FileHandle(forUpdating: url)
+        try handle.truncate(atOffset: header.metadataOffset)
+        try handle.seek(toOffset: header.metadataOffset)
+        handle.write(json)
+        try handle.seek(toOffset: 0)
+        handle.write(Data(header.encoded()))
+        try handle.close()
+    }
+
+    /// Overwrites header bytes at `offset` and fixes the header's own checksum.
+    func patchHeader(_ url: URL, at offset: Int, _ bytes: [UInt8]) throws {
+        var header = [UInt8](try Data(contentsOf: url).prefix(ContainerFormat.headerSize))
+        header.replaceSubrange(offset..<offset + bytes.count, with: bytes)
+        withUnsafeBytes(of: XXH64.hash(bytes: header[0..<56]).littleEndian) { header.replaceSubrange(56..<64, with: $0) }
+        let handle = try FileHandle(forUpdating: url)
+        handle.write(Data(header))
+        try handle.close()
+    }
+
+    func testUnknownHeaderSizeReservedBytesAndMetadataVersionAreRejected() throws {
+        let folder = TemporaryDirectory()
+        let url = folder.file("h.dsv2")
+        for (offset, bytes, words) in [(12, [128, 0, 0, 0] as [UInt8], ["header size 128"]), (48, [1], ["reserved"])] {
+            _ = try write(makeSource(), to: url, compression: .none)
+            try patchHeader(url, at: offset, bytes)
+            XCTAssertThrowsError(try ContainerReader(path: url.path)) { error in
+                guard case .corruptHeader = error as? ContainerError else { return XCTFail("\(error)") }
+                for word in words + [url.path] { XCTAssertTrue("\(error)".contains(word), "\(error)") }
+            }
+        }
+        _ = try write(makeSource(), to: url, compression: .none)
+        try rewriteMetadata(url) { $0.formatVersion = 2 }
+        XCTAssertThrowsError(try ContainerReader(path: url.path)) { error in
+            XCTAssertTrue("\(error)".contains("formatVersion 2") && "\(error)".contains(url.path), "\(error)")
+        }
+    }
+
+    /// A tensor pointing into the metadata, into the header, or into another tensor: both
+    /// checksums could be valid, so the sharing itself is the error, naming both items.
+    func testOverlappingRegionsAreRejected() throws {
+        let folder = TemporaryDirectory()
+        let url = folder.file("o.dsv2")
+        let cases: [(String, (inout ContainerMetadata, ContainerHeader) -> Void, [String])] = [
+            ("metadata", { m, h in m.tensors[5].offset = Int(h.metadataOffset) }, ["f.norm", "the metadata"]),
+            ("tensor", { m, _ in m.tensors[5].offset = m.tensors[3].offset }, ["f.norm", "d.q8"]),
+            ("file", { m, _ in m.tensors[5].offset = m.files[0].offset }, ["f.norm", "embedded file config.json"]),
+        ]
+        for (label, change, words) in cases {
+            _ = try write(makeSource(), to: url, compression: .none)
+            let header = try ContainerReader(path: url.path).header
+            XCTAssertEqual(try ContainerReader(path: url.path).metadata.tensors[5].name, "f.norm")
+            try rewriteMetadata(url) { change(&$0, header) }
+            XCTAssertThrowsError(try ContainerReader(path: url.path), label) { error in
+                for word in words + ["overlaps", url.path] { XCTAssertTrue("\(error)".contains(word), "\(label): \(error)") }
+            }
+        }
+    }
+
+    /// Shapes and chunk tables whose sizes would overflow are errors naming the tensor, not traps.
+    func testHostileSizesAreErrors() throws {
+        let folder = TemporaryDirectory()
+        let url = folder.file("s.dsv2")
+        let cases: [(String, (inout ContainerMetadata) -> Void)] = [
+            ("shape", { $0.tensors[0].shape = [1 << 40, 1 << 40] }),
+            ("shape product", { $0.tensors[0].shape = [1 << 31, 1 << 31, 1 << 31] }),
+            ("chunk", { $0.tensors[2].chunks![0].rawSize = Int.max }),
+            ("segment", { $0.tensors[2].chunks![0].segments[0].size = Int.max }),
+        ]
+        for (label, change) in cases {
+            _ = try write(makeSource(), to: url, compression: .zstd)
+            try rewriteMetadata(url, change)
+            XCTAssertThrowsError(try ContainerReader(path: url.path), label) { error in
+                XCTAssertNotNil((error as? ContainerError)?.tensor, "\(label): \(error)")
+                XCTAssertTrue("\(error)".contains(url.path), "\(label): \(error)")
+            }
+        }
+    }
+
+    /// A NaN stored with a valid checksum (a foreign writer, or damage before conversion): raw
+    /// tensors are refused at load by default and by `verify`; `verifyRawTensors: false` skips
+    /// the check; compressed tensors are always checked.
+    func testNonFiniteWeightWithAValidChecksumIsRefused() throws {
+        let folder = TemporaryDirectory()
+        let source = makeSource()
+        var bytes = [UInt8](repeating: 0, count: 16 * 8 * 2)
+        bytes[(3 * 8 + 5) * 2 + 1] = 0x7F   // bf16 0x7F80 (+inf) at row 3, column 5
+        bytes[(3 * 8 + 5) * 2] = 0x80
+        source.add("h.inf", type: .bf16, shape: [16, 8], bytes: bytes)
+        for compression in [CompressionOptions.none, .zstd] {
+            let url = folder.file("nan-\(compression.zstd).dsv2")
+            _ = try write(source, to: url, compression: compression)
+            let expected = ContainerError.nonFinite(path: url.path, tensor: "h.inf", row: 3, column: 5)
+            let reader = try ContainerReader(path: url.path)
+            XCTAssertThrowsError(try reader.tensor("h.inf")) { XCTAssertEqual($0 as? ContainerError, expected) }
+            XCTAssertEqual(reader.verify(), [expected])
+            XCTAssertTrue("\(expected)".contains("h.inf") && "\(expected)".contains("row 3, column 5"))
+            let unchecked = try ContainerReader(path: url.path, verifyRawTensors: false)
+            if compression.zstd {
+                XCTAssertThrowsError(try unchecked.tensor("h.inf"))
+            } else {
+                XCTAssertNoThrow(try unchecked.tensor("h.inf"))
+            }
+            XCTAssertEqual(unchecked.verify(), [expected], "verify always checks")
         }
     }
 }

@@ -156,4 +156,32 @@ final class BadInputTests: XCTestCase {
         XCTAssertTrue(message?.contains(source.tensorNames[7]) == true, message ?? "no error")
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder.url.path), [])
     }
+
+    /// A NaN or infinity in the checkpoint stops the conversion for every target type, bf16 → bf16
+    /// (passed through) included, naming the tensor, row and column; nothing is left behind.
+    func testNonFiniteWeightStopsEveryConversion() throws {
+        let victim = CheckpointNames.layer(2).expertDownProj(5)   // [64, 32] bf16
+        for bits in [UInt16(0x7FC0), 0xFF80] {   // NaN, −infinity
+            let folder = TemporaryDirectory()
+            try rewrite(into: folder.file("hf")) { name, dtype, shape, bytes in
+                guard name == victim else { return (dtype, shape, bytes) }
+                var changed = bytes
+                let index = 10 * 32 + 17
+                changed[2 * index] = UInt8(bits & 0xFF)
+                changed[2 * index + 1] = UInt8(bits >> 8)
+                return (dtype, shape, changed)
+            }
+            for preset in QuantizationPolicy.presetNames {
+                let (source, provenance) = try Converter.openSource(folder.file("hf"))
+                let output = TemporaryDirectory()
+                let message = describe {
+                    _ = try Converter.convert(source: source, provenance: provenance, to: output.file("out.dsv2"),
+                                              options: ConversionOptions(policy: QuantizationPolicy.preset(preset)!, threads: 2))
+                }
+                XCTAssertTrue(message?.contains(victim) == true && message?.contains("row 10, column 17") == true,
+                              "\(preset): \(message ?? "no error")")
+                XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: output.url.path), [], preset)
+            }
+        }
+    }
 }

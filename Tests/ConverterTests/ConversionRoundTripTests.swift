@@ -24,7 +24,7 @@ final class ConversionRoundTripTests: XCTestCase {
                     let options = ConversionOptions(policy: policy, compression: compression, threads: 2)
                     let summary = try Converter.convert(source: hf, provenance: provenance, to: url, options: options)
                     XCTAssertEqual(summary.metadata.quantization, preset)
-                    let reader = try ContainerReader(path: url.path, verifyRawChecksums: true)
+                    let reader = try ContainerReader(path: url.path)
                     XCTAssertEqual(reader.configJSON, hf.configJSON)
                     XCTAssertEqual(reader.tokenizerFiles, hf.tokenizerFiles)
                     XCTAssertEqual(reader.tensorNames, hf.tensorNames)

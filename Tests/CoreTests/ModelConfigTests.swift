@@ -113,4 +113,120 @@ final class ModelConfigTests: XCTestCase {
         XCTAssertEqual(lite.expectedTensorShapes().first { $0.name == "model.layers.1.mlp.experts.63.down_proj.weight" }?.shape, [2048, 1408])
         XCTAssertEqual(full.expectedTensorShapes().first { $0.name == "model.layers.0.self_attn.q_b_proj.weight" }?.shape, [128 * 192, 1536])
     }
+
+    /// The sizes whose products used to overflow or whose loops ran away (issue 15) are errors
+    /// naming the field and the file, before anything is derived from them.
+    func testHugeSizesAreBoundedErrors() throws {
+        let cases: [(String, Int)] = [("num_attention_heads", 1 << 62), ("v_head_dim", 1 << 61), ("qk_rope_head_dim", 1 << 62),
+                                      ("moe_intermediate_size", 1 << 62), ("num_hidden_layers", 1 << 40), ("n_routed_experts", 1 << 40),
+                                      ("vocab_size", 1 << 40), ("hidden_size", 1 << 40), ("intermediate_size", 1 << 62),
+                                      ("kv_lora_rank", 1 << 62), ("q_lora_rank", 1 << 62), ("qk_nope_head_dim", 1 << 62),
+                                      ("max_position_embeddings", 1 << 62), ("n_shared_experts", 1 << 62),
+                                      ("moe_layer_freq", 1 << 62), ("first_k_dense_replace", 1 << 62),
+                                      ("num_hidden_layers", -1), ("qk_nope_head_dim", -1)]
+        for (field, value) in cases {
+            var json = try fixtureJSON()
+            json[field] = value
+            try assertRejected(json, field: field, mentioning: "\(value)")
+        }
+    }
+
+    /// Each field within its limit but the model too large as a whole: the walk stops at the
+    /// tensor or parameter budget at once instead of building millions of names.
+    func testModelSizeBudgets() throws {
+        var json = try fixtureJSON()
+        json["num_hidden_layers"] = ModelConfig.Limits.layers
+        json["n_routed_experts"] = ModelConfig.Limits.routedExperts
+        let start = Date()
+        try assertRejected(json, field: "n_routed_experts", mentioning: "tensors")
+        XCTAssertLessThan(Date().timeIntervalSince(start), 10, "the budget stops the walk early")
+
+        json = try fixtureJSON()
+        json["hidden_size"] = ModelConfig.Limits.hiddenSize
+        json["moe_intermediate_size"] = ModelConfig.Limits.intermediateSize   // 16 experts of 3·2^40 per layer
+        let dir = TemporaryDirectory()
+        try JSONSerialization.data(withJSONObject: json).write(to: dir.file("config.json"))
+        XCTAssertThrowsError(try ModelConfig.load(from: dir.url)) { error in
+            let message = "\(error)"
+            XCTAssertTrue(message.contains(dir.file("config.json").path) && message.contains("parameters"), message)
+        }
+    }
+
+    /// rope_scaling values that give a non-finite or non-positive scale name the key.
+    func testRopeScalingScalesMustBeFiniteAndPositive() throws {
+        let cases: [(String, Any, String)] = [("mscale", -1e308, "rope_scaling.mscale"), ("mscale", -100.0, "rope_scaling.mscale"),
+                                              ("mscale_all_dim", 1e300, "rope_scaling.mscale_all_dim"),
+                                              ("mscale_all_dim", -30.0, "rope_scaling.mscale_all_dim"),
+                                              ("factor", 1e300, "rope_scaling.factor"), ("beta_fast", 0.0, "rope_scaling.beta_fast"),
+                                              ("beta_slow", -1.0, "rope_scaling.beta_slow"),
+                                              ("original_max_position_embeddings", 1 << 62, "rope_scaling.original_max_position_embeddings")]
+        for (key, value, field) in cases {
+            var json = try fixtureJSON("lite-greedy")
+            var scaling = try XCTUnwrap(json["rope_scaling"] as? [String: Any])
+            scaling[key] = value
+            json["rope_scaling"] = scaling
+            try assertRejected(json, field: field, mentioning: "must")
+        }
+        var json = try fixtureJSON("lite-greedy")
+        json["rope_theta"] = 1.0   // YaRN divides by ln(rope_theta)
+        try assertRejected(json, field: "rope_theta", mentioning: "greater than 1")
+        json["rope_theta"] = 1e300
+        try assertRejected(json, field: "rope_theta", mentioning: "at most")
+        json = try fixtureJSON("lite-greedy")
+        json["rms_norm_eps"] = 0
+        try assertRejected(json, field: "rms_norm_eps", mentioning: "positive")
+    }
+
+    /// The limits are far above the real models: both real configs pass, with room to spare.
+    func testRealConfigsAreFarBelowTheLimits() throws {
+        let data = try Data(contentsOf: Fixtures.url("real-config-constants.json"))
+        let root = try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let models = try XCTUnwrap(root["models"] as? [String: [String: Any]])
+        let full = try ModelConfig.decode(JSONSerialization.data(withJSONObject: try XCTUnwrap(models["DeepSeek-V2"]?["config"])))
+        XCTAssertLessThan(full.parameterCount * 100, ModelConfig.Limits.parameters)
+        XCTAssertLessThan(full.expectedTensorShapes().count * 30, ModelConfig.Limits.tensors)
+        XCTAssertLessThan(full.hiddenSize * 30, ModelConfig.Limits.hiddenSize)
+        XCTAssertLessThan(full.maxPositionEmbeddings * 100, ModelConfig.Limits.positions)
+    }
+
+    /// The tensor-table rule of every loader (`tensorTableMismatch`): tied lm_head, shared experts.
+    func testTensorTableRules() throws {
+        let config = try ModelConfig.load(from: Fixtures.url("lite-greedy"))
+        var shapes = Dictionary(uniqueKeysWithValues: config.expectedTensorShapes().map { ($0.name, $0.shape) })
+        XCTAssertNil(config.tensorTableMismatch(names: shapes.keys, shape: { shapes[$0] }))
+        shapes["model.layers.0.mlp.extra.weight"] = [1]
+        XCTAssertEqual(config.tensorTableMismatch(names: shapes.keys, shape: { shapes[$0] })?.tensor, "model.layers.0.mlp.extra.weight")
+
+        // tie_word_embeddings: lm_head.weight is not expected, and one present is an error.
+        var tied = config
+        tied.tieWordEmbeddings = true
+        var tiedShapes = Dictionary(uniqueKeysWithValues: tied.expectedTensorShapes().map { ($0.name, $0.shape) })
+        XCTAssertNil(tiedShapes[CheckpointNames.lmHead])
+        XCTAssertNil(tied.tensorTableMismatch(names: tiedShapes.keys, shape: { tiedShapes[$0] }))
+        tiedShapes[CheckpointNames.lmHead] = [config.vocabSize, config.hiddenSize]
+        guard case let .unexpected(tensor, reason)? = tied.tensorTableMismatch(names: tiedShapes.keys, shape: { tiedShapes[$0] }) else {
+            return XCTFail("a tied lm_head.weight must be an error")
+        }
+        XCTAssertEqual(tensor, CheckpointNames.lmHead)
+        XCTAssertTrue(reason.contains("tie_word_embeddings"), reason)
+
+        // n_shared_experts 0: no shared experts; only DeepSeek's empty tensors are accepted.
+        var noShared = config
+        noShared.nSharedExperts = 0
+        var noSharedShapes = Dictionary(uniqueKeysWithValues: noShared.expectedTensorShapes().map { ($0.name, $0.shape) })
+        XCTAssertFalse(noSharedShapes.keys.contains { $0.contains("shared_experts") })
+        let n = CheckpointNames.layer(1), h = config.hiddenSize
+        noSharedShapes[n.sharedGateProj] = [0, h]
+        noSharedShapes[n.sharedUpProj] = [0, h]
+        noSharedShapes[n.sharedDownProj] = [h, 0]
+        XCTAssertNil(noShared.tensorTableMismatch(names: noSharedShapes.keys, shape: { noSharedShapes[$0] }))
+        noSharedShapes[n.sharedUpProj] = [config.moeIntermediateSize, h]
+        XCTAssertEqual(noShared.tensorTableMismatch(names: noSharedShapes.keys, shape: { noSharedShapes[$0] }),
+                       .unexpected(tensor: n.sharedUpProj, reason: "n_shared_experts is 0, so DeepSeek's code has a shared-experts MLP of width 0 here and accepts only an empty tensor ([0, hidden_size] or [hidden_size, 0])"))
+        // null: no module at all, so even an empty tensor is unexpected.
+        var nullShared = noShared
+        nullShared.nSharedExperts = nil
+        noSharedShapes[n.sharedUpProj] = [0, h]
+        XCTAssertEqual(nullShared.tensorTableMismatch(names: noSharedShapes.keys, shape: { noSharedShapes[$0] })?.tensor.contains("shared_experts"), true)
+    }
 }

@@ -135,7 +135,7 @@ final class SafetensorsTests: XCTestCase {
             name == missingName ? nil : (values, shape)
         }
         XCTAssertThrowsError(try ReferenceModel(checkpoint: missing)) { error in
-            XCTAssertEqual(error as? SafetensorsError, .missingTensor(tensor: missingName, checkpoint: missing.path))
+            XCTAssertEqual(error as? SafetensorsError, .missingTensor(tensor: missingName, checkpoint: missing.path + " (expected by config.json)"))
             XCTAssertTrue("\(error)".contains(missingName))
         }
 
@@ -152,6 +152,50 @@ final class SafetensorsTests: XCTestCase {
             XCTAssertTrue(file.hasSuffix("model.safetensors"))
             XCTAssertEqual(expected, [32, 64])
             XCTAssertEqual(found, [64, 32])
+        }
+    }
+
+    /// A NaN or infinity in a weight is an error at load naming the tensor, file, row and column,
+    /// with the weights widened (fp32) or left in the mapping; an inf in a norm vector too.
+    func testNonFiniteWeightIsAnErrorAtLoad() throws {
+        let victim = CheckpointNames.layer(2).expertUpProj(3)   // [32, 64]
+        for (name, value, index) in [(victim, Float.nan, 5 * 64 + 7), (CheckpointNames.layer(0).inputLayernorm, -Float.infinity, 9)] {
+            let dir = TemporaryDirectory()
+            let folder = try rewrittenCheckpoint("lite-greedy", in: dir) { tensor, values, shape in
+                guard tensor == name else { return (values, shape) }
+                var changed = values
+                changed[index] = value
+                return (changed, shape)
+            }
+            // Both tensors are 64 wide: the norm vector is one row.
+            let expectedError = SafetensorsError.nonFinite(tensor: name, file: folder.appendingPathComponent("model.safetensors").path,
+                                                           row: index / 64, column: index % 64)
+            for storage in WeightStorage.allCases {
+                XCTAssertThrowsError(try ReferenceModel(checkpoint: folder, weightStorage: storage)) { error in
+                    XCTAssertEqual(error as? SafetensorsError, expectedError, "\(storage)")
+                    XCTAssertTrue("\(error)".contains(name) && "\(error)".contains("NaN or infinity"), "\(error)")
+                }
+            }
+        }
+    }
+
+    /// A tensor the config does not describe is an error in the reference as in the quantized
+    /// engine: lm_head.weight with tie_word_embeddings true, shared experts with n_shared_experts 0.
+    func testUnexpectedTensorsAreErrors() throws {
+        for (key, value, tensor) in [("tie_word_embeddings", true as Any, CheckpointNames.lmHead),
+                                     ("n_shared_experts", 0 as Any, CheckpointNames.layer(1).sharedDownProj)] {
+            let dir = TemporaryDirectory()
+            let folder = try rewrittenCheckpoint("lite-greedy", in: dir) { _, values, shape in (values, shape) }
+            let configURL = folder.appendingPathComponent("config.json")
+            var config = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: configURL)) as? [String: Any])
+            config[key] = value
+            try JSONSerialization.data(withJSONObject: config).write(to: configURL)
+            XCTAssertThrowsError(try ReferenceModel(checkpoint: folder)) { error in
+                guard case let .badTensorEntry(file, name, reason)? = error as? SafetensorsError else { return XCTFail("\(error)") }
+                XCTAssertEqual(name, tensor)
+                XCTAssertTrue(file.hasSuffix("model.safetensors"), file)
+                XCTAssertTrue(reason.contains(key), reason)
+            }
         }
     }
 

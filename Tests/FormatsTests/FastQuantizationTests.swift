@@ -78,7 +78,7 @@ final class FastQuantizationTests: XCTestCase {
         for bad in [Float.nan, .infinity, -.infinity] {
             var values = [Float](repeating: 0.5, count: 3 * 40)
             values[1 * 40 + 35] = bad
-            for type in [WeightType.q8, .q4, .f16, .bf16] { // (f32 → f32 is passed through untouched)
+            for type in [WeightType.q8, .q4, .f16, .bf16, .f32] { // f32 → f32 is passed through, checked
                 XCTAssertThrowsError(try fast(values, rows: 3, columns: 40, type, name: "blk.2.w")) { error in
                     XCTAssertEqual(error as? TensorConversionError,
                                    .nonFinite(tensor: "blk.2.w", row: 1, column: 35), "\(type) \(bad)")
@@ -102,5 +102,70 @@ final class FastQuantizationTests: XCTestCase {
         let values: [Float] = [Float(bitPattern: 0x0001_16C2), -Float(bitPattern: 0x0001_16C2), 0.5, -2, Float.leastNormalMagnitude]   // ±1e-40: subnormal
         let bf16 = try fast(values, rows: 1, columns: 5, .bf16).withUnsafeBytes { Array($0.bindMemory(to: UInt16.self)) }
         XCTAssertEqual(bf16, [0, 0x8000, 0x3F00, 0xC000, 0x0080], "subnormals become signed zeros, the rest rounds")
+    }
+
+    /// A tensor passed through unchanged (same type) is checked too: `convert --quant bf16` of a
+    /// bf16 checkpoint used to copy a NaN into the container.
+    func testPassedThroughTensorsAreChecked() throws {
+        for type in WeightType.allCases {
+            let source = StoredTensor.damaged(rows: 4, columns: 70, as: type, bad: nil, name: "ok")
+            XCTAssertNoThrow(try TensorConversion.convert(source, to: type))
+            // Infinity: 0x7C00 in f16 (and q8/q4 scales), 0x7F80 in bf16 (f32: its top half).
+            let bits: UInt16 = type == .f16 || type.isQuantized ? 0x7C00 : 0x7F80
+            let bad = StoredTensor.damaged(rows: 4, columns: 70, as: type, bad: (2, 66), badBits: bits, name: "model.bad.weight")
+            // q8/q4: their integers are always finite; the error names the bad scale's block.
+            let column = type.isQuantized ? 64 : 66
+            XCTAssertThrowsError(try TensorConversion.convert(bad, to: type)) { error in
+                XCTAssertEqual(error as? TensorConversionError, .nonFinite(tensor: "model.bad.weight", row: 2, column: column), "\(type)")
+            }
+        }
+    }
+
+    /// `StoredTensor.firstNonFinite` by byte range: the pieces of a chunked pass find the same
+    /// position as one call, and a range before the bad value finds nothing.
+    func testFirstNonFiniteByByteRange() {
+        for type in WeightType.allCases {
+            let bits: UInt16 = type == .f16 || type.isQuantized ? 0x7E00 : 0x7FC0   // a NaN of that width
+            let tensor = StoredTensor.damaged(rows: 9, columns: 100, as: type, bad: (7, 40), badBits: bits, name: "t")
+            let expected = (row: 7, column: type.isQuantized ? 32 : 40)
+            XCTAssertEqual(tensor.firstNonFinite()?.row, expected.row, "\(type)")
+            XCTAssertEqual(tensor.firstNonFinite()?.column, expected.column, "\(type)")
+            for piece in [1, 2, 3, 64, 100] {
+                var found: (row: Int, column: Int)?
+                var start = 0
+                while start < tensor.bytes.count, found == nil {
+                    found = tensor.firstNonFinite(inByteRange: start..<min(start + piece, tensor.bytes.count))
+                    start += piece
+                }
+                XCTAssertEqual(found?.row, expected.row, "\(type) piece \(piece)")
+                XCTAssertEqual(found?.column, expected.column, "\(type) piece \(piece)")
+            }
+            XCTAssertNil(tensor.firstNonFinite(inByteRange: 0..<1))
+        }
+    }
+}
+
+extension StoredTensor {
+    /// 0.25 everywhere, [rows, columns] stored as `type`, then damaged as a file could be: the
+    /// value at `bad` (float types) or its block's scale (q8/q4) overwritten with `badBits` (a
+    /// NaN or infinity of that width; f32 uses the bf16 bits widened).
+    static func damaged(rows: Int, columns: Int, as type: WeightType, bad: (row: Int, column: Int)?, badBits: UInt16 = 0x7E00,
+                        name: String) -> StoredTensor {
+        let buffer = AlignedBuffer(byteCount: type.byteCount(rows: rows, columns: columns))
+        let values = [Float](repeating: 0.25, count: rows * columns)
+        values.withUnsafeBufferPointer {
+            ScalarQuantization.quantize($0.baseAddress!, rows: rows, columns: columns, as: type, into: buffer.pointer)
+        }
+        if let (row, column) = bad {
+            switch type {
+            case .f32: buffer.pointer.storeBytes(of: UInt32(badBits) << 16, toByteOffset: (row * columns + column) * 4, as: UInt32.self)
+            case .f16, .bf16: buffer.pointer.storeBytes(of: badBits, toByteOffset: (row * columns + column) * 2, as: UInt16.self)
+            case .q8, .q4:
+                let blocks = WeightType.blocksPerRow(columns)
+                buffer.pointer.storeBytes(of: badBits, toByteOffset: type.scalesOffset(rows: rows, columns: columns)
+                                          + (row * blocks + column / WeightType.blockSize) * 2, as: UInt16.self)
+            }
+        }
+        return StoredTensor(name: name, type: type, shape: [rows, columns], bytes: buffer.bytes, owner: buffer)
     }
 }

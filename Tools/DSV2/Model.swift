@@ -61,11 +61,13 @@ public final class Model: @unchecked Sendable {
     /// weights stay memory-mapped until an engine loads them. Anything else (a missing path, a
     /// folder without config.json, a FIFO or device) is refused without blocking, with an error
     /// naming the path.
-    public static func open(_ path: String) throws -> Model {
-        try open(URL(fileURLWithPath: path))
+    /// `verify: false` skips the load-time check of a raw container's tensor checksums and
+    /// finiteness (docs/LIMITS.md), so a mapped model pages in lazily.
+    public static func open(_ path: String, verify: Bool = true) throws -> Model {
+        try open(URL(fileURLWithPath: path), verify: verify)
     }
 
-    public static func open(_ url: URL) throws -> Model {
+    public static func open(_ url: URL, verify: Bool = true) throws -> Model {
         switch try ModelPath.kind(of: url.path) {
         case .directory:
             let configFile = url.appendingPathComponent("config.json")
@@ -80,7 +82,7 @@ public final class Model: @unchecked Sendable {
                 let gguf = try GGUFModel.open(path: url.path)
                 return Model(url: url, format: .gguf, config: gguf.config, weights: gguf.weights)
             }
-            let reader = try ContainerReader(path: url.path)
+            let reader = try ContainerReader(path: url.path, verifyRawTensors: verify)
             let config = try ModelConfig.decode(reader.configJSON, file: "\(url.path):config.json")
             return Model(url: url, format: .container, config: config, weights: reader)
         }

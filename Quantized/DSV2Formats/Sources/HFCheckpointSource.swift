@@ -5,8 +5,9 @@ import DSV2Core
 /// tensors in their source type (bf16 / f16 / f32), zero-copy from the mapped shards.
 ///
 /// `init` checks every tensor against the config before any data is read: each expected name
-/// present with the expected shape and a float dtype, and no tensor the config does not expect.
-/// Errors name the file and the tensor.
+/// present with the expected shape and a float dtype, and no tensor the config does not expect
+/// (`SafetensorsCheckpoint.validate(against:)`, the reference's check too). Errors name the file
+/// and the tensor.
 public final class HFCheckpointSource: WeightSource, @unchecked Sendable {
     public let url: URL
     public let checkpoint: SafetensorsCheckpoint
@@ -38,27 +39,16 @@ public final class HFCheckpointSource: WeightSource, @unchecked Sendable {
         }
         tokenizerFiles = files
         checkpoint = try SafetensorsCheckpoint(url: url)
+        try checkpoint.validate(against: config)
         let expected = config.expectedTensorShapes()
         var infos: [String: (type: WeightType, shape: [Int])] = [:]
         for (name, shape) in expected {
-            guard checkpoint.contains(name) else {
-                throw SafetensorsError.missingTensor(tensor: name, checkpoint: url.path + " (expected by config.json)")
-            }
             let info = try checkpoint.info(name)
             guard let type = Self.weightType(info.dtype) else {
                 throw SafetensorsError.unsupportedDType(tensor: name, file: info.file.path, dtype: info.dtype.rawValue,
                                                         wanted: "a weight (F32, F16 or BF16)")
             }
-            guard info.shape == shape else {
-                throw SafetensorsError.wrongShape(tensor: name, file: info.file.path, expected: shape, found: info.shape)
-            }
             infos[name] = (type, shape)
-        }
-        let expectedNames = Set(expected.map(\.name))
-        if let extra = checkpoint.tensorNames.first(where: { !expectedNames.contains($0) }) {
-            let file = (try? checkpoint.info(extra).file.path) ?? url.path
-            throw SafetensorsError.badTensorEntry(file: file, tensor: extra,
-                                                  reason: "not expected by config.json (the config does not match the checkpoint)")
         }
         self.infos = infos
         tensorNames = expected.map(\.name)
@@ -81,6 +71,8 @@ public final class HFCheckpointSource: WeightSource, @unchecked Sendable {
         return StoredTensor(name: name, type: info.type, shape: info.shape, bytes: bytes, owner: checkpoint)
     }
 
+    public var location: String { url.path }
+
     /// The shard files (for provenance).
     public var files: [URL] { checkpoint.files.map(\.url) }
 }
@@ -95,6 +87,7 @@ public final class QuantizingSource: WeightSource, @unchecked Sendable {
         self.policy = policy
     }
     public var configJSON: Data { base.configJSON }
+    public var location: String { base.location }
     public var tokenizerFiles: [String: Data] { base.tokenizerFiles }
     public var tensorNames: [String] { base.tensorNames }
     public func tensorInfo(_ name: String) -> (type: WeightType, shape: [Int])? {

@@ -29,9 +29,10 @@ public enum TensorConversionError: Error, CustomStringConvertible, Equatable {
 /// the normative `ScalarQuantization`), float types by rounding.
 ///
 /// Non-finite weights are rejected with `TensorConversionError` naming the tensor and position
-/// (every target type: they would be garbage). Converting *to* f32 or bf16 flushes subnormal
-/// values (|x| < 2⁻¹²⁶) to zero of the same sign: they change nothing measurable and make the
-/// float kernels several times slower. A tensor already of the target type is passed through.
+/// (every target type, a tensor passed through too: they would be garbage). Converting *to* f32
+/// or bf16 flushes subnormal values (|x| < 2⁻¹²⁶) to zero of the same sign: they change nothing
+/// measurable and make the float kernels several times slower. A tensor already of the target
+/// type is passed through (after the finiteness check).
 ///
 /// Both the converter (HF → container) and the engine's in-memory quantization of a HF folder
 /// call `convert`, so their bytes are identical. Work is done in chunks of rows, so the scratch
@@ -44,7 +45,13 @@ public enum TensorConversion {
     /// `AlignedBuffer`-owned tensor. Quantized sources are dequantized first (re-quantizing q8 →
     /// q4 compounds the errors; converting from the original checkpoint is better).
     public static func convert(_ tensor: StoredTensor, to type: WeightType, threads: Int = 1) throws -> StoredTensor {
-        if tensor.type == type { return tensor }
+        if tensor.type == type {
+            // Passed through, so checked here: a NaN must not reach a container or an engine.
+            if let (row, column) = tensor.firstNonFinite() {
+                throw TensorConversionError.nonFinite(tensor: tensor.name, row: row, column: column)
+            }
+            return tensor
+        }
         let (rows, columns) = StoredTensor.rowsAndColumns(tensor.shape)
         let output = AlignedBuffer(byteCount: type.byteCount(rows: rows, columns: columns))
         let chunkRows = rowsPerChunk(columns: columns)

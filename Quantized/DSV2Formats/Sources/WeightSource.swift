@@ -15,6 +15,12 @@ public protocol WeightSource: AnyObject {
     func tensorInfo(_ name: String) -> (type: WeightType, shape: [Int])?
     /// The tensor's bytes in the normative layout of its type. Thread-safe.
     func tensor(_ name: String) throws -> StoredTensor
+    /// The file or folder the weights come from, for error messages.
+    var location: String { get }
+}
+
+extension WeightSource {
+    public var location: String { "the weight source" }
 }
 
 public enum WeightSourceError: Error, CustomStringConvertible, Equatable {

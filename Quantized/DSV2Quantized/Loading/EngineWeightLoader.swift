@@ -3,20 +3,24 @@ import DSV2Core
 import DSV2Formats
 import DSV2Kernels
 
-/// Errors of building the engine from a `WeightSource`: each names the tensor at fault.
+/// Errors of building the engine from a `WeightSource`: each names the source
+/// (`WeightSource.location`) and the tensor at fault.
 public enum EngineLoadError: Error, CustomStringConvertible, Equatable {
-    case missingTensor(tensor: String)
-    case wrongShape(tensor: String, expected: [Int], found: [Int])
-    case badTensorBytes(tensor: String, reason: String)
+    case missingTensor(source: String, tensor: String)
+    case wrongShape(source: String, tensor: String, expected: [Int], found: [Int])
+    case badTensorBytes(source: String, tensor: String, reason: String)
+    case unexpectedTensor(source: String, tensor: String, reason: String)
 
     public var description: String {
         switch self {
-        case let .missingTensor(tensor):
-            return "tensor \(tensor) is missing from the model"
-        case let .wrongShape(tensor, expected, found):
-            return "tensor \(tensor) has shape \(found), the config expects \(expected)"
-        case let .badTensorBytes(tensor, reason):
-            return "tensor \(tensor): \(reason)"
+        case let .missingTensor(source, tensor):
+            return "\(source): tensor \(tensor) is missing from the model"
+        case let .wrongShape(source, tensor, expected, found):
+            return "\(source): tensor \(tensor) has shape \(found), the config expects \(expected)"
+        case let .badTensorBytes(source, tensor, reason):
+            return "\(source): tensor \(tensor): \(reason)"
+        case let .unexpectedTensor(source, tensor, reason):
+            return "\(source): tensor \(tensor) is not expected by config.json: \(reason)"
         }
     }
 }
@@ -35,24 +39,27 @@ public enum EngineLoadError: Error, CustomStringConvertible, Equatable {
 /// same weight), and the activations they multiply stay f32 (not quantized to int8).
 public enum EngineWeightLoader {
     public static func load(from source: WeightSource) throws -> EngineWeights {
-        let config = try ModelConfig.decode(source.configJSON, file: "config.json")
+        let config = try ModelConfig.decode(source.configJSON, file: source.location + " (config.json)")
         return try load(from: source, config: config)
     }
 
     public static func load(from source: WeightSource, config: ModelConfig) throws -> EngineWeights {
-        // Check every name and shape before reading any data, so a mismatched model fails fast.
-        let expected = config.expectedTensorShapes()
-        for (name, shape) in expected {
-            guard let info = source.tensorInfo(name) else { throw EngineLoadError.missingTensor(tensor: name) }
-            guard info.shape == shape else { throw EngineLoadError.wrongShape(tensor: name, expected: shape, found: info.shape) }
+        // Check every name and shape before reading any data, so a mismatched model fails fast;
+        // a tensor the config does not describe is an error, as for a Hugging Face folder.
+        switch config.tensorTableMismatch(names: source.tensorNames, shape: { source.tensorInfo($0)?.shape }) {
+        case nil: break
+        case let .missing(tensor, _): throw EngineLoadError.missingTensor(source: source.location, tensor: tensor)
+        case let .wrongShape(tensor, expected, found): throw EngineLoadError.wrongShape(source: source.location, tensor: tensor, expected: expected, found: found)
+        case let .unexpected(tensor, reason): throw EngineLoadError.unexpectedTensor(source: source.location, tensor: tensor, reason: reason)
         }
+        let expected = config.expectedTensorShapes()
 
         // Fetch (and, for a `QuantizingSource`, quantize) the tensors on every core: each is
         // converted alone, so memory beyond the result stays one chunk per thread.
         let fetched = try fetchAll(expected.map(\.name), from: source)
         func stored(_ name: String, _ shape: [Int]) throws -> StoredTensor {
-            guard let tensor = fetched[name] else { throw EngineLoadError.missingTensor(tensor: name) }
-            guard tensor.shape == shape else { throw EngineLoadError.wrongShape(tensor: name, expected: shape, found: tensor.shape) }
+            guard let tensor = fetched[name] else { throw EngineLoadError.missingTensor(source: source.location, tensor: name) }
+            guard tensor.shape == shape else { throw EngineLoadError.wrongShape(source: source.location, tensor: name, expected: shape, found: tensor.shape) }
             return tensor
         }
         let weights = try ModelWeights<QuantizedMatrix, [Float], AbsorbedKVB>.load(config: config,
@@ -60,17 +67,17 @@ public enum EngineWeightLoader {
                 let tensor = try stored(name, shape)
                 let (rows, columns) = StoredTensor.rowsAndColumns(tensor.shape)
                 guard let base = tensor.bytes.baseAddress else {
-                    throw EngineLoadError.badTensorBytes(tensor: name, reason: "has no data")
+                    throw EngineLoadError.badTensorBytes(source: source.location, tensor: name, reason: "has no data")
                 }
                 do {
                     return try QuantizedMatrix(type: tensor.type, rows: rows, columns: columns, data: base,
                                                byteCount: tensor.bytes.count, owner: tensor.owner, name: name)
                 } catch {
-                    throw EngineLoadError.badTensorBytes(tensor: name, reason: "\(error)")
+                    throw EngineLoadError.badTensorBytes(source: source.location, tensor: name, reason: "\(error)")
                 }
             },
-            vector: { name, shape in try floats(try stored(name, shape)) },
-            kvBProj: { name, shape in try splitKVB(try stored(name, shape), config: config) })
+            vector: { name, shape in try floats(try stored(name, shape), source: source) },
+            kvBProj: { name, shape in try splitKVB(try stored(name, shape), config: config, source: source) })
         return EngineWeights(config: config, weights: weights)
     }
 
@@ -104,10 +111,10 @@ public enum EngineWeightLoader {
     }
 
     /// A tensor's values widened to fp32 (norm vectors; kv_b_proj before its split).
-    static func floats(_ tensor: StoredTensor) throws -> [Float] {
+    static func floats(_ tensor: StoredTensor, source: WeightSource) throws -> [Float] {
         let (rows, columns) = StoredTensor.rowsAndColumns(tensor.shape)
         guard tensor.bytes.count == tensor.type.byteCount(rows: rows, columns: columns), let base = tensor.bytes.baseAddress else {
-            throw EngineLoadError.badTensorBytes(tensor: tensor.name,
+            throw EngineLoadError.badTensorBytes(source: source.location, tensor: tensor.name,
                                                  reason: "\(tensor.type.rawValue) \(tensor.shape) needs \(tensor.type.byteCount(rows: rows, columns: columns)) bytes, got \(tensor.bytes.count)")
         }
         return [Float](unsafeUninitializedCapacity: rows * columns) { buffer, initialized in
@@ -118,10 +125,10 @@ public enum EngineWeightLoader {
 
     /// Splits kv_b_proj (head by head [W^UK_i (qk_nope rows); W^UV_i (v_head rows)], docs/NUMERICS.md
     /// item 5) into W^UKᵀ [heads·rank, nope] and W^UV [heads·vDim, rank].
-    static func splitKVB(_ tensor: StoredTensor, config: ModelConfig) throws -> AbsorbedKVB {
+    static func splitKVB(_ tensor: StoredTensor, config: ModelConfig, source: WeightSource) throws -> AbsorbedKVB {
         let heads = config.numAttentionHeads, nope = config.qkNopeHeadDim, vDim = config.vHeadDim
         let rank = config.kvLoraRank
-        let values = try floats(tensor)  // [heads·(nope + vDim), rank]
+        let values = try floats(tensor, source: source)  // [heads·(nope + vDim), rank]
         let type: WeightType = tensor.type == .f32 ? .f32 : .f16
         var transposedK = [Float](repeating: 0, count: heads * rank * nope)  // [heads·rank, nope]
         var valueUp = [Float](repeating: 0, count: heads * vDim * rank)     // [heads·vDim, rank]

@@ -43,8 +43,14 @@ public final class QuantizedEngine: LanguageModel {
     /// q_a_layernorm and kv_a_layernorm use a hard-coded eps (docs/NUMERICS.md item 6).
     static let latentNormEps: Float = 1e-6
 
+    /// The most worker threads an engine runs: a requested count above it is clamped, so no
+    /// `--threads` value can create threads until the system refuses (a precondition failure).
+    /// Far above any core count this engine is meant for, and results do not depend on it.
+    public static let maximumThreadCount = 1024
+
     /// - Parameters:
-    ///   - threads: participants of the worker pool (the caller included); results do not depend on it.
+    ///   - threads: participants of the worker pool (the caller included), at most
+    ///     `maximumThreadCount`; results do not depend on it.
     ///   - kvCacheType: element type of the latent cache (f16 by default: 2 bytes per value).
     ///   - initialContext: tokens of cache allocated up front (the cache doubles when exceeded).
     public init(weights: EngineWeights, threads: Int = WorkerPool.defaultThreadCount,
@@ -52,7 +58,7 @@ public final class QuantizedEngine: LanguageModel {
         self.weights = weights
         self.kvCacheType = kvCacheType
         let config = weights.config
-        pool = WorkerPool(threadCount: max(1, threads))
+        pool = WorkerPool(threadCount: min(max(1, threads), Self.maximumThreadCount))
         rotation = RotaryEmbedding(config: config)
         softmaxScale = Float(config.softmaxScale)
         let context = min(max(1, initialContext), config.maxPositionEmbeddings)
@@ -74,7 +80,7 @@ public final class QuantizedEngine: LanguageModel {
     /// Replaces the worker pool with one of `threads` participants (benchmarks sweep it; the
     /// results do not change). The cache is kept.
     public func setThreadCount(_ threads: Int) {
-        let count = max(1, threads)
+        let count = min(max(1, threads), Self.maximumThreadCount)
         guard count != pool.threadCount else { return }
         pool = WorkerPool(threadCount: count)
         attentionScratch = AttentionScratch(participants: count, width: config.latentCacheWidth,

@@ -251,7 +251,81 @@ extension MLPWeights {
     }
 }
 
+/// How a checkpoint's tensor table differs from what its config describes (the first difference
+/// found, in model order). Each loader turns it into its own error naming the file and tensor.
+public enum TensorTableMismatch: Equatable, Sendable, CustomStringConvertible {
+    case missing(tensor: String, expected: [Int])
+    case wrongShape(tensor: String, expected: [Int], found: [Int])
+    /// A tensor the layer walk does not ask for; `reason` says why it cannot simply be ignored.
+    case unexpected(tensor: String, reason: String)
+
+    public var tensor: String {
+        switch self {
+        case let .missing(tensor, _), let .wrongShape(tensor, _, _), let .unexpected(tensor, _): return tensor
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case let .missing(tensor, expected): return "tensor \(tensor) \(expected) is missing (expected by config.json)"
+        case let .wrongShape(tensor, expected, found): return "tensor \(tensor) has shape \(found), config.json expects \(expected)"
+        case let .unexpected(tensor, reason): return "tensor \(tensor) is not expected by config.json: \(reason)"
+        }
+    }
+}
+
 extension ModelConfig {
+    /// Compares a checkpoint's tensors (`names`, with `shape` giving each one's shape) with the
+    /// layer walk: every expected tensor present with its shape, and nothing else — the rule of
+    /// both engines, every source and the converter.
+    ///
+    /// What DeepSeek's `modeling_deepseek.py` accepts decides the two special cases:
+    /// - `n_shared_experts: 0` builds a shared-experts MLP of width 0, whose output is 0: the
+    ///   model has no shared experts, and the only shared-expert tensors it accepts are the empty
+    ///   ones it would save ([0, hidden], [0, hidden], [hidden, 0]). Any other is an error
+    ///   (its weights would be silently dropped), as with `n_shared_experts` null, where the model
+    ///   has no shared-experts module at all.
+    /// - `tie_word_embeddings: true` makes `lm_head.weight` the embedding matrix;
+    ///   `save_pretrained` writes no separate `lm_head.weight`. One present anyway is an error:
+    ///   which matrix transformers then computes with depends on its version.
+    public func tensorTableMismatch<Names: Sequence>(names: Names, shape: (String) -> [Int]?) -> TensorTableMismatch?
+    where Names.Element == String {
+        let expected = expectedTensorShapes()
+        for (name, expectedShape) in expected {
+            guard let found = shape(name) else { return .missing(tensor: name, expected: expectedShape) }
+            guard found == expectedShape else { return .wrongShape(tensor: name, expected: expectedShape, found: found) }
+        }
+        let known = Set(expected.map(\.name))
+        var emptySharedExperts: [String: [Int]] = [:]
+        if nSharedExperts == 0 {
+            for layer in moeLayers {
+                let n = CheckpointNames.layer(layer)
+                emptySharedExperts[n.sharedGateProj] = [0, hiddenSize]
+                emptySharedExperts[n.sharedUpProj] = [0, hiddenSize]
+                emptySharedExperts[n.sharedDownProj] = [hiddenSize, 0]
+            }
+        }
+        for name in names where !known.contains(name) {
+            if let empty = emptySharedExperts[name], shape(name) == empty { continue }
+            return .unexpected(tensor: name, reason: unexpectedTensorReason(name))
+        }
+        return nil
+    }
+
+    /// Why `name`, which the layer walk does not ask for, is an error.
+    private func unexpectedTensorReason(_ name: String) -> String {
+        if name == CheckpointNames.lmHead, tieWordEmbeddings {
+            return "tie_word_embeddings is true, so the output layer is model.embed_tokens.weight; transformers would either drop this matrix or load it into the shared one depending on its version (remove it, or set tie_word_embeddings to false)"
+        }
+        if name.contains(".mlp.shared_experts.") {
+            if nSharedExperts == 0 {
+                return "n_shared_experts is 0, so DeepSeek's code has a shared-experts MLP of width 0 here and accepts only an empty tensor ([0, hidden_size] or [hidden_size, 0])"
+            }
+            return "the config has no shared experts in this layer (n_shared_experts is \(nSharedExperts.map(String.init) ?? "null"); dense layers have none), so its weights would be ignored"
+        }
+        return "the config does not match the checkpoint"
+    }
+
     /// Every tensor the checkpoint must hold, by Hugging Face name, with its shape
     /// ([out, in] for projections, as PyTorch stores `nn.Linear.weight`), in model order: the
     /// names and shapes `ModelWeights.load` asks for, in the order it asks.

@@ -340,58 +340,142 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     }
 
     /// Checks the values once, at load. Throws a `ModelConfigError` naming the first bad field.
+    ///
+    /// Every size is bounded (`Limits`, docs/LIMITS.md) before anything is derived from it, so
+    /// no product of sizes can overflow and no loop over layers or experts can run away; then the
+    /// layer walk is counted with a budget on tensors and parameters.
     public func validate() throws {
-        func positive(_ value: Int, _ field: String) throws {
-            guard value > 0 else { throw ModelConfigError(field: field, message: "must be positive, got \(value)") }
+        func inRange(_ value: Int, _ field: String, _ range: ClosedRange<Int>) throws {
+            guard range.contains(value) else {
+                let lower = range.lowerBound == 1 ? "positive" : range.lowerBound == 0 ? "non-negative" : "≥ \(range.lowerBound)"
+                throw ModelConfigError(field: field, message: "must be \(lower) and at most \(range.upperBound), got \(value)")
+            }
         }
-        try positive(vocabSize, "vocab_size")
-        try positive(hiddenSize, "hidden_size")
-        try positive(numHiddenLayers, "num_hidden_layers")
-        try positive(numAttentionHeads, "num_attention_heads")
-        try positive(kvLoraRank, "kv_lora_rank")
-        try positive(qkRopeHeadDim, "qk_rope_head_dim")
-        try positive(vHeadDim, "v_head_dim")
-        try positive(maxPositionEmbeddings, "max_position_embeddings")
-        try positive(moeLayerFreq, "moe_layer_freq")
-        guard qkNopeHeadDim >= 0 else { throw ModelConfigError(field: "qk_nope_head_dim", message: "must not be negative") }
+        func finite(_ value: Double, _ field: String, positive: Bool = false) throws {
+            guard value.isFinite, !positive || value > 0 else {
+                throw ModelConfigError(field: field, message: "must be a finite\(positive ? " positive" : "") number, got \(value)")
+            }
+        }
+        typealias L = Limits
+        try inRange(vocabSize, "vocab_size", 1...L.vocabSize)
+        try inRange(hiddenSize, "hidden_size", 1...L.hiddenSize)
+        try inRange(intermediateSize, "intermediate_size", 0...L.intermediateSize)
+        try inRange(moeIntermediateSize, "moe_intermediate_size", 0...L.intermediateSize)
+        try inRange(numHiddenLayers, "num_hidden_layers", 1...L.layers)
+        try inRange(numAttentionHeads, "num_attention_heads", 1...L.attentionHeads)
+        if let qLoraRank { try inRange(qLoraRank, "q_lora_rank", 1...L.loraRank) }
+        try inRange(kvLoraRank, "kv_lora_rank", 1...L.loraRank)
+        try inRange(qkNopeHeadDim, "qk_nope_head_dim", 0...L.headDim)
+        try inRange(qkRopeHeadDim, "qk_rope_head_dim", 1...L.headDim)
         guard qkRopeHeadDim % 2 == 0 else {
             throw ModelConfigError(field: "qk_rope_head_dim", message: "must be even (RoPE rotates pairs), got \(qkRopeHeadDim)")
         }
-        if let qLoraRank { try positive(qLoraRank, "q_lora_rank") }
-        guard firstKDenseReplace >= 0 else { throw ModelConfigError(field: "first_k_dense_replace", message: "must not be negative") }
-        guard ropeTheta > 0 else { throw ModelConfigError(field: "rope_theta", message: "must be positive") }
-        guard rmsNormEps > 0 else { throw ModelConfigError(field: "rms_norm_eps", message: "must be positive") }
-        if let scaling = ropeScaling {
-            guard scaling.factor > 0 else { throw ModelConfigError(field: "rope_scaling.factor", message: "must be positive") }
-            try positive(scaling.originalMaxPositionEmbeddings, "rope_scaling.original_max_position_embeddings")
-            guard scaling.betaFast > 0, scaling.betaSlow > 0 else {
-                throw ModelConfigError(field: "rope_scaling.beta_fast", message: "beta_fast and beta_slow must be positive")
+        try inRange(vHeadDim, "v_head_dim", 1...L.headDim)
+        try inRange(maxPositionEmbeddings, "max_position_embeddings", 1...L.positions)
+        try inRange(moeLayerFreq, "moe_layer_freq", 1...L.layers)
+        try inRange(firstKDenseReplace, "first_k_dense_replace", 0...L.layers)
+        try finite(ropeTheta, "rope_theta", positive: true)
+        guard ropeTheta <= L.ropeTheta else {
+            throw ModelConfigError(field: "rope_theta", message: "must be at most \(L.ropeTheta), got \(ropeTheta)")
+        }
+        try finite(Double(rmsNormEps), "rms_norm_eps", positive: true)
+        try finite(Double(routedScalingFactor), "routed_scaling_factor")
+        if let scaling = ropeScaling { try validate(scaling) }
+        if (0..<numHiddenLayers).contains(where: isDenseLayer) { try inRange(intermediateSize, "intermediate_size", 1...L.intermediateSize) }
+        if let routed = nRoutedExperts {
+            try inRange(routed, "n_routed_experts", 1...L.routedExperts)
+            try inRange(moeIntermediateSize, "moe_intermediate_size", 1...L.intermediateSize)
+            guard let topK = numExpertsPerTok else {
+                throw ModelConfigError(field: "num_experts_per_tok", message: "is missing (required when n_routed_experts is set)")
+            }
+            guard topK >= 1, topK <= routed else {
+                throw ModelConfigError(field: "num_experts_per_tok", message: "must be in 1...\(routed) (n_routed_experts), got \(topK)")
+            }
+            if let shared = nSharedExperts { try inRange(shared, "n_shared_experts", 0...L.sharedExperts) }
+            if topkMethod == .groupLimitedGreedy {
+                guard let nGroup, nGroup > 0, routed % nGroup == 0 else {
+                    throw ModelConfigError(field: "n_group", message: "must divide n_routed_experts (\(routed)) for group_limited_greedy, got \(nGroup.map(String.init) ?? "null")")
+                }
+                guard let topkGroup, topkGroup >= 1, topkGroup <= nGroup else {
+                    throw ModelConfigError(field: "topk_group", message: "must be in 1...\(nGroup) (n_group) for group_limited_greedy, got \(topkGroup.map(String.init) ?? "null")")
+                }
+                guard topK <= topkGroup * (routed / nGroup) else {
+                    throw ModelConfigError(field: "num_experts_per_tok", message: "exceeds the experts in the kept groups (topk_group × n_routed_experts / n_group)")
+                }
             }
         }
-        if (0..<numHiddenLayers).contains(where: isDenseLayer) { try positive(intermediateSize, "intermediate_size") }
-        guard let routed = nRoutedExperts else { return }
-        try positive(routed, "n_routed_experts")
-        try positive(moeIntermediateSize, "moe_intermediate_size")
-        guard let topK = numExpertsPerTok else {
-            throw ModelConfigError(field: "num_experts_per_tok", message: "is missing (required when n_routed_experts is set)")
+        try checkModelSize()
+    }
+
+    /// rope_scaling: every value finite, and the scales YaRN derives from them (the softmax
+    /// scale, the cos/sin amplitude) finite and positive: a negative or infinite scale gives
+    /// NaN or sign-flipped logits, never an error later.
+    private func validate(_ scaling: RopeScaling) throws {
+        func check(_ ok: Bool, _ key: String, _ message: String) throws {
+            guard ok else { throw ModelConfigError(field: "rope_scaling.\(key)", message: message) }
         }
-        guard topK >= 1, topK <= routed else {
-            throw ModelConfigError(field: "num_experts_per_tok", message: "must be in 1...\(routed) (n_routed_experts), got \(topK)")
+        try check(scaling.factor.isFinite && scaling.factor > 0 && scaling.factor <= Limits.ropeScalingFactor, "factor",
+                  "must be a finite positive number at most \(Limits.ropeScalingFactor), got \(scaling.factor)")
+        try check((1...Limits.positions).contains(scaling.originalMaxPositionEmbeddings), "original_max_position_embeddings",
+                  "must be positive and at most \(Limits.positions), got \(scaling.originalMaxPositionEmbeddings)")
+        try check(scaling.betaFast.isFinite && scaling.betaFast > 0, "beta_fast", "must be a finite positive number, got \(scaling.betaFast)")
+        try check(scaling.betaSlow.isFinite && scaling.betaSlow > 0, "beta_slow", "must be a finite positive number, got \(scaling.betaSlow)")
+        // YaRN divides by ln(rope_theta) to place its correction range.
+        guard ropeTheta > 1 else {
+            throw ModelConfigError(field: "rope_theta", message: "must be greater than 1 with rope_scaling (YaRN divides by ln rope_theta), got \(ropeTheta)")
         }
-        if let shared = nSharedExperts, shared < 0 {
-            throw ModelConfigError(field: "n_shared_experts", message: "must not be negative")
+        for (key, value) in [("mscale", scaling.mscale), ("mscale_all_dim", scaling.mscaleAllDim)] {
+            let scale = Self.yarnMScale(factor: scaling.factor, mscale: value)
+            try check(value.isFinite && scale.isFinite && scale > 0, key,
+                      "gives the YaRN scale 0.1·\(key)·ln(factor) + 1 = \(scale), which must be finite and positive (got \(key) \(value))")
         }
-        if topkMethod == .groupLimitedGreedy {
-            guard let nGroup, nGroup > 0, routed % nGroup == 0 else {
-                throw ModelConfigError(field: "n_group", message: "must divide n_routed_experts (\(routed)) for group_limited_greedy, got \(nGroup.map(String.init) ?? "null")")
+        // The engines apply both in fp32: they must be finite and non-zero there too.
+        func usable(_ x: Double) -> Bool { Float(x).isFinite && Float(x) > 0 }
+        try check(usable(softmaxScale), "mscale_all_dim",
+                  "gives a softmax scale of \(softmaxScale), which must be finite and positive in fp32")
+        try check(usable(ropeAmplitude), "mscale",
+                  "gives a cos/sin amplitude of \(ropeAmplitude) (YaRN scale of mscale / of mscale_all_dim), which must be finite and positive in fp32")
+    }
+
+    /// Walks the tensors of the model (the one layer walk, recording nothing) with a budget: at
+    /// most `Limits.tensors` tensors and `Limits.parameters` parameters. The per-field limits
+    /// keep every single shape product far from overflow; this bounds their sum and the walk.
+    private func checkModelSize() throws {
+        var tensors = 0, parameters = 0
+        func count(_ name: String, _ shape: [Int]) throws {
+            tensors += 1
+            guard tensors <= Limits.tensors else {
+                throw ModelConfigError(field: nRoutedExperts == nil ? "num_hidden_layers" : "n_routed_experts",
+                                       message: "gives more than \(Limits.tensors) tensors (num_hidden_layers × tensors per layer), the limit")
             }
-            guard let topkGroup, topkGroup >= 1, topkGroup <= nGroup else {
-                throw ModelConfigError(field: "topk_group", message: "must be in 1...\(nGroup) (n_group) for group_limited_greedy, got \(topkGroup.map(String.init) ?? "null")")
-            }
-            guard topK <= topkGroup * (routed / nGroup) else {
-                throw ModelConfigError(field: "num_experts_per_tok", message: "exceeds the experts in the kept groups (topk_group × n_routed_experts / n_group)")
+            parameters += shape.reduce(1, *)
+            guard parameters <= Limits.parameters else {
+                throw ModelConfigError(field: nil, message: "describes a model of more than \(Limits.parameters) parameters, the limit (reached at \(name) \(shape)); check the sizes")
             }
         }
+        _ = try ModelWeights<Void, Void, Void>.load(config: self, matrix: count, vector: count, kvBProj: count)
+    }
+
+    /// Upper bounds on the config's sizes, far above any real model (docs/LIMITS.md has the table
+    /// with the real values): they keep every size derived from a config inside `Int` with room
+    /// to spare, and bound what a hostile config can make a loader allocate or loop over.
+    public enum Limits {
+        public static let vocabSize = 1 << 24            // 16,777,216   (V3: 129,280)
+        public static let hiddenSize = 1 << 18           // 262,144      (V3: 7,168)
+        public static let intermediateSize = 1 << 22     // 4,194,304    (V3: 18,432)
+        public static let layers = 1 << 16               // 65,536       (V3: 61)
+        public static let attentionHeads = 1 << 14       // 16,384       (V2: 128)
+        public static let headDim = 1 << 14              // 16,384       (V2: 128)
+        public static let loraRank = 1 << 18             // 262,144      (V2: 1,536)
+        public static let positions = 1 << 24            // 16,777,216   (V2: 163,840)
+        public static let routedExperts = 1 << 16        // 65,536       (V3: 256)
+        public static let sharedExperts = 1 << 10        // 1,024        (V2: 2)
+        public static let ropeTheta = 1e15               //              (V2: 10,000)
+        public static let ropeScalingFactor = Double(1 << 20)  //        (V2: 40)
+        /// Tensors in the whole model (V3: about 92,000).
+        public static let tensors = 1 << 20              // 1,048,576
+        /// Parameters in the whole model (V3: 6.7·10^11).
+        public static let parameters = 1 << 46           // 7.0·10^13
     }
 }
 

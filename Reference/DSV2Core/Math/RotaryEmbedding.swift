@@ -46,8 +46,10 @@ public struct RotaryEmbedding: Sendable {
         func correctionDimension(_ rotations: Double) -> Double {
             d * log(Double(s.originalMaxPositionEmbeddings) / (rotations * 2 * Double.pi)) / (2 * log(config.ropeTheta))
         }
-        let low = Int(floor(correctionDimension(s.betaFast)))
-        let high = Int(ceil(correctionDimension(s.betaSlow)))
+        // Clamped before the conversion so no finite config can trap it; real values are < 100.
+        func integer(_ x: Double) -> Int { Int(min(max(x, -1e9), 1e9)) }
+        let low = integer(floor(correctionDimension(s.betaFast)))
+        let high = integer(ceil(correctionDimension(s.betaSlow)))
         return (max(low, 0), min(high, config.qkRopeHeadDim - 1))
     }
 

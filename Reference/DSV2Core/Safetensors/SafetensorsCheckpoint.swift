@@ -117,6 +117,33 @@ public final class SafetensorsCheckpoint: @unchecked Sendable {
         return try floats(name)
     }
 
+    /// `floats(name, shape:)` with every value finite: a NaN or infinity is an error naming the
+    /// tensor, file, row and column (a model would run it and emit garbage).
+    public func finiteFloats(_ name: String, shape: [Int]) throws -> [Float] {
+        let values = try floats(name, shape: shape)
+        if let index = values.withUnsafeBytes({ FloatFormat.f32.firstNonFinite(in: $0) }) {
+            throw try nonFinite(name, index: index)
+        }
+        return values
+    }
+
+    /// Checks in place that every value of float tensor `name` is finite (reads all its bytes),
+    /// with the error of `finiteFloats`.
+    public func checkFinite(_ name: String) throws {
+        let info = try info(name)
+        guard let format = info.dtype.floatFormat else {
+            _ = try finiteFloats(name, shape: info.shape)
+            return
+        }
+        if let index = format.firstNonFinite(in: try rawBytes(name)) { throw try nonFinite(name, index: index) }
+    }
+
+    private func nonFinite(_ name: String, index: Int) throws -> SafetensorsError {
+        let info = try info(name)
+        let columns = max(info.shape.last ?? 1, 1)
+        return .nonFinite(tensor: name, file: info.file.path, row: index / columns, column: index % columns)
+    }
+
     /// The tensor as Int32 (I32, or I64 values that fit).
     public func int32s(_ name: String) throws -> [Int32] { try file(of: name).int32s(name) }
 
@@ -128,8 +155,18 @@ public final class SafetensorsCheckpoint: @unchecked Sendable {
         }
     }
 
-    /// Checks that every tensor the config expects is present with its shape (first error wins).
+    /// Checks the tensors against the config (`ModelConfig.tensorTableMismatch`): every expected
+    /// tensor present with its shape, and no other. The first difference is the error.
     public func validate(against config: ModelConfig) throws {
-        for (name, shape) in config.expectedTensorShapes() { try checkShape(name, shape) }
+        let mismatch = config.tensorTableMismatch(names: tensorNames) { name in try? info(name).shape }
+        switch mismatch {
+        case nil: return
+        case let .missing(tensor, _):
+            throw SafetensorsError.missingTensor(tensor: tensor, checkpoint: url.path + " (expected by config.json)")
+        case let .wrongShape(tensor, expected, found):
+            throw SafetensorsError.wrongShape(tensor: tensor, file: (try? info(tensor).file.path) ?? url.path, expected: expected, found: found)
+        case let .unexpected(tensor, reason):
+            throw SafetensorsError.badTensorEntry(file: (try? info(tensor).file.path) ?? url.path, tensor: tensor, reason: "not expected by config.json: \(reason)")
+        }
     }
 }

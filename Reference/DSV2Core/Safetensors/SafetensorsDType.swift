@@ -16,6 +16,16 @@ public enum SafetensorsDType: String, Sendable, CaseIterable {
 
     /// Whether `floats(_:)` can widen this type to fp32.
     public var isFloatingPoint: Bool { self == .f32 || self == .f16 || self == .bf16 || self == .f64 }
+
+    /// The format to scan for NaN and infinity in place (nil for F64 and the integer types).
+    public var floatFormat: FloatFormat? {
+        switch self {
+        case .f32: return .f32
+        case .f16: return .f16
+        case .bf16: return .bf16
+        default: return nil
+        }
+    }
 }
 
 /// Conversions from raw little-endian bytes. The bytes need not be aligned.

@@ -12,6 +12,8 @@ public enum SafetensorsError: Error, CustomStringConvertible, Equatable {
     case unsupportedDType(tensor: String, file: String, dtype: String, wanted: String)
     case badIndex(file: String, reason: String)
     case writeFailed(file: String, reason: String)
+    /// A NaN or infinite weight, at `row`, `column` of the tensor viewed as [rows, last axis].
+    case nonFinite(tensor: String, file: String, row: Int, column: Int)
 
     public var description: String {
         switch self {
@@ -33,6 +35,8 @@ public enum SafetensorsError: Error, CustomStringConvertible, Equatable {
             return "\(file): malformed shard index: \(reason)"
         case let .writeFailed(file, reason):
             return "\(file): cannot write safetensors file: \(reason)"
+        case let .nonFinite(tensor, file, row, column):
+            return "\(file): tensor \"\(tensor)\": NaN or infinity at row \(row), column \(column); the checkpoint is damaged"
         }
     }
 }

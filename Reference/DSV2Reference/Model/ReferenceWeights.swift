@@ -29,7 +29,8 @@ public typealias ReferenceWeights = ModelWeights<Matrix, [Float], Matrix>
 extension ReferenceWeights {
     /// Loads every tensor of `config` from `checkpoint`: widened to fp32 in memory, or (`.mapped`)
     /// matrices left in the mapped checkpoint and widened at use; norm vectors are always widened.
-    /// A missing tensor or wrong shape is an error naming it.
+    /// A missing, unexpected or misshapen tensor, or a NaN or infinite weight, is an error naming
+    /// it (the mapped form reads every weight once at load for that check).
     public init(checkpoint: SafetensorsCheckpoint, config: ModelConfig, storage: WeightStorage = .fp32) throws {
         // Check all shapes before loading anything, so a bad checkpoint fails fast.
         try checkpoint.validate(against: config)
@@ -42,16 +43,17 @@ extension ReferenceWeights {
             matrix: { name, shape in
                 switch storage {
                 case .fp32:
-                    return Matrix(rows: shape[0], columns: shape[1], values: try checkpoint.floats(name, shape: shape))
+                    return Matrix(rows: shape[0], columns: shape[1], values: try checkpoint.finiteFloats(name, shape: shape))
                 case .mapped:
                     let info = try checkpoint.info(name)
                     guard info.dtype.isFloatingPoint else {
                         throw SafetensorsError.unsupportedDType(tensor: name, file: info.file.path, dtype: info.dtype.rawValue, wanted: "fp32")
                     }
+                    try checkpoint.checkFinite(name)
                     return Matrix(rows: shape[0], columns: shape[1], mapped: try checkpoint.rawBytes(name), dtype: info.dtype, owner: checkpoint)
                 }
             },
-            vector: { name, shape in try checkpoint.floats(name, shape: shape) })
+            vector: { name, shape in try checkpoint.finiteFloats(name, shape: shape) })
     }
 
     /// Random weights for benchmarks and tests, reproducible from `seed`.

@@ -34,6 +34,7 @@ struct DumpCommand: ParsableCommand {
     @Flag(name: .long, help: "Print what was written as JSON (path, engine, tensors with shapes).")
     var json = false
 
+
     func validate() throws {
         guard maxTokens >= 0 else { throw ValidationError("-n/--max-tokens must not be negative") }
     }

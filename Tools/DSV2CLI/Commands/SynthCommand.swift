@@ -107,7 +107,11 @@ struct SynthCommand: ParsableCommand {
         if digits.hasSuffix("B") { digits.removeLast() }
         var multiplier = 1
         if let last = digits.last, let unit = units[last] { multiplier = unit; digits.removeLast() }
-        guard let value = Double(digits), value > 0 else { throw ValidationError("--shard-size \"\(text)\" is not a size (e.g. 5G, 500M)") }
+        // Finite and at most 1 PB (1000000G) before converting: Int(inf) or Int(1e20) traps.
+        guard let value = Double(digits), value.isFinite, value * Double(multiplier) >= 1,
+              value * Double(multiplier) <= 1e15 else {
+            throw ValidationError("--shard-size \"\(text)\" is not a size from 1 byte to 1000000G (e.g. 5G, 500M)")
+        }
         return Int(value * Double(multiplier))
     }
 }

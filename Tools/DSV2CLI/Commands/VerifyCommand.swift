@@ -6,7 +6,7 @@ import DSV2
 struct VerifyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
-        abstract: "Check a .dsv2 container's structure and every checksum (exit code 0 only if all is well).")
+        abstract: "Check a .dsv2 container's structure, every checksum, finite weights and the tensors against its config (exit code 0 only if all is well).")
 
     @Argument(help: "The container.")
     var container: String
@@ -43,11 +43,13 @@ struct VerifyCommand: ParsableCommand {
         }
         let reporter = ProgressReporter(quiet: quiet || json)
         let total = reader.metadata.tensors.reduce(0) { $0 + $1.rawSize }
-        let problems = reader.verify(threads: threads.count) { done, count, bytes, totalBytes in
+        var problems: [Error] = reader.verify(threads: threads.count) { done, count, bytes, totalBytes in
             reporter.update(done: bytes, total: totalBytes, items: done, itemCount: count, label: "",
                             elapsed: Date().timeIntervalSince(start), force: done == count)
         }
         reporter.finish()
+        // The tensor table against the embedded config.json (every expected tensor, no other).
+        do { try reader.checkAgainstConfig() } catch { problems.append(error) }
         try finish(Report(path: container, ok: problems.isEmpty, tensors: reader.metadata.tensors.count,
                           files: reader.metadata.files.count, decodedBytes: total,
                           seconds: Date().timeIntervalSince(start), problems: problems.map { "\($0)" }))

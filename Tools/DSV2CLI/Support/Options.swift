@@ -13,11 +13,14 @@ struct ModelSelection: ParsableArguments {
                                valueName: "hf-folder|model.dsv2"))
     var model: String?
 
-    /// Opens `--model`, or the embedded default model.
-    func open() throws -> Model { try Self.open(model) }
+    @Flag(name: .customLong("no-verify"), help: "Skip the load-time check of a raw .dsv2 container's tensor checksums and finiteness.")
+    var noVerify = false
 
-    static func open(_ path: String?) throws -> Model {
-        try path.map { try Model.open($0) } ?? Model.openDefault()
+    /// Opens `--model`, or the embedded default model.
+    func open() throws -> Model { try Self.open(model, verify: !noVerify) }
+
+    static func open(_ path: String?, verify: Bool = true) throws -> Model {
+        try path.map { try Model.open($0, verify: verify) } ?? Model.openDefault()
     }
 }
 
