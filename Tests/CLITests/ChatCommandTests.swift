@@ -25,7 +25,7 @@ final class ChatCommandTests: XCTestCase {
         let user1 = ChatMessage(role: "user", content: "Who wrote this?")
         XCTAssertEqual(first["prompt_tokens"] as? Int, try tokenizer.encodeChat([user1], addGenerationPrompt: true).count)
         XCTAssertEqual(second["reused_tokens"] as? Int, first["context_tokens"] as? Int, "the whole turn-1 context was reused")
-        let newUserTurn = tokenizer.encode("User: Tell me a joke.\n\nAssistant:")
+        let newUserTurn = try tokenizer.encode("User: Tell me a joke.\n\nAssistant:")
         let endedWithEOS = first["stop_reason"] as? String == "eos"
         XCTAssertEqual(second["prompt_tokens"] as? Int, newUserTurn.count + (endedWithEOS ? 1 : 2))
     }

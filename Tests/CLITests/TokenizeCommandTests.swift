@@ -64,7 +64,7 @@ final class TokenizeCommandTests: XCTestCase {
         let tokenizer = try Tokenizer.load(from: Fixtures.url("tiny-dsv2"))
         let lines = ["Hello world", "", "The meaning of life is"]
         let input = Data((lines.joined(separator: "\n") + "\n").utf8)
-        let expected = lines.map { tokenizer.encode($0).map(String.init).joined(separator: " ") }.joined(separator: "\n") + "\n"
+        let expected = try lines.map { try tokenizer.encode($0).map(String.init).joined(separator: " ") }.joined(separator: "\n") + "\n"
         let container = Fixtures.repositoryRoot.appendingPathComponent("Tools/dsv2/Resources/tiny-dsv2.dsv2").path
         for model in [["-m", Fixtures.url("tiny-dsv2").path], ["--model", container], []] {
             let r = try DSV2Process.run(["tokenize"] + model, input: input)
@@ -72,12 +72,12 @@ final class TokenizeCommandTests: XCTestCase {
             XCTAssertEqual(r.stdout, expected, "\(model)")
         }
         let bos = try DSV2Process.run(["tokenize", "--bos"], input: Data("Hello world\n".utf8))
-        XCTAssertEqual(bos.stdout, (["6000"] + tokenizer.encode("Hello world").map(String.init)).joined(separator: " ") + "\n")
+        XCTAssertEqual(bos.stdout, (["6000"] + (try tokenizer.encode("Hello world")).map(String.init)).joined(separator: " ") + "\n")
         let chat = try DSV2Process.run(["tokenize", "--chat"], input: Data("Hello\n".utf8))
         let chatIds = try tokenizer.encodeChat([ChatMessage(role: "user", content: "Hello")], addGenerationPrompt: true)
         XCTAssertEqual(chat.stdout, chatIds.map(String.init).joined(separator: " ") + "\n")
 
-        let ids = tokenizer.encode("Hello world").map(String.init)
+        let ids = try tokenizer.encode("Hello world").map(String.init)
         let decoded = try DSV2Process.run(["tokenize", "--decode"], input: Data((ids.joined(separator: ",") + "\n" + ids.joined(separator: " ") + "\n").utf8))
         XCTAssertEqual(decoded.status, 0, decoded.stderr)
         XCTAssertEqual(decoded.stdout, "Hello world\nHello world\n")

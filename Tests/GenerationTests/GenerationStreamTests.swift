@@ -12,7 +12,7 @@ final class GenerationStreamTests: XCTestCase {
     private let eos = 6001
 
     private func session(continuation: String, tail: [Int] = [], prompt: [Int]) throws -> (GenerationSession, ScriptedModel) {
-        let ids = Self.tokenizer.encode(continuation)
+        let ids = try Self.tokenizer.encode(continuation)
         let model = ScriptedModel(config: Self.config, script: [Int](repeating: 0, count: prompt.count - 1) + ids + tail)
         // Greedy defaults (the scripted logits are one-hot), EOS from the config and the tokenizer.
         let defaults = GenerationDefaults(eosTokenIds: [eos], sampling: SamplingOptions())
@@ -29,7 +29,7 @@ final class GenerationStreamTests: XCTestCase {
     /// and released at the end as `.text`); together they are the result's text; EOS ends the
     /// stream without an event and the finish reason is "stop".
     func testEventsAddUpToTheResult() async throws {
-        let prompt = Self.tokenizer.encode("Once", addSpecialTokens: true)
+        let prompt = try Self.tokenizer.encode("Once", addSpecialTokens: true)
         let (session, _) = try session(continuation: " upon a café 🙂 there", tail: [eos], prompt: prompt)
         let events = try await collect(session.stream(prompt: prompt, request: GenerationRequest(maxTokens: 50, stopStrings: ["there!"])))
         var text = "", ids: [Int] = []
@@ -54,7 +54,7 @@ final class GenerationStreamTests: XCTestCase {
     /// Log-probabilities of a one-hot row of V logits (10 at the chosen token, 0 elsewhere):
     /// chosen = 10 − log(e^10 + V − 1); the alternatives are the chosen token, then the lowest ids.
     func testLogprobsAndTopAlternatives() async throws {
-        let prompt = Self.tokenizer.encode("Once", addSpecialTokens: true)
+        let prompt = try Self.tokenizer.encode("Once", addSpecialTokens: true)
         let (session, _) = try session(continuation: " upon", prompt: prompt)
         let events = try await collect(session.stream(prompt: prompt, request: GenerationRequest(maxTokens: 1, topLogprobs: 3)))
         guard case let .token(token) = events.first else { return XCTFail("\(events)") }
@@ -70,7 +70,7 @@ final class GenerationStreamTests: XCTestCase {
     /// Cancelling the task that consumes the stream stops the generation at the next token: the
     /// model is fed no more, and the session is free again.
     func testCancellingTheConsumerStopsTheGeneration() async throws {
-        let prompt = Self.tokenizer.encode("Once", addSpecialTokens: true)
+        let prompt = try Self.tokenizer.encode("Once", addSpecialTokens: true)
         // No EOS in sight: without cancellation this would run 100000 tokens.
         let (session, model) = try session(continuation: String(repeating: " again and", count: 4000), prompt: prompt)
         let started = expectation(description: "five tokens streamed")
@@ -97,8 +97,8 @@ final class GenerationStreamTests: XCTestCase {
     /// A request that leaves EOS and sampling unset takes the session's defaults: generation
     /// stops at the model's EOS, and a sampling default with a temperature reports its seed.
     func testRequestFallsBackToTheSessionDefaults() throws {
-        let prompt = Self.tokenizer.encode("Once", addSpecialTokens: true)
-        let ids = Self.tokenizer.encode(" upon a time")
+        let prompt = try Self.tokenizer.encode("Once", addSpecialTokens: true)
+        let ids = try Self.tokenizer.encode(" upon a time")
         let model = ScriptedModel(config: Self.config, script: [Int](repeating: 0, count: prompt.count - 1) + ids + [eos])
         let sampling = SamplingOptions(temperature: 0.5, topK: 1)   // top-k 1: still the scripted token
         let session = try GenerationSession(model: model, tokenizer: Self.tokenizer,
