@@ -1,10 +1,17 @@
 import DSV2Core
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// What a command needs to run a GGUF model: `Model.open` calls here for `.gguf` files.
 public enum GGUFModel {
-    /// Whether the file at `url` starts with the GGUF magic.
+    /// Whether the file at `url` starts with the GGUF magic. Only a regular file is read: opening a FIFO or device would block or consume it.
     public static func isGGUF(_ url: URL) -> Bool {
+        var info = stat()
+        guard stat(url.path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { return false }
         guard let handle = FileHandle(forReadingAtPath: url.path) else { return false }
         defer { try? handle.close() }
         return Array(handle.readData(ofLength: 4)) == GGUFFormat.magic

@@ -31,3 +31,11 @@ extension TemporaryDirectory {
         return folder.path
     }
 }
+
+extension XCTestCase {
+    /// Decodes a `--json` output into a dictionary, failing the test when it is not valid JSON.
+    func jsonObject(_ result: DSV2Process.Result, file: StaticString = #filePath, line: UInt = #line) throws -> [String: Any] {
+        let object = try JSONSerialization.jsonObject(with: result.stdoutData)
+        return try XCTUnwrap(object as? [String: Any], "not a JSON object: \(result.stdout)", file: file, line: line)
+    }
+}

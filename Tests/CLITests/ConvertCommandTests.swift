@@ -121,7 +121,6 @@ final class ConverterCLITests: XCTestCase {
             let leftovers = try FileManager.default.contentsOfDirectory(atPath: folder.url.path)
             if signal != SIGKILL {
                 XCTAssertEqual(leftovers, [], "signal \(signal) removes the temporary file")
-                XCTAssertEqual(process.terminationStatus, 128 + signal)
                 continue
             }
             XCTAssertEqual(leftovers.count, 1)

@@ -40,6 +40,27 @@ public enum DSV2Process {
     /// suite, even on a busy 2-core machine.
     public static let defaultTimeout: Double = 600
 
+    /// A `Process` for the binary with `arguments`, not started yet (e.g. to signal it or give it
+    /// a terminal), with `environment` added to this process's own.
+    public static func launch(_ arguments: [String], environment: [String: String] = [:]) throws -> Process {
+        let binary = Fixtures.dsv2Binary
+        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
+            throw XCTSkip("dsv2 binary not built (swift build -c release --product dsv2): \(binary.path)")
+        }
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
+        return process
+    }
+
+    /// `run` with `input` bytes (UTF-8 text) on standard input.
+    public static func run(_ arguments: [String], input: Data?, environment: [String: String] = [:]) throws -> Result {
+        try run(arguments, stdin: input.map { String(decoding: $0, as: UTF8.self) }, environment: environment)
+    }
+
     /// Runs the program to completion with `stdin` as its standard input (empty by default, never
     /// the test's own) and `environment` added to this process's environment.
     public static func run(_ arguments: [String], stdin: String? = nil, environment: [String: String] = [:],

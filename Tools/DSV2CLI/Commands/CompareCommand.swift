@@ -11,7 +11,7 @@ struct CompareCommand: ParsableCommand {
         abstract: "Compare two dumps, or two engines on one input, tensor by tensor in layer order.",
         discussion: """
         dsv2 compare A.safetensors B.safetensors
-        dsv2 compare [--model M] [--engines reference,quantized:q4] [--ids 1,2,3 | --prompt "text"]
+        dsv2 compare [--model M] [--engines reference,quantized:q4] [--candidate-model M2] [--ids 1,2,3 | --prompt "text"]
 
         A is the baseline (KL is KL(A||B)). Metrics: maxabs, rrms, cos for every tensor; kl, klmax, \
         top1, top5 for logits; jaccard, identical for routers. --fail-above 'GLOB:METRIC<OP>VALUE,...' \
@@ -28,6 +28,11 @@ struct CompareCommand: ParsableCommand {
 
     @Option(name: .long, help: "Two engines, baseline first: e.g. reference,quantized:q4 or reference,reference:absorbed.")
     var engines: String = "reference,quantized:q4"
+
+    @Option(name: .customLong("candidate-model"),
+            help: ArgumentHelp("Run the second engine on this model instead of --model: e.g. --model hf-folder --engines reference,quantized --candidate-model model.gguf (quant, conversion or engine?).",
+                               valueName: "hf-folder|model.dsv2|model.gguf"))
+    var candidateModel: String?
 
     @OptionGroup var quantized: QuantizedEngineOptions
     @OptionGroup var threads: ThreadOptions
@@ -89,16 +94,18 @@ struct CompareCommand: ParsableCommand {
             // One engine at a time, so only one model is resident.
             var sides: [TensorSet] = []
             for spec in specs {
+                let sideModel = try sides.isEmpty || candidateModel == nil
+                    ? model : ModelSelection.open(candidateModel, verify: !selection.noVerify)
                 let choice = try spec.choice(quantized, threads: threads.threads)
                 // Kept logits: this side's rows and its tracer's copy, and the first side's while the second runs.
-                let engine = try loading.load(model, choice, threads: threads.threads, contextTokens: tokens.count,
+                let engine = try loading.load(sideModel, choice, threads: threads.threads, contextTokens: tokens.count,
                                               longestPass: tokens.count, traced: true, logitsRows: tokens.count,
                                               logitsCopies: 2 + sides.count)
                 sides.append(try spec.trace(engine, tokens: tokens, patterns: patterns))
             }
             return (sides[0], sides[1])
         }
-        guard selection.model == nil else { throw UsageError("give either two dump files or --model, not both") }
+        guard selection.model == nil, candidateModel == nil else { throw UsageError("give either two dump files or --model, not both") }
         guard files.count == 2 else { throw UsageError("expected two dump files (baseline candidate), got \(files.count)") }
         guard ids == nil, prompt == nil else { throw UsageError("--ids/--prompt need engine mode (no dump files)") }
         return (try TensorSet(safetensors: URL(fileURLWithPath: files[0])),
