@@ -105,10 +105,13 @@ struct WeightKernels: Sendable {
     /// y[r] = W[r] · x[token] for r in `rows` (y indexed by the absolute row).
     typealias RowDots = @Sendable (_ w: QuantizedMatrix, _ x: PreparedActivations, _ token: Int,
                                    _ y: UnsafeMutablePointer<Float>, _ rows: Range<Int>) -> Void
-    /// Tokens `first ..< first + tokens` at once: Y[t, r] = y[t · w.rows + r] for r in `rows`.
+    /// One row against several tokens: (quants, f16 scales, token planes — for token k [3k] quants,
+    /// [3k + 1] scales, [3k + 2] corrections —, blocks) → token k's dot product in lane k.
+    typealias MultiDot = @Sendable (UnsafeRawPointer, UnsafeRawPointer, UnsafePointer<UnsafeRawPointer>, Int) -> SIMD8<Float>
+    /// A kernel for `tokens` tokens at once (`PreparedActivations.tokenPlanes` gives its planes).
     struct MicroKernel: Sendable {
         let tokens: Int
-        let run: RowDots
+        let dot: MultiDot
     }
 
     /// The activation plane the kernels read ([] for the float types: the floats are always there).
@@ -185,35 +188,15 @@ extension WeightKernels {
     /// q4 corrections, blocks) → the dot product.
     typealias IntegerDot = (UnsafeRawPointer, UnsafeRawPointer, UnsafeRawPointer, UnsafePointer<Float>,
                             UnsafeRawPointer, Int) -> Float
-    /// One row against several tokens: (quants, f16 scales, token planes — for token k [3k] quants,
-    /// [3k + 1] scales, [3k + 2] corrections —, blocks) → token k's dot product in lane k.
-    typealias IntegerMultiDot = (UnsafeRawPointer, UnsafeRawPointer, UnsafePointer<UnsafeRawPointer>, Int) -> SIMD8<Float>
-
     /// q8/q4 kernels from a path's entry points: `dot` reads `layout`'s quants, and each
     /// `(tokens, kernel)` of `multi` (widest first) runs that many tokens per pass.
-    init(integer layout: ActivationLayouts, dot: @escaping IntegerDot, multi: [(Int, IntegerMultiDot)] = []) {
+    init(integer layout: ActivationLayouts, dot: @escaping IntegerDot, multi: [(Int, MultiDot)] = []) {
         self.layout = layout
         rowDots = { w, x, t, y, rows in
             let a = x.quantPointer(layout, t), s = x.scalePointer(t), c = x.correctionPointer(t), blocks = w.blocksPerRow
             w.eachRow(rows, into: y) { dot($0, $1, a, s, c, blocks) }
         }
-        microKernels = multi.map { tokens, kernel in
-            MicroKernel(tokens: tokens) { w, x, first, y, rows in
-                withUnsafeTemporaryAllocation(of: UnsafeRawPointer.self, capacity: 3 &* tokens) { planes in
-                    for k in 0..<tokens {
-                        planes[3 &* k] = x.quantPointer(layout, first &+ k)
-                        planes[3 &* k &+ 1] = UnsafeRawPointer(x.scalePointer(first &+ k))
-                        planes[3 &* k &+ 2] = x.correctionPointer(first &+ k)
-                    }
-                    let p = UnsafePointer(planes.baseAddress!), blocks = w.blocksPerRow, n = w.rows
-                    let stride = w.rowStride, scaleStride = blocks &* 2
-                    for r in rows {
-                        let v = kernel(w.data + r &* stride, w.scales + r &* scaleStride, p, blocks)
-                        for k in 0..<tokens { y[(first &+ k) &* n &+ r] = v[k] }
-                    }
-                }
-            }
-        }
+        microKernels = multi.map { MicroKernel(tokens: $0.0, dot: $0.1) }
     }
 
     /// f32/f16/bf16 weights: one token at a time; `dot` gets the row, the token's floats and

@@ -43,21 +43,30 @@ public enum Kernels {
             return
         }
         let tileRows = max(1, matmulTileBytes / max(1, w.rowStride))
-        var start = range.lowerBound
-        while start < range.upperBound {
-            let tile = start..<min(start &+ tileRows, range.upperBound)
-            var t = 0
-            for micro in kernels.microKernels {
-                while t &+ micro.tokens <= x.tokens {
-                    micro.run(w, x, t, y, tile)
-                    t &+= micro.tokens
+        let blocks = w.blocksPerRow, stride = w.rowStride, scaleStride = blocks &* 2, n = w.rows
+        // The micro-kernels' token planes, once for the whole product.
+        withUnsafeTemporaryAllocation(of: UnsafeRawPointer.self, capacity: kernels.microKernels.isEmpty ? 0 : 3 &* x.tokens) { planes in
+            if !kernels.microKernels.isEmpty { x.tokenPlanes(kernels.layout, into: planes.baseAddress!) }
+            var start = range.lowerBound
+            while start < range.upperBound {
+                let tile = start..<min(start &+ tileRows, range.upperBound)
+                var t = 0
+                for micro in kernels.microKernels {
+                    while t &+ micro.tokens <= x.tokens {
+                        let p = UnsafePointer(planes.baseAddress! + 3 &* t)
+                        for r in tile {
+                            let v = micro.dot(w.data + r &* stride, w.scales + r &* scaleStride, p, blocks)
+                            for k in 0..<micro.tokens { y[(t &+ k) &* n &+ r] = v[k] }
+                        }
+                        t &+= micro.tokens
+                    }
                 }
+                while t < x.tokens {
+                    kernels.rowDots(w, x, t, y + t &* n, tile)
+                    t &+= 1
+                }
+                start = tile.upperBound
             }
-            while t < x.tokens {
-                kernels.rowDots(w, x, t, y + t &* w.rows, tile)
-                t &+= 1
-            }
-            start = tile.upperBound
         }
     }
 

@@ -158,6 +158,16 @@ public final class PreparedActivations: @unchecked Sendable {
         UnsafePointer(scales.token(t).assumingMemoryBound(to: Float.self))
     }
     @inline(__always) func correctionPointer(_ t: Int) -> UnsafeRawPointer { UnsafeRawPointer(corrections.token(t)) }
+    /// For every token t, its planes at planes[3t] (quants in `layout`), [3t + 1] (scales) and
+    /// [3t + 2] (q4 corrections): the argument of the micro-kernels.
+    func tokenPlanes(_ layout: ActivationLayouts, into planes: UnsafeMutablePointer<UnsafeRawPointer>) {
+        for t in 0..<tokens {
+            planes[3 &* t] = quantPointer(layout, t)
+            planes[3 &* t &+ 1] = UnsafeRawPointer(scalePointer(t))
+            planes[3 &* t &+ 2] = correctionPointer(t)
+        }
+    }
+
     /// The quants of token `t` in `layout` (one of the table's layouts).
     @inline(__always) func quantPointer(_ layout: ActivationLayouts, _ t: Int) -> UnsafeRawPointer {
         switch layout {
