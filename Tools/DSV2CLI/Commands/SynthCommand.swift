@@ -54,6 +54,7 @@ struct SynthCommand: ParsableCommand {
 
     func run() throws {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        let shardBytes = format.lowercased() == "hf" ? try Self.parseSize(shardSize) : 0
         let spec = try SynthModelSpec.make(preset: preset, layers: layers, experts: experts)
         let destination = URL(fileURLWithPath: output)
         let reporter = ProgressReporter(quiet: quiet)
@@ -69,7 +70,7 @@ struct SynthCommand: ParsableCommand {
             guard quant.lowercased() == "bf16" else {
                 throw ValidationError("--format hf writes bf16 safetensors (as the real checkpoints); use --format dsv2 for --quant \(quant)")
             }
-            summary = try Synthesizer.writeHuggingFace(spec, seed: seed, to: destination, shardBytes: try Self.parseSize(shardSize),
+            summary = try Synthesizer.writeHuggingFace(spec, seed: seed, to: destination, shardBytes: shardBytes,
                                                        threads: threads, overwrite: force, progress: report)
         case "dsv2":
             guard let policy = QuantizationPolicy.preset(quant) else {
