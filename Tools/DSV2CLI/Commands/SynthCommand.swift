@@ -57,6 +57,7 @@ struct SynthCommand: ParsableCommand {
     func run() throws {
         let seed = self.seed >= 0 ? UInt64(self.seed) : UInt64.random(in: 0...UInt64(UInt32.max))
         let threads = self.threads.count
+        let shardBytes = format.lowercased() == "hf" ? try Self.parseSize(shardSize) : 0
         let spec = try SynthModelSpec.make(preset: preset, layers: layers, experts: experts)
         let destination = URL(fileURLWithPath: output)
         let reporter = ProgressReporter(quiet: quiet || json)
@@ -69,7 +70,7 @@ struct SynthCommand: ParsableCommand {
             guard quant.lowercased() == "bf16" else {
                 throw ValidationError("--format hf writes bf16 safetensors (as the real checkpoints); use --format dsv2 for --quant \(quant)")
             }
-            summary = try Synthesizer.writeHuggingFace(spec, seed: seed, to: destination, shardBytes: try Self.parseSize(shardSize),
+            summary = try Synthesizer.writeHuggingFace(spec, seed: seed, to: destination, shardBytes: shardBytes,
                                                        threads: threads, overwrite: force, progress: report)
         case "dsv2":
             guard let policy = QuantizationPolicy.preset(quant) else {
