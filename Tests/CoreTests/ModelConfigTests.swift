@@ -113,4 +113,32 @@ final class ModelConfigTests: XCTestCase {
         XCTAssertEqual(lite.expectedTensorShapes().first { $0.name == "model.layers.1.mlp.experts.63.down_proj.weight" }?.shape, [2048, 1408])
         XCTAssertEqual(full.expectedTensorShapes().first { $0.name == "model.layers.0.self_attn.q_b_proj.weight" }?.shape, [128 * 192, 1536])
     }
+
+    /// intermediate_size is required exactly when some layer is dense; validate() decides that in
+    /// closed form (a fuzzer's num_hidden_layers of 2^40 made the walk over the layers hang).
+    func testDenseLayerRequirementMatchesTheLayerWalk() throws {
+        for experts in [nil, 4] as [Int?] {
+            for layers in 1...6 {
+                for firstDense in 0...7 {
+                    for frequency in 1...4 {
+                        let config = ModelConfig(vocabSize: 8, hiddenSize: 8, intermediateSize: 0, moeIntermediateSize: 8,
+                                                 numHiddenLayers: layers, numAttentionHeads: 1, qLoraRank: nil, kvLoraRank: 4,
+                                                 qkNopeHeadDim: 2, qkRopeHeadDim: 2, vHeadDim: 2, ropeScaling: nil,
+                                                 maxPositionEmbeddings: 8, nSharedExperts: nil, nRoutedExperts: experts,
+                                                 numExpertsPerTok: experts.map { _ in 2 }, moeLayerFreq: frequency,
+                                                 firstKDenseReplace: firstDense, normTopkProb: false)
+                        let someDense = (0..<layers).contains(where: config.isDenseLayer)
+                        XCTAssertEqual((try? config.validate()) == nil, someDense, "\(layers) layers, first_k_dense \(firstDense), freq \(frequency)")
+                    }
+                }
+            }
+        }
+        var huge = ModelConfig(vocabSize: 8, hiddenSize: 8, intermediateSize: 8, moeIntermediateSize: 8,
+                               numHiddenLayers: 1 << 40, numAttentionHeads: 1, qLoraRank: nil, kvLoraRank: 4,
+                               qkNopeHeadDim: 2, qkRopeHeadDim: 2, vHeadDim: 2, ropeScaling: nil, maxPositionEmbeddings: 8,
+                               nSharedExperts: nil, nRoutedExperts: 4, numExpertsPerTok: 2, firstKDenseReplace: 1, normTopkProb: false)
+        XCTAssertNoThrow(try huge.validate())
+        huge.intermediateSize = 0
+        XCTAssertThrowsError(try huge.validate())
+    }
 }

@@ -5,7 +5,9 @@ import XCTest
 /// and captures its exit status and output. Skips the test when the binary is not built.
 public enum DSV2Process {
     public struct Result {
+        /// The exit code, or the signal number when `reason` is `.uncaughtSignal`.
         public var status: Int32
+        public var reason: Process.TerminationReason
         public var stdout: String
         public var stderr: String
         public var stdoutData: Data
@@ -47,7 +49,7 @@ public enum DSV2Process {
         try process.run()
         process.waitUntilExit()
         let stdoutData = try Data(contentsOf: out)
-        return Result(status: process.terminationStatus, stdout: String(decoding: stdoutData, as: UTF8.self),
+        return Result(status: process.terminationStatus, reason: process.terminationReason, stdout: String(decoding: stdoutData, as: UTF8.self),
                       stderr: String(decoding: try Data(contentsOf: err), as: UTF8.self), stdoutData: stdoutData)
     }
 }

@@ -368,7 +368,11 @@ public struct ModelConfig: Codable, Equatable, Sendable {
                 throw ModelConfigError(field: "rope_scaling.beta_fast", message: "beta_fast and beta_slow must be positive")
             }
         }
-        if (0..<numHiddenLayers).contains(where: isDenseLayer) { try positive(intermediateSize, "intermediate_size") }
+        // Some layer is dense: without MoE, below first_k_dense_replace, or (two layers or more)
+        // off the moe_layer_freq grid. In closed form: a walk over the layers would take as long
+        // as num_hidden_layers is large.
+        let hasDenseLayer = nRoutedExperts == nil || firstKDenseReplace > 0 || (moeLayerFreq > 1 && numHiddenLayers > 1)
+        if hasDenseLayer { try positive(intermediateSize, "intermediate_size") }
         guard let routed = nRoutedExperts else { return }
         try positive(routed, "n_routed_experts")
         try positive(moeIntermediateSize, "moe_intermediate_size")
