@@ -40,6 +40,14 @@ func featureModule(_ features: [String], defines: [SwiftSetting] = []) -> [Swift
 // -Ounchecked on the hot loops (+17% on the int4 kernel; index arithmetic already uses &+).
 let unchecked: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
 
+// scripts/fuzz sets DSV2_FUZZ=1 to add the libFuzzer executable (Tests/Fuzz/Main). Never in a
+// normal build: -sanitize=fuzzer supplies its own `main`. The fuzz targets themselves
+// (DSV2Fuzz) are ordinary code that FuzzTests replays.
+let fuzzing = Context.environment["DSV2_FUZZ"] == "1"
+let fuzzExecutable: [Target] = fuzzing
+    ? [.target(name: "CFuzzDriver", path: "Tests/Fuzz/CFuzzDriver"),
+       .executableTarget(name: "dsv2-fuzz", dependencies: ["DSV2Fuzz", "CFuzzDriver"], path: "Tests/Fuzz/Main")] : []
+
 let package = Package(
     name: "dsv2",
     products: [
@@ -145,6 +153,12 @@ let package = Package(
                     path: "Tests/DSV2Tests", swiftSettings: cpuFlags),
         .testTarget(name: "CLITests", dependencies: ["DSV2CLI", "DSV2Analysis", "DSV2Container", "DSV2Quantized", "DSV2Reference", "DSV2Text", "DSV2Core", "TestSupport"],
                     path: "Tests/CLITests", swiftSettings: cpuFlags),
-    ],
+
+        // MARK: Fuzzing: one entry per parser (scripts/fuzz), replayed over the committed corpus
+        .target(name: "DSV2Fuzz", dependencies: ["DSV2Container", "DSV2Core", "DSV2Text"], path: "Tests/Fuzz/DSV2Fuzz",
+                swiftSettings: cpuFlags),
+        .testTarget(name: "FuzzTests", dependencies: ["DSV2Fuzz", "TestSupport"], path: "Tests/FuzzTests",
+                    swiftSettings: cpuFlags),
+    ] + fuzzExecutable,
     swiftLanguageModes: [.v5]
 )

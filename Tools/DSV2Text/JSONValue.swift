@@ -45,7 +45,8 @@ public indirect enum JSONValue: Equatable {
         return Int(d)
     }
 
-    /// Parses one JSON document (RFC 8259; lone surrogate escapes become U+FFFD).
+    /// Parses one JSON document (RFC 8259; lone surrogate escapes become U+FFFD). Errors are
+    /// `TokenizerError.invalidFile` with the path `<json>`, for the caller to replace.
     public static func parse(_ data: Data) throws -> JSONValue {
         try data.withUnsafeBytes { raw in
             var parser = JSONParser(bytes: raw.bindMemory(to: UInt8.self))

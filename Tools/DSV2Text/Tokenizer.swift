@@ -81,8 +81,8 @@ public final class Tokenizer: @unchecked Sendable {
         self.path = path
         self.configPath = configPath
         let root: JSONValue
-        do { root = try JSONValue.parse(tokenizerJSON) } catch let e as TokenizerError {
-            throw TokenizerError.invalidFile(path: path, reason: "\(e)")
+        do { root = try JSONValue.parse(tokenizerJSON) } catch TokenizerError.invalidFile(_, let reason) {
+            throw TokenizerError.invalidFile(path: path, reason: reason)
         }
         let loaded = try TokenizerLoader(path: path, root: root)
         steps = loaded.steps
@@ -115,8 +115,8 @@ public final class Tokenizer: @unchecked Sendable {
 
         var config: JSONValue = .object([])
         if let configJSON {
-            do { config = try JSONValue.parse(configJSON) } catch let e as TokenizerError {
-                throw TokenizerError.invalidFile(path: configPath, reason: "\(e)")
+            do { config = try JSONValue.parse(configJSON) } catch TokenizerError.invalidFile(_, let reason) {
+                throw TokenizerError.invalidFile(path: configPath, reason: reason)
             }
         }
         func tokenContent(_ key: String) throws -> String? {
