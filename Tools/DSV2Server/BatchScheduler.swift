@@ -233,6 +233,7 @@ final class BatchScheduler: @unchecked Sendable {
             members.append(job)
         }
         guard !entries.isEmpty else { return }
+        let prefilling = members.filter { $0.pendingToken == nil }.count
         let start = DispatchTime.now().uptimeNanoseconds
         let logits: [[Float]]
         do {
@@ -265,7 +266,7 @@ final class BatchScheduler: @unchecked Sendable {
             generated += 1
             sample(job, logits: row)
         }
-        metrics.recordStep(generated: generated, seconds: seconds)
+        metrics.recordStep(generated: generated, seconds: seconds, decodeOnly: prefilling == 0)
     }
 
     /// The logprob of each prompt token p (1 ≤ p) under the row of token p − 1.

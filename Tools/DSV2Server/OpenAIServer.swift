@@ -27,9 +27,10 @@ public final class OpenAIServer: Sendable {
     }
 
     /// Builds the engine `choice` over `model` (the quantized engine: batching needs it), starts
-    /// its scheduler and makes the server ready (`/health` 200).
-    public func load(model: Model, choice: EngineChoice) throws {
-        attach(try ServerBackend(model: model, choice: choice, options: options, metrics: metrics))
+    /// its scheduler and makes the server ready (`/health` 200). `tokenizer` stands in for a
+    /// model that has none (a synthetic one).
+    public func load(model: Model, choice: EngineChoice, tokenizer: Tokenizer? = nil) throws {
+        attach(try ServerBackend(model: model, choice: choice, tokenizer: tokenizer, options: options, metrics: metrics))
     }
 
     func attach(_ backend: ServerBackend) {

@@ -15,15 +15,18 @@ public final class ServerBackend: @unchecked Sendable {
     let contextLength: Int
     let created = Int(Date().timeIntervalSince1970)
 
-    /// Builds the quantized engine over `model` and starts the scheduler.
-    /// - Parameters:
-    ///   - contextLength: most tokens per sequence (prompt + generated); nil = max_position_embeddings.
-    convenience init(model: Model, choice: EngineChoice, options: ServerOptions, metrics: ServerMetrics) throws {
+    /// Builds the quantized engine over `model` and starts the scheduler. `tokenizer` replaces
+    /// the model's own (a synthetic model has none).
+    convenience init(model: Model, choice: EngineChoice, tokenizer: Tokenizer?, options: ServerOptions,
+                     metrics: ServerMetrics) throws {
         guard case let .quantized(preset, threads, kvCache, allowRequantize) = choice else {
             throw ServerSetupError.needsQuantizedEngine
         }
         let engine = try model.makeQuantizedEngine(preset: preset, threads: threads, kvCache: kvCache, allowRequantize: allowRequantize)
-        try self.init(engine: engine, tokenizer: try model.tokenizer(), defaults: try model.generationDefaults(),
+        let tokenizer = try tokenizer ?? model.tokenizer()
+        try self.init(engine: engine, tokenizer: tokenizer,
+                      defaults: try GenerationDefaults(config: model.config, tokenizer: tokenizer,
+                                                       generationConfigJSON: model.files["generation_config.json"]),
                       modelName: options.modelName ?? Self.defaultName(model.url),
                       fingerprint: "fp_dsv2_\(model.quantization(choice))", options: options, metrics: metrics)
     }

@@ -15,6 +15,9 @@ public final class ServerMetrics: Sendable {
         var recentSteps: [(tokens: Int, seconds: Double)] = []
         var stepSeconds = 0.0
         var steps = 0
+        /// Steps that only decoded (no prompt tokens): batched decode speed without prefill.
+        var decodeOnlyTokens = 0
+        var decodeOnlySeconds = 0.0
     }
     private let state = Mutex(State())
     /// Steps averaged by the decode-rate gauge.
@@ -34,8 +37,15 @@ public final class ServerMetrics: Sendable {
         state.withLock { $0.promptTokens += tokens; $0.cachedPromptTokens += cached }
     }
 
-    func recordStep(generated: Int, seconds: Double) {
+    /// Tokens generated and seconds spent in steps that fed no prompt token, since start.
+    public var decodeOnly: (tokens: Int, seconds: Double) { state.withLock { ($0.decodeOnlyTokens, $0.decodeOnlySeconds) } }
+
+    func recordStep(generated: Int, seconds: Double, decodeOnly: Bool) {
         state.withLock { s in
+            if decodeOnly {
+                s.decodeOnlyTokens += generated
+                s.decodeOnlySeconds += seconds
+            }
             s.generatedTokens += generated
             s.stepSeconds += seconds
             s.steps += 1

@@ -14,11 +14,17 @@ struct BenchServeCommand: AsyncParsableCommand {
         sending --requests streaming /v1/completions requests in turn: a prompt of --prompt-tokens \
         seeded random ids (never a cached prefix), --gen-tokens generated greedily past EOS. \
         Aggregate decode tokens/s = generated tokens after each stream's first / (last token of \
-        any stream − first token of any stream); per-stream = the mean of each request's own rate; \
-        TTFT from sending the request to its first token.
+        any stream − first token of any stream), so it includes the others' prefill chunks; \
+        decode-only steps = tokens / seconds of the server's steps that fed no prompt token \
+        (batched decode alone); per-stream = the mean of each request's own rate; TTFT from \
+        sending the request to its first token.
         """)
 
     @OptionGroup var modelArguments: ModelArguments
+
+    @Option(help: ArgumentHelp("A tokenizer folder (tokenizer.json) for a model that has none, e.g. a synthetic one.",
+                               valueName: "folder"))
+    var tokenizer: String?
 
     @Option(help: "Client counts, comma separated.")
     var clients = "1,4,16"
@@ -47,6 +53,8 @@ struct BenchServeCommand: AsyncParsableCommand {
         var generatedTokens: Int
         var wallSeconds: Double
         var aggregateDecodeTokensPerSecond: Double
+        /// Tokens per second of the steps that fed no prompt token (batched decode alone).
+        var decodeStepTokensPerSecond: Double
         var perStreamDecodeTokensPerSecond: Double
         var ttftP50Seconds: Double
         var ttftP95Seconds: Double
@@ -82,7 +90,8 @@ struct BenchServeCommand: AsyncParsableCommand {
         options.prefillChunk = prefillChunk
         options.contextLength = min(model.config.maxPositionEmbeddings, promptTokens + genTokens + 1)
         let server = OpenAIServer(options: options)
-        try server.load(model: model, choice: choice)
+        try server.load(model: model, choice: choice,
+                                    tokenizer: tokenizer.map { try Tokenizer.load(from: URL(fileURLWithPath: $0)) })
         let backend = server.backend!
         let (ports, portSink) = AsyncStream.makeStream(of: Int.self)
         let serving = Task { try await server.run { portSink.yield($0) } }
@@ -100,9 +109,13 @@ struct BenchServeCommand: AsyncParsableCommand {
         for level in levels {
             let prompts = (0..<level).map { _ in (0..<requests).map { _ in prompt() } }
             ResourceUsage.resetPeak()
+            let decodeBefore = server.metrics.decodeOnly
             let start = Date()
             let timings = try await Self.runClients(port: port, prompts: prompts, tokens: genTokens, start: start)
             let wall = Date().timeIntervalSince(start)
+            let decodeAfter = server.metrics.decodeOnly
+            let decodeSeconds = decodeAfter.seconds - decodeBefore.seconds
+            let decodeStepRate = decodeSeconds > 0 ? Double(decodeAfter.tokens - decodeBefore.tokens) / decodeSeconds : 0
             let firsts = timings.compactMap { $0.tokenTimes.first }, lasts = timings.compactMap { $0.tokenTimes.last }
             let decoded = timings.reduce(0) { $0 + max(0, $1.tokenTimes.count - 1) }
             let span = (lasts.max() ?? 0) - (firsts.min() ?? 0)
@@ -114,13 +127,16 @@ struct BenchServeCommand: AsyncParsableCommand {
             func percentile(_ p: Double) -> Double { ttfts.isEmpty ? 0 : ttfts[min(ttfts.count - 1, Int(p * Double(ttfts.count - 1) + 0.5))] }
             let result = Level(clients: level, requests: timings.count, generatedTokens: timings.reduce(0) { $0 + $1.tokenTimes.count },
                                wallSeconds: wall, aggregateDecodeTokensPerSecond: span > 0 ? Double(decoded) / span : 0,
+                               decodeStepTokensPerSecond: decodeStepRate,
                                perStreamDecodeTokensPerSecond: perStream.reduce(0, +) / Double(max(1, perStream.count)),
                                ttftP50Seconds: percentile(0.5), ttftP95Seconds: percentile(0.95),
                                peakRSSBytes: ResourceUsage.peakResidentBytes())
             report.levels.append(result)
-            log(String(format: "clients %3d: aggregate decode %8.2f tok/s (%.2fx), per stream %7.2f tok/s, TTFT p50 %.3f s p95 %.3f s, peak RSS %.1f MiB",
+            log(String(format: "clients %3d: aggregate decode %8.2f tok/s (%.2fx), decode-only steps %8.2f tok/s (%.2fx), per stream %7.2f tok/s, TTFT p50 %.3f s p95 %.3f s, peak RSS %.1f MiB",
                        level, result.aggregateDecodeTokensPerSecond,
                        result.aggregateDecodeTokensPerSecond / max(1e-9, report.levels[0].aggregateDecodeTokensPerSecond),
+                       result.decodeStepTokensPerSecond,
+                       result.decodeStepTokensPerSecond / max(1e-9, report.levels[0].decodeStepTokensPerSecond),
                        result.perStreamDecodeTokensPerSecond, result.ttftP50Seconds, result.ttftP95Seconds,
                        Double(result.peakRSSBytes) / 1048576))
         }

@@ -18,6 +18,10 @@ struct ServeCommand: AsyncParsableCommand {
 
     @OptionGroup var modelArguments: ModelArguments
 
+    @Option(help: ArgumentHelp("A tokenizer folder (tokenizer.json) for a model that has none, e.g. a synthetic one.",
+                               valueName: "folder"))
+    var tokenizer: String?
+
     @Option(name: .long, help: "Address to listen on (default: 127.0.0.1, this machine only).")
     var host = "127.0.0.1"
 
@@ -75,7 +79,8 @@ struct ServeCommand: AsyncParsableCommand {
             Thread.detachNewThread {
                 do {
                     let start = Date()
-                    try server.load(model: model, choice: choice)
+                    try server.load(model: model, choice: choice,
+                                    tokenizer: tokenizer.map { try Tokenizer.load(from: URL(fileURLWithPath: $0)) })
                     let name = server.backend?.modelName ?? "?"
                     Terminal.writeError(String(format: "dsv2 serve: model %@ ready in %.1f s (%d parallel sequences)\n",
                                                name, Date().timeIntervalSince(start), options.parallel))
