@@ -8,7 +8,7 @@
 //              DSV2Formats ← DSV2Container ← DSV2Converter
 //   DSV2Text (tokenizer, chat template: nothing of ours)
 //   DSV2Core + DSV2Text ← DSV2Generation;  DSV2Core ← DSV2Analysis
-//   all of the above ← DSV2 (the umbrella: Model.open) ← DSV2CLI ← dsv2
+//   all of the above ← DSV2 (the umbrella: Model.open) ← DSV2Server (HTTP) ← DSV2CLI ← dsv2
 import PackageDescription
 
 // DSV2_PORTABLE=1 builds without any x86-64 flag or intrinsic: the portable Swift SIMD kernels
@@ -61,6 +61,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
     ],
     targets: [
         // MARK: System libraries
@@ -116,8 +117,12 @@ let package = Package(
                 path: "Tools/DSV2", swiftSettings: cpuFlags, plugins: ["BuildInfo"]),
         // Records the git commit in DSV2.BuildInfo (`dsv2 --version`), from the local repository.
         .plugin(name: "BuildInfo", capability: .buildTool(), path: "Plugins/BuildInfo"),
+        // The OpenAI-compatible HTTP server (`dsv2 serve`): scheduler, endpoints, metrics.
+        .target(name: "DSV2Server",
+                dependencies: ["DSV2", .product(name: "Hummingbird", package: "hummingbird")],
+                path: "Tools/DSV2Server", swiftSettings: cpuFlags),
         .target(name: "DSV2CLI",
-                dependencies: ["DSV2", "DSV2Core", "DSV2Text", "DSV2Reference", "DSV2Formats", "DSV2Kernels",
+                dependencies: ["DSV2", "DSV2Server", "DSV2Core", "DSV2Text", "DSV2Reference", "DSV2Formats", "DSV2Kernels",
                                "DSV2Quantized", "DSV2Container", "DSV2Converter", "DSV2Generation", "DSV2Analysis",
                                "DSV2GGUF", "CBLAS",
                                .product(name: "ArgumentParser", package: "swift-argument-parser")],
@@ -151,6 +156,9 @@ let package = Package(
                     path: "Tests/AnalysisTests", swiftSettings: cpuFlags),
         .testTarget(name: "DSV2Tests", dependencies: ["DSV2", "TestSupport"],
                     path: "Tests/DSV2Tests", swiftSettings: cpuFlags),
+        .testTarget(name: "ServerTests", dependencies: ["DSV2Server", "DSV2", "TestSupport",
+                                                        .product(name: "HummingbirdTesting", package: "hummingbird")],
+                    path: "Tests/ServerTests", swiftSettings: cpuFlags),
         .testTarget(name: "CLITests", dependencies: ["DSV2CLI", "DSV2Analysis", "DSV2Container", "DSV2Quantized", "DSV2Reference", "DSV2Text", "DSV2Core", "TestSupport"],
                     path: "Tests/CLITests", swiftSettings: cpuFlags),
 

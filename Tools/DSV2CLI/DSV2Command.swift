@@ -22,6 +22,7 @@ public struct DSV2Command: AsyncParsableCommand {
             UnpackCommand.self,
             SynthCommand.self,
             BenchCommand.self,
+            ServeCommand.self,
         ]
     )
 

@@ -22,15 +22,15 @@ import DSV2Kernels
 /// and 1208 vs 912 ms at 512. So the expanded form could save at most ≈ 10% of a ≥ 512-token
 /// prefill from an empty cache, and costs more below ≈ 300 tokens: absorbed everywhere.
 extension QuantizedEngine {
-    /// Attention block of layer `l` for the `ws.tokens` rows of `ws.normed`, at positions
-    /// cachedTokens ..< cachedTokens + tokens; writes u_t (eq. 19) to `ws.blockOutput` and
-    /// appends the tokens' [c_KV | k^R] to the layer's cache.
-    func attention(layer l: Int, weights w: EngineAttentionWeights, ws: EngineWorkspace, tracer: ForwardTracer?) {
+    /// Attention block of layer `l` for the `ws.tokens` rows of `ws.normed`: each segment's rows
+    /// sit at positions past ..< past + rows of its sequence and attend to that sequence's cache
+    /// only. Writes u_t (eq. 19) to `ws.blockOutput` and appends the rows' [c_KV | k^R] to their
+    /// sequence's cache of this layer.
+    func attention(layer l: Int, weights w: EngineAttentionWeights, segments: [PassSegment], ws: EngineWorkspace,
+                   tracer: ForwardTracer?) {
         let c = config, tokens = ws.tokens
         let heads = c.numAttentionHeads, nope = c.qkNopeHeadDim, ropeDim = c.qkRopeHeadDim
         let qHead = c.qHeadDim, rank = c.kvLoraRank, width = c.latentCacheWidth, vDim = c.vHeadDim
-        let cache = caches[l]
-        let past = cachedTokens
 
         // The block input, quantized once for every projection that reads it.
         ws.hiddenInput.load(ws.normed.pointer)
@@ -57,20 +57,23 @@ extension QuantizedEngine {
         // and every head's q^R (docs/NUMERICS.md items 1, 5). Then the rows enter the cache.
         let scratch = attentionScratch.queryLatent[0].pointer  // ≥ ropeDim floats, free until the core runs
         w.kvALayernorm.withUnsafeBufferPointer { norm in
-            for t in 0..<tokens {
-                let source = ws.kvA.pointer + t * width, row = ws.cacheRows.pointer + t * width
-                Elementwise.rmsNorm(source, width: rank, weight: norm.baseAddress!, eps: Self.latentNormEps, into: row)
-                (row + rank).update(from: source + rank, count: ropeDim)
-                let cos = ws.cosines.pointer + t * rotation.half, sin = ws.sines.pointer + t * rotation.half
-                RotaryEmbedding.rotate(row + rank, half: rotation.half, cos: cos, sin: sin, into: row + rank, scratch: scratch)
-                cache.write(row: past + t, from: row)
-                for h in 0..<heads {
-                    let vector = ws.query.pointer + (t * heads + h) * qHead + nope
-                    RotaryEmbedding.rotate(vector, half: rotation.half, cos: cos, sin: sin, into: vector, scratch: scratch)
+            for segment in segments {
+                let cache = segment.sequence.caches[l]
+                for t in segment.rows {
+                    let source = ws.kvA.pointer + t * width, row = ws.cacheRows.pointer + t * width
+                    Elementwise.rmsNorm(source, width: rank, weight: norm.baseAddress!, eps: Self.latentNormEps, into: row)
+                    (row + rank).update(from: source + rank, count: ropeDim)
+                    let cos = ws.cosines.pointer + t * rotation.half, sin = ws.sines.pointer + t * rotation.half
+                    RotaryEmbedding.rotate(row + rank, half: rotation.half, cos: cos, sin: sin, into: row + rank, scratch: scratch)
+                    cache.write(row: ws.rowPosition[t], from: row)
+                    for h in 0..<heads {
+                        let vector = ws.query.pointer + (t * heads + h) * qHead + nope
+                        RotaryEmbedding.rotate(vector, half: rotation.half, cos: cos, sin: sin, into: vector, scratch: scratch)
+                    }
                 }
+                cache.commit(segment.past + segment.rows.count)
             }
         }
-        cache.commit(past + tokens)
         if let tracer, tracer.wants(TraceName.kvLatent(l)) {
             var latent = [Float](repeating: 0, count: tokens * rank)
             for t in 0..<tokens {
@@ -82,13 +85,14 @@ extension QuantizedEngine {
         // The core, one (token, head) item at a time; items are dealt round-robin to the
         // participants (later tokens see more keys, so contiguous ranges would be unbalanced).
         let items = tokens * heads, participants = pool.threadCount
-        let scale = softmaxScale, cacheType = cache.type.weightType
-        let cacheBase = cache.base, rowBytes = cache.rowBytes
+        let firstCache = segments[0].sequence.caches[l]
+        let scale = softmaxScale, cacheType = firstCache.type.weightType, rowBytes = firstCache.rowBytes
+        let rowPosition = ws.rowPosition, rowSegment = ws.rowSegment
         let scratchState = attentionScratch
         let query = ws.query.pointer, headOutputs = ws.headOutputs.pointer
         let wUKT = w.kvBProj.wUKT, wUV = w.kvBProj.wUV
         // A local function (not a closure value) so that passing it to the pool allocates no context.
-        func core(_ p: Int) {
+        func core(_ p: Int, cacheBases: UnsafeMutablePointer<UnsafeRawPointer>) {
             let queryLatent = scratchState.queryLatent[p].pointer  // [rank + ropeDim]
             let context = scratchState.context[p].pointer          // [rank]
             let scores = scratchState.scores[p].pointer            // [visible]
@@ -96,6 +100,7 @@ extension QuantizedEngine {
             while item < items {
                 let t = item / heads, h = item % heads
                 let q = query + (t * heads + h) * qHead
+                let cacheBase = cacheBases[rowSegment[t]]
                 // Absorb W^UK into the query: W^UK_iᵀ q^C_t,i ([rank]), then append q^R_t,i.
                 if nope > 0 {
                     LatentAttentionKernels.matvec(wUKT, rows: h * rank ..< (h + 1) * rank, q, into: queryLatent)
@@ -103,8 +108,8 @@ extension QuantizedEngine {
                     queryLatent.update(repeating: 0, count: rank)
                 }
                 (queryLatent + rank).update(from: q + nope, count: ropeDim)
-                // Causal: position past + t sees cached rows 0 ... past + t (docs/NUMERICS.md item 7).
-                let visible = past + t + 1
+                // Causal: position p sees its sequence's cached rows 0 ... p (NUMERICS.md item 7).
+                let visible = rowPosition[t] + 1
                 for j in 0..<visible {
                     scores[j] = LatentAttentionKernels.dot(cacheBase + j * rowBytes, queryLatent, columns: width, type: cacheType) * scale
                 }
@@ -118,11 +123,20 @@ extension QuantizedEngine {
             }
         }
         // Bytes the core streams: every item reads its visible cache rows (and its W^UK/W^UV rows).
-        let coreBytes = tokens * heads * ((past + (tokens + 1) / 2) * rowBytes + (wUKT.streamedBytes + wUV.streamedBytes) / heads)
-        if participants == 1 || items == 1 || coreBytes < Self.parallelThresholdBytes {
-            for p in 0..<min(participants, items) { core(p) }
-        } else {
-            pool.run(core)
+        var coreBytes = 0
+        for segment in segments {
+            let rows = segment.rows.count
+            coreBytes += rows * heads * ((segment.past + (rows + 1) / 2) * rowBytes + (wUKT.streamedBytes + wUV.streamedBytes) / heads)
+        }
+        withUnsafeTemporaryAllocation(of: UnsafeRawPointer.self, capacity: segments.count) { buffer in
+            let cacheBases = buffer.baseAddress!
+            for (s, segment) in segments.enumerated() { (cacheBases + s).initialize(to: segment.sequence.caches[l].base) }
+            func participant(_ p: Int) { core(p, cacheBases: cacheBases) }
+            if participants == 1 || items == 1 || coreBytes < Self.parallelThresholdBytes {
+                for p in 0..<min(participants, items) { participant(p) }
+            } else {
+                pool.run(participant)
+            }
         }
 
         // eq. 19: u_t = W^O [o_t,1; …; o_t,n_h].

@@ -37,6 +37,8 @@ final class EngineWorkspace {
     let sines: FloatBuffer           // [tokens, qkRopeHeadDim / 2]
     let headOutputs: FloatBuffer     // [tokens, heads·vHeadDim]: o_t,i of eq. 18
     let headOutputInput: PreparedActivations
+    let rowPosition: UnsafeMutablePointer<Int>   // [tokens]: position of each row in its sequence
+    let rowSegment: UnsafeMutablePointer<Int>    // [tokens]: the pass segment (sequence) of each row
 
     // Dense MLP (if any dense layer)
     let denseGate: FloatBuffer       // [tokens, intermediate]
@@ -85,6 +87,10 @@ final class EngineWorkspace {
         sines = FloatBuffer(tokens * c.qkRopeHeadDim / 2)
         headOutputs = FloatBuffer(tokens * heads * c.vHeadDim)
         headOutputInput = PreparedActivations(columns: heads * c.vHeadDim, tokens: tokens)
+        rowPosition = .allocate(capacity: tokens)
+        rowPosition.initialize(repeating: 0, count: tokens)
+        rowSegment = .allocate(capacity: tokens)
+        rowSegment.initialize(repeating: 0, count: tokens)
 
         let hasDense = (0..<c.numHiddenLayers).contains(where: c.isDenseLayer)
         denseGate = FloatBuffer(hasDense ? tokens * c.intermediateSize : 1)
@@ -109,7 +115,8 @@ final class EngineWorkspace {
         sharedUp = FloatBuffer(tokens * sharedWidth)
         sharedDown = FloatBuffer(sharedWidth > 0 ? tokens * hidden : 1)
         sharedInput = sharedWidth > 0 ? PreparedActivations(columns: sharedWidth, tokens: tokens) : nil
-        ownedPointers = [UnsafeMutableRawPointer(routeIndices), UnsafeMutableRawPointer(expertRowOfSlot)]
+        ownedPointers = [UnsafeMutableRawPointer(routeIndices), UnsafeMutableRawPointer(expertRowOfSlot),
+                         UnsafeMutableRawPointer(rowPosition), UnsafeMutableRawPointer(rowSegment)]
         products.reserveCapacity(2 * topK + 8)
     }
 

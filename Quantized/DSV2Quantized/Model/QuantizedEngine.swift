@@ -19,17 +19,23 @@ public final class QuantizedEngine: LanguageModel {
     public var config: ModelConfig { weights.config }
     public let weights: EngineWeights
     public let kvCacheType: KVCacheType
-    public private(set) var cachedTokens = 0
+    /// The sequence the `LanguageModel` methods run on (`forward(tokens:)`, `resetCache`, …).
+    public let sequence: SequenceState
+    public var cachedTokens: Int { sequence.cachedTokens }
     public var threadCount: Int { pool.threadCount }
 
     private(set) var pool: WorkerPool
     let rotation: RotaryEmbedding
     let softmaxScale: Float
-    let caches: [LatentKVCache]
     private(set) var attentionScratch: AttentionScratch
     let decodeWorkspace: EngineWorkspace
     /// The largest multi-token workspace made so far (bytes), for `peakScratchBytes`.
-    private var largestPrefillWorkspaceBytes = 0
+    var largestPrefillWorkspaceBytes = 0
+    /// The last batch workspace, kept while batches keep the same token count (a server's
+    /// steady decode steps), so a step does not allocate and zero-fill it again.
+    var batchWorkspace: EngineWorkspace?
+    /// Cache capacity a new sequence starts with (tokens; it doubles when exceeded).
+    let initialContext: Int
     /// Longest run of tokens one pass works on: a longer prompt (without a tracer) runs as
     /// consecutive chunks over the cache, with the same results bit for bit (prefill equals
     /// decode). It bounds the prefill workspace — about 0.8 MB per token for V2-Lite's shapes,
@@ -62,9 +68,8 @@ public final class QuantizedEngine: LanguageModel {
         rotation = RotaryEmbedding(config: config)
         softmaxScale = Float(config.softmaxScale)
         let context = min(max(1, initialContext), config.maxPositionEmbeddings)
-        caches = (0..<config.numHiddenLayers).map { _ in
-            LatentKVCache(width: config.latentCacheWidth, type: kvCacheType, capacity: context)
-        }
+        self.initialContext = context
+        sequence = SequenceState(config: config, type: kvCacheType, capacity: context)
         attentionScratch = AttentionScratch(participants: pool.threadCount, width: config.latentCacheWidth,
                                             rank: config.kvLoraRank, contextCapacity: context)
         decodeWorkspace = EngineWorkspace(tokens: 1, config: config)
@@ -95,7 +100,7 @@ public final class QuantizedEngine: LanguageModel {
     /// Bytes of latent cache per token over all layers.
     public var kvCacheBytesPerToken: Int { kvCacheBytesPerTokenPerLayer * config.numHiddenLayers }
     /// Bytes of cache allocated now (capacity, not only the cached tokens).
-    public var kvCacheAllocatedBytes: Int { caches.reduce(0) { $0 + $1.allocatedBytes } }
+    public var kvCacheAllocatedBytes: Int { sequence.allocatedBytes }
     /// Bytes of weights one decode step reads (see `EngineWeights.bytesReadPerToken`).
     public var weightBytesReadPerToken: Int { weights.bytesReadPerToken }
     /// Bytes of all weights held.
@@ -109,14 +114,11 @@ public final class QuantizedEngine: LanguageModel {
     // MARK: LanguageModel
 
     public func resetCache() {
-        caches.forEach { $0.removeAll() }
-        cachedTokens = 0
+        sequence.reset()
     }
 
     public func truncateCache(to count: Int) throws {
-        try checkCacheTruncation(to: count)
-        caches.forEach { $0.truncate(to: count) }
-        cachedTokens = count
+        try sequence.truncate(to: count)
     }
 
     public func forward(tokens: [Int32], logits rows: LogitsRows, tracer: ForwardTracer?) throws -> [Float] {
@@ -146,24 +148,43 @@ public final class QuantizedEngine: LanguageModel {
     }
 
     /// The decode workspace for one token, else a new one for `tokens` (freed after its call).
-    private func workspace(tokens: Int) -> EngineWorkspace {
+    func workspace(tokens: Int) -> EngineWorkspace {
         if tokens == 1 { return decodeWorkspace }
         let ws = EngineWorkspace(tokens: tokens, config: config)
         largestPrefillWorkspaceBytes = max(largestPrefillWorkspaceBytes, ws.allocatedBytes)
         return ws
     }
 
-    /// One forward pass over `tokens` (validated), appended to the cache.
+    /// One forward pass over `tokens` (validated) of the engine's own sequence, appended to its cache.
     private func pass(_ tokens: ArraySlice<Int32>, logits rows: LogitsRows, workspace ws: EngineWorkspace,
                       tracer: ForwardTracer?) -> [Float] {
+        let segment = PassSegment(sequence: sequence, rows: 0..<tokens.count, past: sequence.cachedTokens, logits: rows)
+        return pass(tokens, segments: [segment], workspace: ws, tracer: tracer)[0]
+    }
+
+    /// One forward pass over `tokens` (validated): each segment's rows are tokens of its own
+    /// sequence, at the positions after its cached ones. Every step but attention works row by
+    /// row (products are mat-mats over all rows, bit-identical per row to a mat-vec), and
+    /// attention reads only the row's own sequence, so a sequence's results do not depend on the
+    /// other segments. Returns each segment's logits.
+    func pass(_ tokens: ArraySlice<Int32>, segments: [PassSegment], workspace ws: EngineWorkspace,
+              tracer: ForwardTracer?) -> [[Float]] {
         let count = tokens.count, hidden = config.hiddenSize
         precondition(ws.tokens == count, "workspace for \(ws.tokens) tokens, pass of \(count)")
-        for cache in caches { cache.reserve(cachedTokens + count) }
-        attentionScratch.reserve(context: cachedTokens + count)
-        for t in 0..<count {
-            rotation.angles(position: cachedTokens + t, cos: ws.cosines.pointer + t * rotation.half,
-                            sin: ws.sines.pointer + t * rotation.half)
+        var longest = 0
+        for (s, segment) in segments.enumerated() {
+            let needed = segment.past + segment.rows.count
+            segment.sequence.reserve(needed)
+            longest = max(longest, needed)
+            for t in segment.rows {
+                let position = segment.past + t - segment.rows.lowerBound
+                ws.rowPosition[t] = position
+                ws.rowSegment[t] = s
+                rotation.angles(position: position, cos: ws.cosines.pointer + t * rotation.half,
+                                sin: ws.sines.pointer + t * rotation.half)
+            }
         }
+        attentionScratch.reserve(context: longest)
 
         let x = ws.residual.pointer  // [tokens, hidden]: the residual stream
         for (t, token) in tokens.enumerated() {
@@ -174,7 +195,7 @@ public final class QuantizedEngine: LanguageModel {
         for (l, layer) in weights.layers.enumerated() {
             Elementwise.rmsNorm(x, rows: count, width: hidden, weight: layer.inputLayernorm, eps: config.rmsNormEps,
                                into: ws.normed.pointer)
-            attention(layer: l, weights: layer.attention, ws: ws, tracer: tracer)
+            attention(layer: l, weights: layer.attention, segments: segments, ws: ws, tracer: tracer)
             EngineMath.add(ws.blockOutput.pointer, into: x, count: count * hidden)
             trace(tracer, TraceName.attn(l), x, [count, hidden])
 
@@ -188,35 +209,64 @@ public final class QuantizedEngine: LanguageModel {
             EngineMath.add(ws.blockOutput.pointer, into: x, count: count * hidden)
             trace(tracer, TraceName.hidden(l + 1), x, [count, hidden])
         }
-        cachedTokens += count
+        for segment in segments { segment.sequence.cachedTokens = segment.past + segment.rows.count }
 
         Elementwise.rmsNorm(x, rows: count, width: hidden, weight: weights.finalNorm, eps: config.rmsNormEps,
                            into: ws.normed.pointer)
         trace(tracer, TraceName.finalNorm, ws.normed.pointer, [count, hidden])
-        let vocab = config.vocabSize
-        let logits: [Float]
-        switch rows {
-        case .all:
-            ws.hiddenInput.load(ws.normed.pointer)
-            logits = [Float](unsafeUninitializedCapacity: count * vocab) { buffer, initialized in
-                let output = buffer.baseAddress!
-                phase(ws) { $0.append(MatrixProduct(matrix: weights.lmHead, input: ws.hiddenInput, tokens: .all, output: output)) }
-                initialized = count * vocab
-            }
-        case .last:
-            ws.hiddenInput.loadToken(0, from: ws.normed.pointer + (count - 1) * hidden)
-            logits = [Float](unsafeUninitializedCapacity: vocab) { buffer, initialized in
-                let output = buffer.baseAddress!
-                phase(ws) { $0.append(MatrixProduct(matrix: weights.lmHead, input: ws.hiddenInput, tokens: .one(0), output: output)) }
-                initialized = vocab
-            }
-        case .none:
-            logits = []
-        }
+        let logits = logitRows(segments: segments, ws: ws)
         if let tracer, tracer.wants(TraceName.logits) {
-            tracer.record(TraceName.logits, TracedTensor(shape: [logits.count / vocab, vocab], floats: logits))
+            let vocab = config.vocabSize
+            tracer.record(TraceName.logits, TracedTensor(shape: [logits[0].count / vocab, vocab], floats: logits[0]))
         }
         return logits
+    }
+
+    /// lm_head over the rows the segments want (all of theirs, their last, or none), as one
+    /// product: each weight row is read once for the whole batch.
+    private func logitRows(segments: [PassSegment], ws: EngineWorkspace) -> [[Float]] {
+        let hidden = config.hiddenSize, vocab = config.vocabSize, normed = ws.normed.pointer
+        var wanted: [Int] = []
+        for segment in segments {
+            switch segment.logits {
+            case .all: wanted += segment.rows
+            case .last: wanted.append(segment.rows.upperBound - 1)
+            case .none: break
+            }
+        }
+        let k = wanted.count
+        guard k > 0 else { return segments.map { _ in [] } }
+        let input: PreparedActivations
+        if k == ws.tokens {   // every row, in order
+            ws.hiddenInput.load(normed)
+            input = ws.hiddenInput
+        } else if k == 1 {
+            ws.hiddenInput.loadToken(0, from: normed + wanted[0] * hidden)
+            input = ws.hiddenInput
+        } else {
+            input = PreparedActivations(columns: hidden, tokens: k)
+            for (i, row) in wanted.enumerated() { input.loadToken(i, from: normed + row * hidden) }
+        }
+        let all = [Float](unsafeUninitializedCapacity: k * vocab) { buffer, initialized in
+            let output = buffer.baseAddress!
+            phase(ws) { $0.append(MatrixProduct(matrix: weights.lmHead, input: input, tokens: k == 1 ? .one(0) : .all, output: output)) }
+            initialized = k * vocab
+        }
+        if segments.count == 1 { return [all] }
+        var result: [[Float]] = []
+        result.reserveCapacity(segments.count)
+        var offset = 0
+        for segment in segments {
+            let rows: Int
+            switch segment.logits {
+            case .all: rows = segment.rows.count
+            case .last: rows = 1
+            case .none: rows = 0
+            }
+            result.append(Array(all[offset * vocab ..< (offset + rows) * vocab]))
+            offset += rows
+        }
+        return result
     }
 
     // MARK: Helpers

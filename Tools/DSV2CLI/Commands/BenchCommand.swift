@@ -6,7 +6,7 @@ struct BenchCommand: AsyncParsableCommand {
         commandName: "bench",
         abstract: "Benchmarks: whole model, kernels, reference layer, tokenizer.",
         subcommands: [BenchModelCommand.self, BenchKernelsCommand.self,
-                      BenchReferenceCommand.self, BenchTokenizerCommand.self],
+                      BenchReferenceCommand.self, BenchTokenizerCommand.self, BenchServeCommand.self],
         defaultSubcommand: BenchModelCommand.self
     )
 }
