@@ -186,7 +186,11 @@ struct GenerationPlan {
             common = text.common
             switch text.prompt {
             case let .text(string):
-                prompt = tokenizer.encode(string, addSpecialTokens: true)
+                do {
+                    prompt = try tokenizer.encode(string, addSpecialTokens: true)
+                } catch {
+                    throw APIError.invalid("prompt", "The prompt could not be tokenized: \(error)")
+                }
                 if text.echo { echo = string }
             case let .tokens(ids):
                 prompt = ids

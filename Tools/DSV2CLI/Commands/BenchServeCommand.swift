@@ -81,8 +81,11 @@ struct BenchServeCommand: AsyncParsableCommand {
             throw ValidationError("--prompt-tokens ≥ 1, --gen-tokens ≥ 2 and --requests ≥ 1")
         }
         let log = { (line: String) in Terminal.writeError(line + "\n") }
-        let model = try modelArguments.model.map { try Model.open($0) } ?? Model.openDefault()
-        let choice = try engineChoice(kind: .quantized, quant: modelArguments.quant, threads: modelArguments.threads)
+        guard modelArguments.engine.kind == .quantized else {
+            throw ValidationError("bench serve runs the quantized engine (batched decode steps); drop --engine reference")
+        }
+        let model = try modelArguments.selection.open()
+        let choice = modelArguments.choice
         var options = ServerOptions()
         options.port = 0
         options.parallel = levels.max()!
@@ -153,10 +156,14 @@ struct BenchServeCommand: AsyncParsableCommand {
     /// Runs one thread per client (blocking sockets), off Swift's cooperative pool, which the
     /// server's handlers need.
     static func runClients(port: Int, prompts: [[[Int]]], tokens: Int, start: Date) async throws -> [Timing] {
-        try await withCheckedThrowingContinuation { continuation in
+        /// What the client threads report, behind a lock.
+        final class Outcome: @unchecked Sendable {
             let lock = NSLock()
             var timings: [Timing] = []
             var failure: Error?
+        }
+        return try await withCheckedThrowingContinuation { continuation in
+            let outcome = Outcome()
             let group = DispatchGroup()
             for clientPrompts in prompts {
                 group.enter()
@@ -165,16 +172,16 @@ struct BenchServeCommand: AsyncParsableCommand {
                     for prompt in clientPrompts {
                         do {
                             let timing = try stream(port: port, prompt: prompt, tokens: tokens, start: start)
-                            lock.withLock { timings.append(timing) }
+                            outcome.lock.withLock { outcome.timings.append(timing) }
                         } catch {
-                            lock.withLock { failure = error }
+                            outcome.lock.withLock { outcome.failure = error }
                         }
                     }
                 }
             }
             Thread.detachNewThread {
                 group.wait()
-                if let failure { continuation.resume(throwing: failure) } else { continuation.resume(returning: timings) }
+                if let failure = outcome.failure { continuation.resume(throwing: failure) } else { continuation.resume(returning: outcome.timings) }
             }
         }
     }

@@ -46,10 +46,19 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("model-name"), help: "The model id clients use (default: the file or folder name).")
     var modelName: String?
 
+    @Option(name: [.customShort("c"), .customLong("ctx-size")],
+            help: "Context length of each sequence in tokens (default: \(Self.defaultContext), at most max_position_embeddings).")
+    var contextSize: Int?
+
+    /// Per sequence when -c is not given: a full 160K context per slot would reserve gigabytes
+    /// of latent cache for every parallel sequence.
+    static let defaultContext = 4096
+
     func validate() throws {
-        if modelArguments.engine == .reference {
+        if modelArguments.engine.kind == .reference {
             throw ValidationError("serve runs the quantized engine (batched decode steps); drop --engine reference")
         }
+        if let contextSize, contextSize < 2 { throw ValidationError("-c/--ctx-size must be at least 2") }
     }
 
     var options: ServerOptions {
@@ -57,7 +66,7 @@ struct ServeCommand: AsyncParsableCommand {
         options.host = host
         options.port = port
         options.parallel = parallel
-        options.contextLength = modelArguments.contextSize
+        options.contextLength = contextSize
         options.apiKey = apiKey
         options.maxQueue = queue
         options.prefillChunk = prefillChunk
@@ -67,11 +76,20 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let options = self.options
-        try options.validate()
+        var settings = self.options
+        try settings.validate()
         // Opening reads metadata only: a bad path fails here, before the server listens.
-        let model = try modelArguments.model.map { try Model.open($0) } ?? Model.openDefault()
-        let choice = try engineChoice(kind: .quantized, quant: modelArguments.quant, threads: modelArguments.threads)
+        let model = try modelArguments.selection.open()
+        let maxPositions = model.config.maxPositionEmbeddings
+        if let contextSize, contextSize > maxPositions {
+            throw UsageError("-c/--ctx-size \(contextSize) is above the model's max_position_embeddings (\(maxPositions))")
+        }
+        settings.contextLength = contextSize ?? min(Self.defaultContext, maxPositions)
+        let options = settings
+        let choice = modelArguments.choice
+        // Every slot may fill its context: the check counts parallel × context tokens of cache.
+        try modelArguments.loading.check(model, choice, contextTokens: options.parallel * options.contextLength!,
+                                         longestPass: options.prefillChunk + options.parallel)
         let server = OpenAIServer(options: options)
         try await server.run { port in
             Terminal.writeError("dsv2 serve: listening on http://\(options.host):\(port) (loading \(model.label(choice)))\n")

@@ -136,8 +136,18 @@ struct LoadOptions: ParsableArguments {
     /// `logitsRows`: rows of logits the command keeps (times `logitsCopies` copies), counted as outputs.
     func load(_ model: Model, _ choice: EngineChoice, threads: Int?, contextTokens: Int, longestPass: Int,
               traced: Bool = false, logitsRows: Int = 0, logitsCopies: Int = 1) throws -> LanguageModel {
+        try check(model, choice, contextTokens: contextTokens, longestPass: longestPass, traced: traced,
+                  outputBytes: logitsRows * model.config.vocabSize * 4 * logitsCopies)
+        if case .reference = choice, let threads { openblas_set_num_threads(Int32(threads)) }
+        return try model.makeEngine(choice)
+    }
+
+    /// The memory estimate and check of `load`, without building the engine (for a command that
+    /// builds it elsewhere, as the server does).
+    func check(_ model: Model, _ choice: EngineChoice, contextTokens: Int, longestPass: Int,
+               traced: Bool = false, outputBytes: Int = 0) throws {
         var estimate = try model.memoryEstimate(choice, contextTokens: contextTokens, longestPass: longestPass, traced: traced)
-        estimate.outputBytes = logitsRows * model.config.vocabSize * 4 * logitsCopies
+        estimate.outputBytes = outputBytes
         let available = MemoryEstimate.availableBytes()
         if verbose {
             note(describe(model))
@@ -147,8 +157,6 @@ struct LoadOptions: ParsableArguments {
         if !noMemoryCheck, estimate.totalBytes > available {
             throw MemoryCheckError(estimate: estimate, availableBytes: available, engine: model.label(choice))
         }
-        if case .reference = choice, let threads { openblas_set_num_threads(Int32(threads)) }
-        return try model.makeEngine(choice)
     }
 
     /// The generation defaults the model brings, for --verbose.
