@@ -103,7 +103,7 @@ public enum FuzzTargets {
     static func config(_ data: Data) throws {
         let config = try ModelConfig.decode(data, file: "config.json")
         try config.validate()
-        _ = (config.qHeadDim, config.kvAProjDim, config.kvBProjDim, config.latentCacheWidth,
+        _ = (config.qHeadDim, config.kvBProjDim, config.latentCacheWidth,
              config.sharedExpertsIntermediateSize, config.softmaxScale, config.ropeAmplitude)
     }
 
@@ -115,7 +115,7 @@ public enum FuzzTargets {
     static func container(_ data: Data) throws {
         let bytes = data.first == 0 ? data.dropFirst() : wrappedInContainer(data)
         let file = try scratch.write(Data(bytes), to: "fuzz.dsv2")
-        let reader = try ContainerReader(path: file.path, verifyRawChecksums: true)
+        let reader = try ContainerReader(path: file.path, verifyRawTensors: true)
         for name in reader.tensorNames.prefix(64) { _ = try reader.tensor(name) }
         _ = try ModelConfig.decode(reader.configJSON, file: "config.json (embedded)")
         if let json = reader.tokenizerFiles["tokenizer.json"] {
