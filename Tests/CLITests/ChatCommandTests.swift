@@ -98,6 +98,10 @@ final class ChatCommandTests: XCTestCase {
         chat.write("Hello\n")
         try chat.waitForOutput("generated:")              // the reply is done: back at the prompt
         chat.signal(SIGINT)
+        // Let the signal end it before finish() closes stdin: an end of input read first would
+        // end the chat normally (status 0) and hide what SIGINT does.
+        let deadline = Date().addingTimeInterval(20)
+        while chat.isRunning && Date() < deadline { usleep(10_000) }
         let result = try chat.finish()
         XCTAssertEqual(result.status, 130, result.stderr)
     }

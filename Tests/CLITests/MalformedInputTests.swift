@@ -20,15 +20,15 @@ final class MalformedInputTests: XCTestCase {
         var arguments: (_ folder: URL, _ file: URL) -> [String]
         /// Standard input.
         var input: Data? = nil
-        /// The exit status of a rejected input (ArgumentParser exits 1 on a thrown error).
-        var status: Int32 = 1
+        /// The exit status of a rejected input: 2, an invalid input file (ExitStatus).
+        var status: Int32 = 2
     }
 
     static let corpus = Fixtures.url("malformed")
 
     /// `dsv2 tokenize` on a folder: one text line, then one chat line (so a template that only
     /// fails when rendered is reached too).
-    static let tokenize: (URL, URL) -> [String] = { folder, _ in ["tokenize", "--tokenizer", folder.path] }
+    static let tokenize: (URL, URL) -> [String] = { folder, _ in ["tokenize", "--model", folder.path, "--jsonl"] }
     static let tokenizeInput = Data("""
         {"text": "Hello world 123"}
         {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}], "add_generation_prompt": true}
