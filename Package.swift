@@ -48,6 +48,15 @@ let fuzzExecutable: [Target] = fuzzing
     ? [.target(name: "CFuzzDriver", path: "Tests/Fuzz/CFuzzDriver"),
        .executableTarget(name: "dsv2-fuzz", dependencies: ["DSV2Fuzz", "CFuzzDriver"], path: "Tests/Fuzz/Main")] : []
 
+// The server's tests use Hummingbird's test client (AsyncHTTPClient, which compiles BoringSSL:
+// about as long as the rest of the package). The DSV2_PORTABLE=1 run exists to test the portable
+// kernels, so it leaves them out; every other build has them.
+let serverTests: [Target] = portable ? [] : [
+    .testTarget(name: "ServerTests", dependencies: ["DSV2Server", "DSV2", "TestSupport",
+                                                    .product(name: "HummingbirdTesting", package: "hummingbird")],
+                path: "Tests/ServerTests", swiftSettings: cpuFlags),
+]
+
 let package = Package(
     name: "dsv2",
     products: [
@@ -156,9 +165,6 @@ let package = Package(
                     path: "Tests/AnalysisTests", swiftSettings: cpuFlags),
         .testTarget(name: "DSV2Tests", dependencies: ["DSV2", "TestSupport"],
                     path: "Tests/DSV2Tests", swiftSettings: cpuFlags),
-        .testTarget(name: "ServerTests", dependencies: ["DSV2Server", "DSV2", "TestSupport",
-                                                        .product(name: "HummingbirdTesting", package: "hummingbird")],
-                    path: "Tests/ServerTests", swiftSettings: cpuFlags),
         .testTarget(name: "CLITests", dependencies: ["DSV2CLI", "DSV2Analysis", "DSV2Container", "DSV2Quantized", "DSV2Reference", "DSV2Text", "DSV2Core", "TestSupport"],
                     path: "Tests/CLITests", swiftSettings: cpuFlags),
 
@@ -167,6 +173,6 @@ let package = Package(
                 swiftSettings: cpuFlags),
         .testTarget(name: "FuzzTests", dependencies: ["DSV2Fuzz", "TestSupport"], path: "Tests/FuzzTests",
                     swiftSettings: cpuFlags),
-    ] + fuzzExecutable,
+    ] + fuzzExecutable + serverTests,
     swiftLanguageModes: [.v5]
 )
