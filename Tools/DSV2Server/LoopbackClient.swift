@@ -27,6 +27,7 @@ public final class LoopbackClient {
     }
 
     private let fd: Int32
+    private let timeoutSeconds: Int
     private var buffer: [UInt8] = []
     private var open = true
 
@@ -43,6 +44,7 @@ public final class LoopbackClient {
         let socket = Darwin.socket(AF_INET, SOCK_STREAM, 0)
         #endif
         guard socket >= 0 else { throw ClientError.connect(String(cString: strerror(errno))) }
+        self.timeoutSeconds = timeoutSeconds
         var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
         setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         let connected = withUnsafePointer(to: &address) {
@@ -102,7 +104,10 @@ public final class LoopbackClient {
     private func fill() throws -> Bool {
         var chunk = [UInt8](repeating: 0, count: 16384)
         let n = recv(fd, &chunk, chunk.count, 0)
-        if n < 0 { throw ClientError.io("recv: \(String(cString: strerror(errno)))") }
+        if n < 0 {
+            if errno == EAGAIN || errno == EWOULDBLOCK { throw ClientError.io("no answer from the server within \(timeoutSeconds) s") }
+            throw ClientError.io("recv: \(String(cString: strerror(errno)))")
+        }
         if n == 0 { return false }
         buffer += chunk[..<n]
         return true

@@ -191,7 +191,8 @@ struct BenchServeCommand: AsyncParsableCommand {
     static func stream(port: Int, prompt: [Int], tokens: Int, start: Date) throws -> Timing {
         let body = "{\"prompt\": [\(prompt.map(String.init).joined(separator: ","))], \"max_tokens\": \(tokens), "
             + "\"temperature\": 0, \"ignore_eos\": true, \"logprobs\": 0, \"stream\": true}"
-        let client = try LoopbackClient(port: port)
+        // Generous: with many clients a request waits for every prompt ahead of it.
+        let client = try LoopbackClient(port: port, timeoutSeconds: 1800)
         defer { client.close() }
         var timing = Timing(sent: Date().timeIntervalSince(start), tokenTimes: [])
         try client.send(LoopbackClient.request("POST", "/v1/completions", body: body))
