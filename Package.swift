@@ -163,7 +163,7 @@ let package = Package(
                     path: "Tests/CLITests", swiftSettings: cpuFlags),
 
         // MARK: Fuzzing: one entry per parser (scripts/fuzz), replayed over the committed corpus
-        .target(name: "DSV2Fuzz", dependencies: ["DSV2Container", "DSV2Core", "DSV2Text"], path: "Tests/Fuzz/DSV2Fuzz",
+        .target(name: "DSV2Fuzz", dependencies: ["DSV2Container", "DSV2GGUF", "DSV2Core", "DSV2Text"], path: "Tests/Fuzz/DSV2Fuzz",
                 swiftSettings: cpuFlags),
         .testTarget(name: "FuzzTests", dependencies: ["DSV2Fuzz", "TestSupport"], path: "Tests/FuzzTests",
                     swiftSettings: cpuFlags),
