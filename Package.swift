@@ -97,7 +97,9 @@ let package = Package(
                 path: "Quantized/DSV2Quantized", swiftSettings: cpuFlags + unchecked),
 
         // MARK: Container and converter (Converter/)
-        .target(name: "DSV2Container", dependencies: ["DSV2Core", "DSV2Formats", "CZstd"],
+        // XXH64's inner loop, in C for its code generation (the file says why).
+        .target(name: "CXXH64", path: "Converter/CXXH64", cSettings: [.unsafeFlags(["-O2"])]),
+        .target(name: "DSV2Container", dependencies: ["DSV2Core", "DSV2Formats", "CZstd", "CXXH64"],
                 path: "Converter/DSV2Container", swiftSettings: cpuFlags),
         .target(name: "DSV2Converter", dependencies: ["DSV2Core", "DSV2Formats", "DSV2Container"],
                 path: "Converter/DSV2Converter", swiftSettings: cpuFlags),
