@@ -149,16 +149,15 @@ public final class ContainerReader: WeightSource, @unchecked Sendable {
         try tensor(name, threads: 1)
     }
 
-    /// `threads` > 1 decodes the chunks of a large compressed tensor in parallel.
-    public func tensor(_ name: String, threads: Int) throws -> StoredTensor {
+    /// `threads` > 1 decodes the chunks of a large compressed tensor in parallel. `checkRaw`:
+    /// whether a raw tensor is checked here (`verifyRawTensors`), or by a
+    /// `BackgroundTensorCheck` the caller waits for.
+    public func tensor(_ name: String, threads: Int, checkRaw: Bool? = nil) throws -> StoredTensor {
         guard let entry = entry(name) else { throw ContainerError.missingTensor(path: path, tensor: name) }
         if entry.compression == .none {
             let tensor = StoredTensor(name: name, type: entry.type, shape: entry.shape,
                                       bytes: try file.bytes(at: entry.offset, count: entry.rawSize), owner: file)
-            if verifyRawTensors {
-                file.willNeed(tensor.bytes)
-                try check(entry, tensor)
-            }
+            if checkRaw ?? verifyRawTensors { try checkRawTensor(entry, tensor) }
             return tensor
         }
         let buffer = AlignedBuffer(byteCount: entry.rawSize)
@@ -197,6 +196,12 @@ public final class ContainerReader: WeightSource, @unchecked Sendable {
     public func releasePages(of name: String) {
         guard let entry = entry(name), let bytes = try? file.bytes(at: entry.offset, count: entry.storedSize) else { return }
         PageRelease.release(bytes)
+    }
+
+    /// Reads a raw tensor's pages ahead (a cold cache streams at disk speed), then checks it.
+    func checkRawTensor(_ entry: ContainerTensorEntry, _ tensor: StoredTensor) throws {
+        file.willNeed(tensor.bytes)
+        try check(entry, tensor)
     }
 
     /// The XXH64 and the finiteness of a tensor's decoded bytes, in one pass of 256 KiB pieces

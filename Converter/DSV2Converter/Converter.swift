@@ -173,7 +173,7 @@ public enum Converter {
                 do {
                     let tensor = try source.tensor(name)
                     sourceTensor = tensor
-                    let converted = try TensorConversion.convert(tensor, to: typeFor(name, tensor.shape))
+                    let converted = try TensorConversion.convert(tensor, to: typeFor(name, tensor.shape), file: source.file(of: name))
                     encoded = TensorCodec.encode(converted, options: options.compression)
                 } catch {
                     condition.lock()

@@ -165,8 +165,10 @@ public final class GGUFFile: @unchecked Sendable {
     }
 
     /// Parses `data` as a GGUF file and reads every tensor's values as the importer would: the
-    /// entry point of a fuzz target. Throws on bad input; must never crash or hang.
-    public static func fuzzEntry(_ data: Data) throws {
+    /// entry point of a fuzz target. Throws on bad input; must never crash or hang. Returns the
+    /// parsed file (its bytes are a copy of `data`).
+    @discardableResult
+    public static func fuzzEntry(_ data: Data) throws -> GGUFFile {
         let buffer = AlignedBuffer(byteCount: data.count)
         data.withUnsafeBytes { if let b = $0.baseAddress { buffer.pointer.copyMemory(from: b, byteCount: data.count) } }
         let file = try GGUFFile(bytes: buffer.bytes, owner: buffer, path: "fuzz input")
@@ -175,6 +177,7 @@ public final class GGUFFile: @unchecked Sendable {
         for info in file.tensors where info.type.isReadable && info.elementCount <= 1 << 20 {
             _ = try GGMLBlocks.dequantize(file.bytes(of: info), type: info.type, count: info.elementCount)
         }
+        return file
     }
 }
 
@@ -228,7 +231,7 @@ struct ByteReader {
     mutating func entryName(_ index: Int, of kind: String, seen: [String: Int]) throws -> String {
         subject = "\(kind) entry \(index)"
         let name = try string("its name")
-        subject = name
+        if !name.isEmpty { subject = name }
         guard seen[name] == nil else { throw GGUFError(path: path, subject: name, "appears twice in the \(kind)") }
         return name
     }

@@ -198,11 +198,14 @@ public struct GGUFError: Error, CustomStringConvertible, Equatable {
     /// The metadata key or tensor name at fault, when there is one.
     public var subject: String?
     public var message: String
+    /// Whether writing `path` failed (otherwise the file read is at fault).
+    public var writing: Bool
 
-    public init(path: String, subject: String? = nil, _ message: String) {
+    public init(path: String, subject: String? = nil, _ message: String, writing: Bool = false) {
         self.path = path
         self.subject = subject
         self.message = message
+        self.writing = writing
     }
 
     public var description: String {

@@ -8,10 +8,13 @@ import Darwin
 
 /// What a command needs to run a GGUF model: `Model.open` calls here for `.gguf` files.
 public enum GGUFModel {
-    /// Whether the file at `url` starts with the GGUF magic. Only a regular file is read: opening a FIFO or device would block or consume it.
+    /// Whether the file at `url` starts with the GGUF magic or is named `.gguf` (so a damaged
+    /// one is reported as a bad GGUF file). Only a regular file is read: opening a FIFO or device
+    /// would block or consume it.
     public static func isGGUF(_ url: URL) -> Bool {
         var info = stat()
         guard stat(url.path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { return false }
+        if url.pathExtension.lowercased() == "gguf" { return true }
         guard let handle = FileHandle(forReadingAtPath: url.path) else { return false }
         defer { try? handle.close() }
         return Array(handle.readData(ofLength: 4)) == GGUFFormat.magic

@@ -44,6 +44,8 @@ public final class GGUFSource: WeightSource, @unchecked Sendable {
         case splitKVB(k: GGUFTensorInfo, v: GGUFTensorInfo)
     }
 
+    public var location: String { file.path }
+
     public convenience init(path: String) throws {
         try self.init(file: try GGUFFile(path: path))
     }

@@ -54,7 +54,7 @@ public enum GGUFWriter {
             .appendingPathComponent(".\(url.lastPathComponent).tmp-\(ProcessInfo.processInfo.processIdentifier)")
         _ = FileManager.default.createFile(atPath: temporary.path, contents: nil)
         guard let handle = FileHandle(forWritingAtPath: temporary.path) else {
-            throw GGUFError(path: url.path, "cannot create \(temporary.path)")
+            throw GGUFError(path: url.path, "cannot create \(temporary.path)", writing: true)
         }
         var finished = false
         defer {
@@ -80,7 +80,7 @@ public enum GGUFWriter {
         } catch let error as GGUFError {
             throw error
         } catch {
-            throw GGUFError(path: url.path, "cannot be written (\(error.localizedDescription))")
+            throw GGUFError(path: url.path, "cannot be written (\(error.localizedDescription))", writing: true)
         }
     }
 

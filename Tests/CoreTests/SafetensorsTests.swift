@@ -135,7 +135,7 @@ final class SafetensorsTests: XCTestCase {
             name == missingName ? nil : (values, shape)
         }
         XCTAssertThrowsError(try ReferenceModel(checkpoint: missing)) { error in
-            XCTAssertEqual(error as? SafetensorsError, .missingTensor(tensor: missingName, checkpoint: missing.path + " (expected by config.json)"))
+            XCTAssertEqual(error as? SafetensorsError, .missingTensor(tensor: missingName, checkpoint: missing.appendingPathComponent("model.safetensors").path + " (expected by config.json)"))
             XCTAssertTrue("\(error)".contains(missingName))
         }
 

@@ -97,6 +97,19 @@ extension Model {
         let threadCount = threads ?? automaticThreads
         guard threadCount >= 1 else { throw EngineChoiceError.threads(threadCount) }
         let source = try quantizedSource(preset: preset, allowRequantize: allowRequantize)
+        if let reader = source as? ContainerReader, reader.verifyRawTensors {
+            // The raw tensors are checked beside the engine's set-up and first forward, which
+            // waits for the check before it returns anything (docs/LIMITS.md).
+            let check = BackgroundTensorCheck(reader: reader)
+            do {
+                let engine = try QuantizedEngine(source: check.source, threads: threadCount, kvCacheType: kvCache)
+                engine.pendingWeightCheck = { try check.wait(threads: threadCount) }
+                return engine
+            } catch {
+                check.cancel()
+                throw error
+            }
+        }
         return try QuantizedEngine(source: source, threads: threadCount, kvCacheType: kvCache)
     }
 

@@ -73,6 +73,8 @@ public final class HFCheckpointSource: WeightSource, @unchecked Sendable {
 
     public var location: String { url.path }
 
+    public func file(of tensor: String) -> String { (try? checkpoint.info(tensor).file.path) ?? location }
+
     /// The shard files (for provenance).
     public var files: [URL] { checkpoint.files.map(\.url) }
 }
@@ -88,6 +90,7 @@ public final class QuantizingSource: WeightSource, @unchecked Sendable {
     }
     public var configJSON: Data { base.configJSON }
     public var location: String { base.location }
+    public func file(of tensor: String) -> String { base.file(of: tensor) }
     public var tokenizerFiles: [String: Data] { base.tokenizerFiles }
     public var tensorNames: [String] { base.tensorNames }
     public func tensorInfo(_ name: String) -> (type: WeightType, shape: [Int])? {
@@ -95,6 +98,6 @@ public final class QuantizingSource: WeightSource, @unchecked Sendable {
     }
     public func tensor(_ name: String) throws -> StoredTensor {
         let source = try base.tensor(name)
-        return try TensorConversion.convert(source, to: policy.type(for: name, shape: source.shape))
+        return try TensorConversion.convert(source, to: policy.type(for: name, shape: source.shape), file: base.file(of: name))
     }
 }

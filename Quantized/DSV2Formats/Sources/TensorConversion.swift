@@ -6,9 +6,13 @@ public enum TensorConversionError: Error, CustomStringConvertible, Equatable {
     case nonFinite(tensor: String, row: Int, column: Int)
     /// A value too large for the type (q8: a block max |x| > 65504·127, q4: > 65504·9.5, f16: > 65504).
     case scaleOverflow(tensor: String, type: WeightType, row: Int, column: Int)
+    /// One of the above, naming the file the tensor was read from.
+    indirect case located(file: String, TensorConversionError)
 
     public var description: String {
         switch self {
+        case let .located(file, error):
+            return "\(file): tensor \(error)"
         case let .nonFinite(tensor, row, column):
             return "\(tensor): non-finite weight at row \(row), column \(column); the checkpoint is damaged"
         case let .scaleOverflow(tensor, type, row, column):
@@ -18,6 +22,7 @@ public enum TensorConversionError: Error, CustomStringConvertible, Equatable {
 
     func naming(_ tensor: String) -> TensorConversionError {
         switch self {
+        case let .located(file, error): return .located(file: file, error.naming(tensor))
         case let .nonFinite(_, row, column): return .nonFinite(tensor: tensor, row: row, column: column)
         case let .scaleOverflow(_, type, row, column):
             return .scaleOverflow(tensor: tensor, type: type, row: row, column: column)
@@ -40,6 +45,13 @@ public enum TensorConversionError: Error, CustomStringConvertible, Equatable {
 public enum TensorConversion {
     /// Rows per chunk: about 256 Ki floats of scratch.
     static func rowsPerChunk(columns: Int) -> Int { max(1, (1 << 18) / max(columns, 1)) }
+
+    /// `convert(_:to:threads:)`, its errors naming `file`, the file the tensor was read from.
+    public static func convert(_ tensor: StoredTensor, to type: WeightType, threads: Int = 1, file: String) throws -> StoredTensor {
+        do { return try convert(tensor, to: type, threads: threads) } catch let error as TensorConversionError {
+            throw TensorConversionError.located(file: file, error)
+        }
+    }
 
     /// `tensor` stored as `type`. Same type: the tensor itself (no copy). Otherwise a new
     /// `AlignedBuffer`-owned tensor. Quantized sources are dequantized first (re-quantizing q8 →

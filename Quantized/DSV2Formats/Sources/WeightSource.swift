@@ -17,10 +17,14 @@ public protocol WeightSource: AnyObject {
     func tensor(_ name: String) throws -> StoredTensor
     /// The file or folder the weights come from, for error messages.
     var location: String { get }
+    /// The file a tensor's bytes are read from, for error messages (`location` unless the
+    /// source is several files).
+    func file(of tensor: String) -> String
 }
 
 extension WeightSource {
     public var location: String { "the weight source" }
+    public func file(of tensor: String) -> String { location }
 }
 
 public enum WeightSourceError: Error, CustomStringConvertible, Equatable {

@@ -58,6 +58,7 @@ extension QuantizedEngine {
     /// an empty or repeated entry, a foreign sequence, a token outside the vocabulary or a
     /// context past `max_position_embeddings`.
     public func forward(batch: [BatchEntry]) throws -> [[Float]] {
+        if pendingWeightCheck != nil { return try withWeightCheck { try forward(batch: batch) } }
         guard !batch.isEmpty else { throw BatchError.empty }
         for (i, entry) in batch.enumerated() {
             let caches = entry.sequence.caches

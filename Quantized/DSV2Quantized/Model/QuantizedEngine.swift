@@ -46,6 +46,11 @@ public final class QuantizedEngine: LanguageModel {
         didSet { prefillChunkTokens = max(1, prefillChunkTokens) }
     }
 
+    /// A check the weights must pass before any result is returned, still running when the
+    /// engine was built (a raw container's checksums: `Model`, docs/LIMITS.md). Each forward
+    /// waits for it before returning until it has passed once (`withWeightCheck`).
+    public var pendingWeightCheck: (() throws -> Void)?
+
     /// q_a_layernorm and kv_a_layernorm use a hard-coded eps (docs/NUMERICS.md item 6).
     static let latentNormEps: Float = 1e-6
 
@@ -122,6 +127,7 @@ public final class QuantizedEngine: LanguageModel {
     }
 
     public func forward(tokens: [Int32], logits rows: LogitsRows, tracer: ForwardTracer?) throws -> [Float] {
+        if pendingWeightCheck != nil { return try withWeightCheck { try forward(tokens: tokens, logits: rows, tracer: tracer) } }
         try checkForwardInput(tokens)
         let chunk = prefillChunkTokens
         // A tracer records each name once per call with all tokens, so traced calls run whole.

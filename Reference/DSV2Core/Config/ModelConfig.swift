@@ -204,13 +204,13 @@ public struct ModelConfig: Codable, Equatable, Sendable {
                     throw ModelConfigError(field: key.rawValue, message: "is missing")
                 }
                 return value
-            } catch let error as DecodingError {
-                throw ModelConfigError(field: key.rawValue, message: "has the wrong type (\(ModelConfigError.summary(error)))")
+            } catch {
+                throw ModelConfigError.unreadable(key.rawValue, type, error)
             }
         }
         func optional<T: Decodable>(_ type: T.Type, _ key: CodingKeys) throws -> T? {
-            do { return try c.decodeIfPresent(type, forKey: key) } catch let error as DecodingError {
-                throw ModelConfigError(field: key.rawValue, message: "has the wrong type (\(ModelConfigError.summary(error)))")
+            do { return try c.decodeIfPresent(type, forKey: key) } catch {
+                throw ModelConfigError.unreadable(key.rawValue, type, error)
             }
         }
         func enumValue<E: RawRepresentable & CaseIterable>(_ type: E.Type, _ key: CodingKeys, default value: E?) throws -> E
@@ -496,6 +496,17 @@ public struct ModelConfigError: Error, CustomStringConvertible, Equatable {
         let place = file.map { "\($0): " } ?? ""
         if let field { return "\(place)config field \"\(field)\" \(message)" }
         return "\(place)\(message)"
+    }
+
+    /// Field `field` could not be read as `type`: the wrong JSON type, or a number the type
+    /// cannot hold (a fraction or 2⁶⁴ for an integer, 1e999 for a double: the decoder's own
+    /// error would only say the whole file is not valid JSON).
+    static func unreadable(_ field: String, _ type: Any.Type, _ error: Error) -> Error {
+        if error is ModelConfigError { return error }
+        if let error = error as? DecodingError {
+            return ModelConfigError(field: field, message: "has the wrong type (\(summary(error)))")
+        }
+        return ModelConfigError(field: field, message: "cannot be read as \(type) (\(error))")
     }
 
     static func summary(_ error: DecodingError) -> String {

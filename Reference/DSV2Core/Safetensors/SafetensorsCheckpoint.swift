@@ -14,6 +14,9 @@ public final class SafetensorsCheckpoint: @unchecked Sendable {
     public let files: [SafetensorsFile]
     /// All tensor names, sorted.
     public let tensorNames: [String]
+    /// The file that lists the tensors: the index, or the one safetensors file (errors about
+    /// the table as a whole name it).
+    public let tableFile: URL
     private let fileOfTensor: [String: SafetensorsFile]
 
     public static let indexFileName = "model.safetensors.index.json"
@@ -31,6 +34,7 @@ public final class SafetensorsCheckpoint: @unchecked Sendable {
             files = [file]
             tensorNames = file.tensorNames.sorted()
             fileOfTensor = Dictionary(uniqueKeysWithValues: file.tensorNames.map { ($0, file) })
+            tableFile = url
             return
         }
         let index = url.appendingPathComponent(Self.indexFileName)
@@ -45,8 +49,12 @@ public final class SafetensorsCheckpoint: @unchecked Sendable {
                     throw SafetensorsError.badIndex(file: index.path, reason: "shard name \"\(fileName)\" leaves the folder")
                 }
                 let shardURL = url.appendingPathComponent(fileName)
-                guard FileManager.default.fileExists(atPath: shardURL.path) else {
+                var shardIsFolder: ObjCBool = false
+                guard FileManager.default.fileExists(atPath: shardURL.path, isDirectory: &shardIsFolder) else {
                     throw SafetensorsError.badIndex(file: index.path, reason: "shard \(fileName) listed in weight_map does not exist")
+                }
+                guard !shardIsFolder.boolValue else {
+                    throw SafetensorsError.badIndex(file: index.path, reason: "shard \"\(fileName)\" listed in weight_map is a folder, not a file")
                 }
                 let shard = try SafetensorsFile(url: shardURL)
                 opened[fileName] = shard
@@ -55,18 +63,20 @@ public final class SafetensorsCheckpoint: @unchecked Sendable {
             for (tensor, fileName) in weightMap {
                 let shard = opened[fileName]!
                 guard shard.contains(tensor) else {
-                    throw SafetensorsError.missingTensor(tensor: tensor, checkpoint: shard.url.path + " (listed in \(Self.indexFileName))")
+                    throw SafetensorsError.badIndex(file: index.path, reason: "weight_map puts tensor \"\(tensor)\" in \(fileName), which does not hold it")
                 }
                 map[tensor] = shard
             }
             files = order
             fileOfTensor = map
             tensorNames = map.keys.sorted()
+            tableFile = index
         } else if FileManager.default.fileExists(atPath: single.path) {
             let file = try SafetensorsFile(url: single)
             files = [file]
             tensorNames = file.tensorNames.sorted()
             fileOfTensor = Dictionary(uniqueKeysWithValues: file.tensorNames.map { ($0, file) })
+            tableFile = single
         } else {
             throw SafetensorsError.cannotOpen(file: url.path, reason: "the folder holds neither \(Self.singleFileName) nor \(Self.indexFileName)")
         }
@@ -162,7 +172,7 @@ public final class SafetensorsCheckpoint: @unchecked Sendable {
         switch mismatch {
         case nil: return
         case let .missing(tensor, _):
-            throw SafetensorsError.missingTensor(tensor: tensor, checkpoint: url.path + " (expected by config.json)")
+            throw SafetensorsError.missingTensor(tensor: tensor, checkpoint: tableFile.path + " (expected by config.json)")
         case let .wrongShape(tensor, expected, found):
             throw SafetensorsError.wrongShape(tensor: tensor, file: (try? info(tensor).file.path) ?? url.path, expected: expected, found: found)
         case let .unexpected(tensor, reason):

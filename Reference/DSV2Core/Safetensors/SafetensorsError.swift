@@ -28,7 +28,7 @@ public enum SafetensorsError: Error, CustomStringConvertible, Equatable {
         case let .missingTensor(tensor, checkpoint):
             return "\(checkpoint): tensor \"\(tensor)\" is missing from the checkpoint"
         case let .wrongShape(tensor, file, expected, found):
-            return "\(file): tensor \"\(tensor)\" has shape \(found), expected \(expected)"
+            return "\(file): tensor \"\(tensor)\" has shape \(found), config.json expects \(expected)"
         case let .unsupportedDType(tensor, file, dtype, wanted):
             return "\(file): tensor \"\(tensor)\" has dtype \(dtype), which cannot be read as \(wanted)"
         case let .badIndex(file, reason):

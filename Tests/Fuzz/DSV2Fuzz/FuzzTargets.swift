@@ -1,5 +1,6 @@
 import DSV2Container
 import DSV2Core
+import DSV2GGUF
 import DSV2Text
 import Foundation
 
@@ -20,6 +21,7 @@ public enum FuzzTargets {
         "safetensors-index": safetensorsIndex,
         "config": config,
         "container": container,
+        "gguf": gguf,
     ]
 
     public static var names: [String] { all.keys.sorted() }
@@ -103,8 +105,8 @@ public enum FuzzTargets {
     static func config(_ data: Data) throws {
         let config = try ModelConfig.decode(data, file: "config.json")
         try config.validate()
-        _ = (config.qHeadDim, config.kvBProjDim, config.latentCacheWidth,
-             config.sharedExpertsIntermediateSize, config.softmaxScale, config.ropeAmplitude)
+        _ = (config.qHeadDim, config.kvBProjDim, config.latentCacheWidth, config.sharedExpertsIntermediateSize,
+             config.moeLayers, config.softmaxScale, config.ropeAmplitude, config.parameterCount)
     }
 
     /// A .dsv2 container: given whole when the first byte is 0, else built from the input
@@ -121,6 +123,21 @@ public enum FuzzTargets {
         if let json = reader.tokenizerFiles["tokenizer.json"] {
             _ = try Tokenizer(tokenizerJSON: json, configJSON: reader.tokenizerFiles["tokenizer_config.json"])
         }
+    }
+
+    /// A GGUF file: header, metadata and tensor table, the config and tokenizer derived from the
+    /// metadata, every readable tensor dequantized (`GGUFFile.fuzzEntry`); then the tokenizer
+    /// loaded and used, and the file opened as a model (`GGUFSource`: tensors matched against the
+    /// config, each fetched under its Hugging Face name, as the engines load it).
+    static func gguf(_ data: Data) throws {
+        let file = try GGUFFile.fuzzEntry(data)
+        if let files = try? GGUFTokenizerFiles.tokenizerFiles(file), let json = files["tokenizer.json"] {
+            let tok = try Tokenizer(tokenizerJSON: json, configJSON: files["tokenizer_config.json"])
+            let ids = try tok.encode("Hello world 123, 你好 ok?", addSpecialTokens: true)
+            _ = tok.decode(ids)
+        }
+        let source = try GGUFSource(file: file)
+        for name in source.tensorNames.prefix(64) { _ = try source.tensor(name) }
     }
 
     /// The container format's 64-byte header (magic, version, header size, metadata offset,

@@ -2,6 +2,7 @@ import ArgumentParser
 import DSV2
 import DSV2Analysis
 import DSV2Converter
+import DSV2GGUF
 import Foundation
 
 /// A mistake in how the command was called or in its inputs: printed, exit status 2.
@@ -40,6 +41,8 @@ enum ExitStatus {
         case let error as ContainerError:
             if case .cannotWrite = error { return failure }
             return usage
+        case let error as GGUFError:
+            return error.writing ? failure : usage
         case let error as LanguageModelError:
             if case .badCacheLength = error { return failure }
             return usage

@@ -86,7 +86,7 @@ enum GGUFCLI {
     /// another reader, e.g. gguf-py in .ci/run).
     static func writeValues(_ file: GGUFFile, to path: String) throws {
         _ = FileManager.default.createFile(atPath: path, contents: nil)
-        guard let handle = FileHandle(forWritingAtPath: path) else { throw GGUFError(path: path, "cannot be written") }
+        guard let handle = FileHandle(forWritingAtPath: path) else { throw GGUFError(path: path, "cannot be written", writing: true) }
         defer { try? handle.close() }
         for t in file.tensors {
             guard t.type.isReadable else { throw GGUFError(path: file.path, subject: t.name, "type \(t.type) cannot be read") }
