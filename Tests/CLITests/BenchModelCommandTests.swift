@@ -6,7 +6,7 @@ import TestSupport
 final class BenchModelCommandTests: XCTestCase {
     static let requiredFields = ["decode_tokens_per_second", "prefill_tokens_per_second", "time_to_first_token_seconds",
                                  "peak_rss_bytes", "kv_bytes_per_token", "weight_bytes_per_token",
-                                 "read_bandwidth_bytes_per_second", "roofline_fraction", "threads", "prompt_tokens"]
+                                 "read_bandwidth_bytes_per_second", "roofline_fraction", "threads", "depth", "prompt_tokens"]
 
     func testQuantizedJSONReport() throws {
         let folder = TemporaryDirectory(prefix: "dsv2-synth")
@@ -49,6 +49,41 @@ final class BenchModelCommandTests: XCTestCase {
         XCTAssertTrue(bad.stderr.contains("quantized"), bad.stderr)
     }
 
+    /// --depth: decode after cached tokens whose prefill is not timed; --prompt-tokens 0 leaves
+    /// the prefill figures out; the quantized engine reports its attention core's share.
+    func testDepthAndAttentionShare() throws {
+        let folder = TemporaryDirectory(prefix: "dsv2-synth")
+        let model = folder.file("m.dsv2")
+        let synth = try DSV2Process.run(["synth", "--preset", Fixtures.url("v2-grouped/config.json").path, "--quant", "q8",
+                                         "--quiet", "-o", model.path])
+        XCTAssertEqual(synth.status, 0, synth.stderr)
+        let results = try bench(["bench", "--model", model.path, "--depth", "6,3", "--prompt-tokens", "0,4", "-n", "2",
+                                 "--threads", "1", "--repetitions", "2", "--read-bandwidth", "1:10", "--json"], expectedResults: 4)
+        XCTAssertEqual(Set(results.map { "\($0["depth"]!)/\($0["prompt_tokens"]!)" }), ["3/0", "3/4", "6/0", "6/4"])
+        for r in results {
+            let share = try XCTUnwrap(r["decode_attention_share"] as? Double)
+            XCTAssertTrue(share > 0 && share <= 1, "decode_attention_share \(share)")
+            if r["prompt_tokens"] as? Int == 0 {
+                for field in ["prefill_tokens_per_second", "time_to_first_token_seconds", "prefill_attention_share"] {
+                    XCTAssertNil(r[field], "\(field) without a prompt")
+                }
+            } else {
+                let prefillShare = try XCTUnwrap(r["prefill_attention_share"] as? Double)
+                XCTAssertTrue(prefillShare > 0 && prefillShare <= 1, "prefill_attention_share \(prefillShare)")
+            }
+        }
+        // Nothing to decode after: the error names the options.
+        let empty = try DSV2Process.run(["bench", "--model", model.path, "--prompt-tokens", "0", "-n", "1"])
+        XCTAssertNotEqual(empty.status, 0)
+        XCTAssertTrue(empty.stderr.contains("--depth"), empty.stderr)
+        // Depth counts against max_position_embeddings.
+        let config = try JSONSerialization.jsonObject(with: Data(contentsOf: Fixtures.url("v2-grouped/config.json"))) as! [String: Any]
+        let positions = config["max_position_embeddings"] as! Int
+        let deep = try DSV2Process.run(["bench", "--model", model.path, "--depth", "\(positions)", "--prompt-tokens", "0", "-n", "1"])
+        XCTAssertNotEqual(deep.status, 0)
+        XCTAssertTrue(deep.stderr.contains("max_position_embeddings"), deep.stderr)
+    }
+
     private func bench(_ arguments: [String], expectedResults: Int) throws -> [[String: Any]] {
         let run = try DSV2Process.run(arguments)
         XCTAssertEqual(run.status, 0, run.stderr)
@@ -57,9 +92,14 @@ final class BenchModelCommandTests: XCTestCase {
         XCTAssertEqual(results.count, expectedResults)
         XCTAssertGreaterThan(report["process_peak_rss_bytes"] as? Int ?? 0, 1 << 20)
         for r in results {
-            for field in Self.requiredFields { XCTAssertNotNil(r[field], "missing \(field)") }
-            for field in ["decode_tokens_per_second", "prefill_tokens_per_second", "time_to_first_token_seconds",
-                          "read_bandwidth_bytes_per_second", "roofline_fraction"] {
+            // Without a prompt (depth only) there is no prefill to report.
+            let hasPrompt = r["prompt_tokens"] as? Int != 0
+            let prefillFields: Set = ["prefill_tokens_per_second", "time_to_first_token_seconds"]
+            for field in Self.requiredFields where hasPrompt || !prefillFields.contains(field) {
+                XCTAssertNotNil(r[field], "missing \(field)")
+            }
+            for field in ["decode_tokens_per_second", "read_bandwidth_bytes_per_second", "roofline_fraction"]
+                + (hasPrompt ? prefillFields.sorted() : []) {
                 let value = try XCTUnwrap(r[field] as? Double, field)
                 XCTAssertTrue(value.isFinite && value > 0, "\(field) = \(value)")
             }

@@ -128,23 +128,17 @@ public final class WorkerPool: @unchecked Sendable {
         init(pool: WorkerPool, index: Int) { self.pool = pool; self.index = index }
     }
 
-    private static func nanoseconds() -> Int {
-        var t = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &t)
-        return t.tv_sec * 1_000_000_000 + t.tv_nsec
-    }
-
     private func workerLoop(index: Int) {
         var seen = 0
         while true {
             var current = generation.load(ordering: .sequentiallyConsistent)
             if current == seen {
-                let deadline = WorkerPool.nanoseconds() + spinMicroseconds * 1000
+                let deadline = MonotonicClock.nanoseconds() + UInt64(max(0, spinMicroseconds)) * 1000
                 var spins = 0
                 while current == seen {
                     dsv2_cpu_relax()
                     spins &+= 1
-                    if spins & 63 == 0 && WorkerPool.nanoseconds() > deadline { break }
+                    if spins & 63 == 0 && MonotonicClock.nanoseconds() > deadline { break }
                     current = generation.load(ordering: .sequentiallyConsistent)
                 }
                 if current == seen {
@@ -175,12 +169,12 @@ public final class WorkerPool: @unchecked Sendable {
     /// then block.
     private func waitForWorkers() {
         if running.load(ordering: .sequentiallyConsistent) == 0 { return }
-        let deadline = WorkerPool.nanoseconds() + spinMicroseconds * 1000
+        let deadline = MonotonicClock.nanoseconds() + UInt64(max(0, spinMicroseconds)) * 1000
         var spins = 0
         while running.load(ordering: .sequentiallyConsistent) != 0 {
             dsv2_cpu_relax()
             spins &+= 1
-            if spins & 63 == 0 && WorkerPool.nanoseconds() > deadline {
+            if spins & 63 == 0 && MonotonicClock.nanoseconds() > deadline {
                 pthread_mutex_lock(doneMutex)
                 while running.load(ordering: .sequentiallyConsistent) != 0 { pthread_cond_wait(doneCondition, doneMutex) }
                 pthread_mutex_unlock(doneMutex)

@@ -82,6 +82,7 @@ extension QuantizedEngine {
             tracer.record(TraceName.kvLatent(l), TracedTensor(shape: [tokens, rank], floats: latent))
         }
 
+        let coreStarted = measuresAttentionTime ? MonotonicClock.nanoseconds() : 0
         // The core, one (token, head) item at a time; items are dealt round-robin to the
         // participants (later tokens see more keys, so contiguous ranges would be unbalanced).
         let items = tokens * heads, participants = pool.threadCount
@@ -138,6 +139,8 @@ extension QuantizedEngine {
                 pool.run(participant)
             }
         }
+
+        if measuresAttentionTime { attentionCoreNanoseconds &+= MonotonicClock.nanoseconds() &- coreStarted }
 
         // eq. 19: u_t = W^O [o_t,1; …; o_t,n_h].
         ws.headOutputInput.load(headOutputs)

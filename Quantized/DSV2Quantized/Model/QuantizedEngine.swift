@@ -51,6 +51,13 @@ public final class QuantizedEngine: LanguageModel {
     /// waits for it before returning until it has passed once (`withWeightCheck`).
     public var pendingWeightCheck: (() throws -> Void)?
 
+    /// Whether passes add the wall time of their attention cores (the products over the latent
+    /// cache, from the absorbed query to W^UV; not the projections) to `attentionCoreNanoseconds`.
+    /// Off unless asked (`dsv2 bench` sets it): it costs two clock reads per layer and pass.
+    public var measuresAttentionTime = false
+    /// Attention-core time summed while `measuresAttentionTime` is set.
+    public internal(set) var attentionCoreNanoseconds: UInt64 = 0
+
     /// q_a_layernorm and kv_a_layernorm use a hard-coded eps (docs/NUMERICS.md item 6).
     static let latentNormEps: Float = 1e-6
 

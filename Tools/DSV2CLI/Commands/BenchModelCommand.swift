@@ -11,10 +11,16 @@ struct BenchModelCommand: ParsableCommand {
         abstract: "Benchmark a whole model: prefill/decode tokens/s, TTFT, RSS, roofline.",
         discussion: """
         The prompt is seeded random token ids (synthetic models have no tokenizer). For every
-        thread count and prompt length: one warm-up, then --repetitions runs of prefill + greedy
-        decode of -n/--max-tokens tokens; figures are medians with min/max. Decode's achieved
-        bandwidth is weight bytes read per token × decode tokens/s; the roofline fraction divides
-        it by the read bandwidth a probe measures with the same thread count.
+        depth, thread count and prompt length: one warm-up, then --repetitions runs of prefill +
+        greedy decode of -n/--max-tokens tokens; figures are medians with min/max. Decode's
+        achieved bandwidth is weight bytes read per token × decode tokens/s; the roofline fraction
+        divides it by the read bandwidth a probe measures with the same thread count.
+        --depth D (like llama-bench -d) puts D tokens in the cache before each run without timing
+        them: they are prefilled once per depth (seeded random ids) and kept by truncating the
+        cache between runs. The prompt then continues after them, and decode runs after
+        D + prompt tokens; --prompt-tokens 0 measures decode alone right after the depth.
+        The quantized engine also reports the share of prefill and decode time spent in its
+        attention core (the products over the latent cache, W^UK and W^UV included).
         Make models with `dsv2 synth` (e.g. --preset v2-lite --quant q4 -o lite-q4.dsv2).
         """)
 
@@ -22,8 +28,11 @@ struct BenchModelCommand: ParsableCommand {
     @OptionGroup var engine: EngineOptions
     @OptionGroup var loading: LoadOptions
 
-    @Option(help: "Prompt lengths, comma separated.")
+    @Option(help: "Prompt lengths, comma separated (0: no prompt, decode right after --depth).")
     var promptTokens: String = "128,512"
+
+    @Option(help: "Tokens in the cache before each run, comma separated: prefilled once per depth, not timed.")
+    var depth: String = "0"
 
     @Option(name: [.customShort("n"), .customLong("max-tokens")], help: "Tokens decoded after each prompt.")
     var maxTokens: Int = 64
@@ -54,10 +63,14 @@ struct BenchModelCommand: ParsableCommand {
     var force = false
 
     func run() throws {
-        let promptLengths = try Self.parseList(promptTokens, option: "--prompt-tokens")
+        let promptLengths = try Self.parseList(promptTokens, option: "--prompt-tokens", minimum: 0)
+        let depths = try Self.parseList(depth, option: "--depth", minimum: 0).sorted()
         let threadCounts = try ThreadLimit.parseList(threads, force: threadsForce)
         guard maxTokens >= 1 else { throw ValidationError("-n/--max-tokens must be at least 1") }
         guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1") }
+        if promptLengths.contains(0), depths.contains(0) {
+            throw ValidationError("--prompt-tokens 0 decodes after the --depth tokens: every depth must then be at least 1")
+        }
         if let output, !force, FileManager.default.fileExists(atPath: output) {
             throw UsageError("-o/--output \(output) exists; add --force to overwrite it")
         }
@@ -66,50 +79,50 @@ struct BenchModelCommand: ParsableCommand {
 
         let model = try selection.open()
         let config = model.config
-        if let longest = promptLengths.max(), longest + maxTokens > config.maxPositionEmbeddings {
-            throw ValidationError("prompt + generated tokens exceed max_position_embeddings (\(config.maxPositionEmbeddings))")
+        let longestPrompt = promptLengths.max()!, deepest = depths.last!
+        if deepest + longestPrompt + maxTokens > config.maxPositionEmbeddings {
+            throw ValidationError("depth + prompt + generated tokens exceed max_position_embeddings (\(config.maxPositionEmbeddings))")
         }
         log("loading \(model.url.path) (\(engine.kind.rawValue) engine)")
         let subject = try BenchSubject.load(model, engine: engine, loading: loading, threads: threadCounts[0],
-                                            contextTokens: (promptLengths.max() ?? 1) + maxTokens,
-                                            longestPass: promptLengths.max() ?? 1)
+                                            contextTokens: deepest + longestPrompt + maxTokens,
+                                            longestPass: max(longestPrompt, min(deepest, Self.fillChunkTokens)))
         let resettable = ResourceUsage.resetPeak()
         var results: [BenchModelResult] = []
         var random = SplitMix64(seed: seed)
         let prompts = Dictionary(uniqueKeysWithValues: promptLengths.map { length in
             (length, (0..<length).map { _ in Int32(random.next() % UInt64(config.vocabSize)) })
         })
-        for threadCount in threadCounts {
-            subject.setThreads(threadCount)
-            for length in promptLengths {
-                let prompt = prompts[length]!
-                if resettable { ResourceUsage.resetPeak() }
-                // Warm-up: faults in the pages of the always-used weights, sizes the buffers.
-                _ = try runOnce(subject.model, prompt: Array(prompt.prefix(min(length, 32))), generate: 2)
-                var prefill: [Double] = [], decode: [Double] = [], ttft: [Double] = []
-                for _ in 0..<repetitions {
-                    let run = try runOnce(subject.model, prompt: prompt, generate: maxTokens)
-                    prefill.append(Double(length) / run.prefillSeconds)
-                    decode.append(Double(maxTokens) / run.decodeSeconds)
-                    ttft.append(run.prefillSeconds)
+        let fillTokens = (0..<deepest).map { _ in Int32(random.next() % UInt64(config.vocabSize)) }
+        var filled = 0, nextToken: Int32 = 0
+        for depth in depths {
+            if depth > 0 {
+                // The cache keeps the tokens of the previous depth: prefill only the rest.
+                subject.setThreads(threadCounts.max()!)
+                let start = DispatchTime.now().uptimeNanoseconds
+                nextToken = try fill(subject.model, tokens: fillTokens, from: filled, to: depth)
+                filled = depth
+                log(String(format: "depth %d: cache filled in %.1f s (not timed)", depth,
+                           Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9))
+            }
+            for threadCount in threadCounts {
+                subject.setThreads(threadCount)
+                for length in promptLengths {
+                    let prompt = prompts[length]!
+                    if resettable { ResourceUsage.resetPeak() }
+                    // Warm-up: faults in the pages of the always-used weights, sizes the buffers.
+                    _ = try runOnce(subject, depth: depth, prompt: Array(prompt.prefix(32)), firstToken: nextToken, generate: 2)
+                    var runs: [RunTimes] = []
+                    for _ in 0..<repetitions {
+                        runs.append(try runOnce(subject, depth: depth, prompt: prompt, firstToken: nextToken, generate: maxTokens))
+                    }
+                    results.append(result(runs, subject: subject, threads: threadCount, depth: depth, promptTokens: length))
+                    let r = results.last!
+                    log(String(format: "threads %d depth %d prompt %d: prefill %@, decode %.2f tok/s (%.2f-%.2f), TTFT %@",
+                               threadCount, depth, length, r.prefillTokensPerSecond.map { String(format: "%.2f tok/s", $0) } ?? "-",
+                               r.decodeTokensPerSecond, r.decodeSpread.min, r.decodeSpread.max,
+                               r.timeToFirstTokenSeconds.map { String(format: "%.3f s", $0) } ?? "-"))
                 }
-                let decodeMedian = BenchStatistic(decode).median
-                let achieved = Double(subject.weightBytesPerToken) * decodeMedian
-                results.append(BenchModelResult(
-                    threads: threadCount, promptTokens: length, genTokens: maxTokens, repetitions: repetitions,
-                    prefillTokensPerSecond: BenchStatistic(prefill).median, decodeTokensPerSecond: decodeMedian,
-                    timeToFirstTokenSeconds: BenchStatistic(ttft).median,
-                    prefillSpread: BenchStatistic(prefill), decodeSpread: BenchStatistic(decode),
-                    timeToFirstTokenSpread: BenchStatistic(ttft),
-                    peakRssBytes: ResourceUsage.peakResidentBytes(),
-                    kvBytesPerToken: subject.kvBytesPerToken,
-                    kvBytesPerTokenExpandedF16: ActiveWeights.expandedF16KVBytesPerToken(config),
-                    weightBytesPerToken: subject.weightBytesPerToken,
-                    achievedBytesPerSecond: achieved, readBandwidthBytesPerSecond: 0, rooflineFraction: 0))
-                log(String(format: "threads %d prompt %d: prefill %.2f tok/s, decode %.2f tok/s (%.2f-%.2f), TTFT %.3f s",
-                           threadCount, length, results.last!.prefillTokensPerSecond, decodeMedian,
-                           results.last!.decodeSpread.min, results.last!.decodeSpread.max,
-                           results.last!.timeToFirstTokenSeconds))
             }
         }
         let processPeak = ResourceUsage.peakResidentBytes()
@@ -136,20 +149,76 @@ struct BenchModelCommand: ParsableCommand {
         if json { Terminal.write(text) }
     }
 
-    struct RunTimes { var prefillSeconds: Double; var decodeSeconds: Double }
+    /// Passes of at most this many tokens fill the cache to a depth (bounds the reference
+    /// engine's score matrix; the quantized engine chunks on its own).
+    static let fillChunkTokens = 512
 
-    /// Prefill `prompt`, take the greedy token, decode `generate` more greedily. The first token's
-    /// time is the prefill's (TTFT); decode time covers the `generate` one-token steps.
-    func runOnce(_ model: LanguageModel, prompt: [Int32], generate: Int) throws -> RunTimes {
-        model.resetCache()
+    /// Prefills `tokens[from..<to]` after the `from` cached ones; returns the greedy next token.
+    func fill(_ model: LanguageModel, tokens: [Int32], from: Int, to: Int) throws -> Int32 {
+        try model.truncateCache(to: from)
+        var start = from, next: Int32 = 0
+        while start < to {
+            let end = min(start + Self.fillChunkTokens, to)
+            let logits = try model.forward(tokens: Array(tokens[start..<end]), logits: end == to ? .last : .none)
+            if end == to { next = Self.argmax(logits) }
+            start = end
+        }
+        return next
+    }
+
+    struct RunTimes {
+        var prefillSeconds: Double
+        var decodeSeconds: Double
+        /// Seconds in the attention core (quantized engine only).
+        var prefillAttentionSeconds: Double?
+        var decodeAttentionSeconds: Double?
+    }
+
+    /// Keeps the first `depth` cached tokens, prefills `prompt` after them and takes its greedy
+    /// token (or starts from `firstToken` without a prompt), then decodes `generate` more
+    /// greedily. The first token's time is the prefill's (TTFT); decode time covers the
+    /// `generate` one-token steps.
+    func runOnce(_ subject: BenchSubject, depth: Int, prompt: [Int32], firstToken: Int32, generate: Int) throws -> RunTimes {
+        let model = subject.model
+        try model.truncateCache(to: depth)
+        let attention = subject.attentionNanoseconds
+        let attentionStart = attention?() ?? 0
         let start = DispatchTime.now().uptimeNanoseconds
-        var token = Self.argmax(try model.forward(tokens: prompt, logits: .last))
-        let firstToken = DispatchTime.now().uptimeNanoseconds
+        var token = prompt.isEmpty ? firstToken : Self.argmax(try model.forward(tokens: prompt, logits: .last))
+        let firstTokenTime = DispatchTime.now().uptimeNanoseconds
+        let attentionFirst = attention?() ?? 0
         for _ in 0..<generate {
             token = Self.argmax(try model.forward(tokens: [token], logits: .last))
         }
         let end = DispatchTime.now().uptimeNanoseconds
-        return RunTimes(prefillSeconds: Double(firstToken - start) / 1e9, decodeSeconds: Double(end - firstToken) / 1e9)
+        let attentionEnd = attention?() ?? 0
+        return RunTimes(prefillSeconds: Double(firstTokenTime - start) / 1e9, decodeSeconds: Double(end - firstTokenTime) / 1e9,
+                        prefillAttentionSeconds: attention.map { _ in Double(attentionFirst - attentionStart) / 1e9 },
+                        decodeAttentionSeconds: attention.map { _ in Double(attentionEnd - attentionFirst) / 1e9 })
+    }
+
+    /// The medians and spreads of `runs` (prefill figures only with a prompt).
+    func result(_ runs: [RunTimes], subject: BenchSubject, threads: Int, depth: Int, promptTokens length: Int) -> BenchModelResult {
+        let decode = BenchStatistic(runs.map { Double(maxTokens) / $0.decodeSeconds })
+        let prefill = length > 0 ? BenchStatistic(runs.map { Double(length) / $0.prefillSeconds }) : nil
+        let ttft = length > 0 ? BenchStatistic(runs.map(\.prefillSeconds)) : nil
+        func share(_ part: KeyPath<RunTimes, Double?>, of whole: KeyPath<RunTimes, Double>) -> Double? {
+            guard runs.allSatisfy({ $0[keyPath: part] != nil && $0[keyPath: whole] > 0 }) else { return nil }
+            return BenchStatistic(runs.map { $0[keyPath: part]! / $0[keyPath: whole] }).median
+        }
+        return BenchModelResult(
+            threads: threads, depth: depth, promptTokens: length, genTokens: maxTokens, repetitions: repetitions,
+            prefillTokensPerSecond: prefill?.median, decodeTokensPerSecond: decode.median,
+            timeToFirstTokenSeconds: ttft?.median,
+            prefillSpread: prefill, decodeSpread: decode, timeToFirstTokenSpread: ttft,
+            prefillAttentionShare: length > 0 ? share(\.prefillAttentionSeconds, of: \.prefillSeconds) : nil,
+            decodeAttentionShare: share(\.decodeAttentionSeconds, of: \.decodeSeconds),
+            peakRssBytes: ResourceUsage.peakResidentBytes(),
+            kvBytesPerToken: subject.kvBytesPerToken,
+            kvBytesPerTokenExpandedF16: ActiveWeights.expandedF16KVBytesPerToken(subject.model.config),
+            weightBytesPerToken: subject.weightBytesPerToken,
+            achievedBytesPerSecond: Double(subject.weightBytesPerToken) * decode.median,
+            readBandwidthBytesPerSecond: 0, rooflineFraction: 0)
     }
 
     static func argmax(_ logits: [Float]) -> Int32 {
@@ -158,10 +227,10 @@ struct BenchModelCommand: ParsableCommand {
         return Int32(best)
     }
 
-    static func parseList(_ text: String, option: String) throws -> [Int] {
+    static func parseList(_ text: String, option: String, minimum: Int = 1) throws -> [Int] {
         let values = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard !values.isEmpty, values.allSatisfy({ ($0 ?? 0) >= 1 }) else {
-            throw ValidationError("\(option) \"\(text)\" must be positive integers separated by commas")
+        guard !values.isEmpty, values.allSatisfy({ ($0 ?? minimum - 1) >= minimum }) else {
+            throw ValidationError("\(option) \"\(text)\" must be \(minimum == 0 ? "non-negative" : "positive") integers separated by commas")
         }
         return values.map { $0! }
     }
@@ -184,11 +253,15 @@ struct BenchModelCommand: ParsableCommand {
                             report.model, report.engine, report.quantization, ProgressReporter.bytes(report.modelFileBytes),
                             report.results.first?.kvBytesPerToken ?? 0, report.results.first?.kvBytesPerTokenExpandedF16 ?? 0,
                             ProgressReporter.bytes(report.results.first?.weightBytesPerToken ?? 0))]
-        lines.append("threads prompt | prefill tok/s (min-max) | decode tok/s (min-max) | TTFT s | peak RSS | GB/s achieved / probe | roofline")
+        lines.append("threads  depth prompt | prefill tok/s (min-max) | decode tok/s (min-max) | attention share prefill/decode | TTFT s | peak RSS | GB/s achieved / probe | roofline")
+        func figure(_ value: Double?, _ format: String) -> String { value.map { String(format: format, $0) } ?? "-" }
         for r in report.results {
-            lines.append(String(format: "%7d %6d | %7.2f (%.2f-%.2f) | %6.2f (%.2f-%.2f) | %6.3f | %@ | %5.1f / %5.1f | %.2f",
-                                r.threads, r.promptTokens, r.prefillTokensPerSecond, r.prefillSpread.min, r.prefillSpread.max,
-                                r.decodeTokensPerSecond, r.decodeSpread.min, r.decodeSpread.max, r.timeToFirstTokenSeconds,
+            let prefill = r.prefillSpread.map { String(format: "%7.2f (%.2f-%.2f)", $0.median, $0.min, $0.max) } ?? "-"
+            let shares = figure(r.prefillAttentionShare.map { $0 * 100 }, "%.0f%%") + " / " + figure(r.decodeAttentionShare.map { $0 * 100 }, "%.0f%%")
+            lines.append(String(format: "%7d %6d %6d | %@ | %6.2f (%.2f-%.2f) | %@ | %@ | %@ | %5.1f / %5.1f | %.2f",
+                                r.threads, r.depth, r.promptTokens, prefill,
+                                r.decodeTokensPerSecond, r.decodeSpread.min, r.decodeSpread.max, shares,
+                                figure(r.timeToFirstTokenSeconds, "%6.3f"),
                                 ProgressReporter.bytes(r.peakRssBytes), r.achievedBytesPerSecond / 1e9,
                                 r.readBandwidthBytesPerSecond / 1e9, r.rooflineFraction))
         }

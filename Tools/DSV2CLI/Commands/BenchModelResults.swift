@@ -18,20 +18,26 @@ struct BenchStatistic: Codable, Equatable {
     }
 }
 
-/// One (threads, prompt length) configuration of `dsv2 bench model`. Top-level figures are
-/// medians over the repetitions; `*_spread` gives min and max. Field names are stable: results
-/// are tracked over time.
+/// One (threads, depth, prompt length) configuration of `dsv2 bench model`. Top-level figures
+/// are medians over the repetitions; `*_spread` gives min and max. Field names are stable:
+/// results are tracked over time. Prefill figures are absent without a prompt (prompt 0), the
+/// attention shares for an engine that does not measure them (the reference).
 struct BenchModelResult: Codable {
     var threads: Int
+    /// Tokens cached (untimed) before the prompt.
+    var depth: Int
     var promptTokens: Int
     var genTokens: Int
     var repetitions: Int
-    var prefillTokensPerSecond: Double
+    var prefillTokensPerSecond: Double?
     var decodeTokensPerSecond: Double
-    var timeToFirstTokenSeconds: Double
-    var prefillSpread: BenchStatistic
+    var timeToFirstTokenSeconds: Double?
+    var prefillSpread: BenchStatistic?
     var decodeSpread: BenchStatistic
-    var timeToFirstTokenSpread: BenchStatistic
+    var timeToFirstTokenSpread: BenchStatistic?
+    /// Fraction of the prefill / decode wall time spent in the attention core (median).
+    var prefillAttentionShare: Double?
+    var decodeAttentionShare: Double?
     /// Peak RSS of this configuration (the process peak when the kernel cannot reset it).
     var peakRssBytes: Int
     var kvBytesPerToken: Int
@@ -46,7 +52,7 @@ struct BenchModelResult: Codable {
     var rooflineFraction: Double
 
     enum CodingKeys: String, CodingKey {
-        case threads, repetitions
+        case threads, depth, repetitions
         case promptTokens = "prompt_tokens", genTokens = "gen_tokens"
         case prefillTokensPerSecond = "prefill_tokens_per_second"
         case decodeTokensPerSecond = "decode_tokens_per_second"
@@ -54,6 +60,8 @@ struct BenchModelResult: Codable {
         case prefillSpread = "prefill_tokens_per_second_spread"
         case decodeSpread = "decode_tokens_per_second_spread"
         case timeToFirstTokenSpread = "time_to_first_token_seconds_spread"
+        case prefillAttentionShare = "prefill_attention_share"
+        case decodeAttentionShare = "decode_attention_share"
         case peakRssBytes = "peak_rss_bytes"
         case kvBytesPerToken = "kv_bytes_per_token"
         case kvBytesPerTokenExpandedF16 = "kv_bytes_per_token_expanded_f16"

@@ -14,6 +14,8 @@ struct BenchSubject {
     let weightBytesPerToken: Int
     /// Changes the engine's thread count (the quantized engine's pool; OpenBLAS for the reference).
     let setThreads: (Int) -> Void
+    /// Nanoseconds spent in the attention core so far (the quantized engine; nil for the reference).
+    var attentionNanoseconds: (() -> UInt64)? = nil
 
     /// Loads `model` with the engine of `engine` and `threads` threads, after the memory check.
     static func load(_ model: Model, engine: EngineOptions, loading: LoadOptions, threads: Int,
@@ -38,10 +40,12 @@ struct BenchSubject {
                                                 longestPass: longestPass) as? QuantizedEngine else {
                 preconditionFailure("the quantized choice builds a QuantizedEngine")
             }
+            loaded.measuresAttentionTime = true
             return BenchSubject(model: loaded, engine: "quantized", quantization: model.quantization(choice),
                                 fileBytes: fileBytes, kvBytesPerToken: loaded.kvCacheBytesPerToken,
                                 weightBytesPerToken: loaded.weightBytesReadPerToken,
-                                setThreads: { loaded.setThreadCount($0) })
+                                setThreads: { loaded.setThreadCount($0) },
+                                attentionNanoseconds: { loaded.attentionCoreNanoseconds })
         }
     }
 
