@@ -164,6 +164,16 @@ public final class GGUFSource: WeightSource, @unchecked Sendable {
     }
 
     public func tensor(_ name: String) throws -> StoredTensor {
+        let tensor = try storedTensor(name)
+        // Tensors used in place reach the engines unconverted: a NaN or infinity is refused here
+        // (q8/q4: the block scales), as conversion refuses it for every other source.
+        if let (row, column) = tensor.firstNonFinite() {
+            throw TensorConversionError.located(file: file.path, .nonFinite(tensor: name, row: row, column: column))
+        }
+        return tensor
+    }
+
+    private func storedTensor(_ name: String) throws -> StoredTensor {
         guard let recipe = recipes[name], let shape = shapes[name] else {
             throw WeightSourceError.missingTensor(source: file.path, tensor: name)
         }
