@@ -163,7 +163,17 @@ public final class GGUFSource: WeightSource, @unchecked Sendable {
         return type
     }
 
+    /// The tensor under its Hugging Face name; a NaN or infinity is an error naming it, as in a
+    /// container or a checkpoint (the engines run these bytes as they are).
     public func tensor(_ name: String) throws -> StoredTensor {
+        let tensor = try readTensor(name)
+        if let (row, column) = tensor.firstNonFinite() {
+            throw GGUFError(path: file.path, subject: name, "NaN or infinity at row \(row), column \(column); the file is damaged")
+        }
+        return tensor
+    }
+
+    private func readTensor(_ name: String) throws -> StoredTensor {
         guard let recipe = recipes[name], let shape = shapes[name] else {
             throw WeightSourceError.missingTensor(source: file.path, tensor: name)
         }
