@@ -165,7 +165,7 @@ final class EndpointTests: XCTestCase {
             XCTAssertEqual(choice["logprobs"], .null)
             let text = try XCTUnwrap(choice["text"]?.stringValue)
             XCTAssertEqual(root["usage"]?["completion_tokens"]?.intValue, 5)
-            let ids = tokenizer.encode("The cat sat", addSpecialTokens: true)
+            let ids = try tokenizer.encode("The cat sat", addSpecialTokens: true)
             XCTAssertEqual(root["usage"]?["prompt_tokens"]?.intValue, ids.count)
 
             // The same prompt as token ids gives the same text; echo prepends the prompt.
