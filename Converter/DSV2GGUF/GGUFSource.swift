@@ -163,10 +163,10 @@ public final class GGUFSource: WeightSource, @unchecked Sendable {
         return type
     }
 
+    /// The tensor under its Hugging Face name; a NaN or infinity is an error naming it, as in a
+    /// container or a checkpoint (the engines run these bytes as they are; for q8/q4 the block scales are checked).
     public func tensor(_ name: String) throws -> StoredTensor {
         let tensor = try storedTensor(name)
-        // Tensors used in place reach the engines unconverted: a NaN or infinity is refused here
-        // (q8/q4: the block scales), as conversion refuses it for every other source.
         if let (row, column) = tensor.firstNonFinite() {
             throw TensorConversionError.located(file: file.path, .nonFinite(tensor: name, row: row, column: column))
         }

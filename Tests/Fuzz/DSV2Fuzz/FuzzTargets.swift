@@ -33,9 +33,22 @@ public enum FuzzTargets {
         return nil
     }
 
-    /// `data` split at 0 bytes into at most `count` parts (missing parts are empty).
+    /// `data` split at 0 bytes into at most `count` parts (missing parts are empty). memchr,
+    /// not `split`: the fuzzer instruments every byte comparison of a Swift loop, which made
+    /// the split a fifth of the container target's time.
     static func parts(_ data: Data, _ count: Int) -> [Data] {
-        var parts = data.split(separator: 0, maxSplits: count - 1, omittingEmptySubsequences: false).map { Data($0) }
+        let bytes = [UInt8](data)
+        var parts: [Data] = []
+        var start = 0
+        bytes.withUnsafeBytes { raw in
+            while parts.count < count - 1, start <= raw.count,
+                  let zero = memchr(raw.baseAddress! + start, 0, raw.count - start) {
+                let end = UnsafeRawPointer(zero) - raw.baseAddress!
+                parts.append(Data(bytes[start..<end]))
+                start = end + 1
+            }
+        }
+        parts.append(Data(bytes[min(start, bytes.count)...]))
         while parts.count < count { parts.append(Data()) }
         return parts
     }

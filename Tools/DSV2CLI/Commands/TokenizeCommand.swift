@@ -118,7 +118,9 @@ struct TokenizeCommand: ParsableCommand {
         if decode {
             guard let array = value["ids"]?.arrayValue else { throw LineError(line: line, reason: "expected {\"ids\": [...]}") }
             let ids = try array.map { v -> Int in
-                guard let id = v.intValue else { throw LineError(line: line, reason: "`ids` must hold integers") }
+                guard let id = v.intValue else {
+                    throw LineError(line: line, reason: "`ids` holds \(v.serialized), not a token id (0..<\(tok.vocabularySize))")
+                }
                 return id
             }
             let text = tok.decode(try checked(ids, tok, line: line), skipSpecialTokens: skipSpecial)
