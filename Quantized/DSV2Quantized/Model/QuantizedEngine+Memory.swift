@@ -9,8 +9,8 @@ extension QuantizedEngine {
 
     /// Bytes of scratch a run needs besides weights and cache, without allocating it: the decode
     /// workspace, one multi-token workspace for the longest pass (a prompt longer than
-    /// `prefillChunkTokens` runs in chunks of that size), and the attention scratch of `threads`
-    /// participants over `contextTokens`. Workspace buffers grow linearly with their token count,
+    /// `prefillChunkTokens` runs in chunks of that size), the attention scratch of `threads`
+    /// participants over `contextTokens`, and the expanded attention's for that pass. Workspace buffers grow linearly with their token count,
     /// so two small ones (1 and 2 tokens) give the slope.
     public static func scratchBytes(config: ModelConfig, threads: Int, longestPass: Int, contextTokens: Int,
                                     prefillChunkTokens: Int = defaultPrefillChunkTokens) -> Int {
@@ -20,7 +20,9 @@ extension QuantizedEngine {
         let prefill = pass > 1 ? one + (pass - 1) * perToken : 0
         let capacity = LatentKVCache.capacity(from: min(initialCacheTokens, config.maxPositionEmbeddings), toHold: contextTokens)
         let attention = max(1, threads) * (config.latentCacheWidth + config.kvLoraRank + capacity) * 4
-        return one + prefill + attention
+        let expanded = ExpandedAttentionScratch.bytes(config: config, participants: max(1, threads), rows: pass,
+                                                      keys: contextTokens)
+        return one + prefill + attention + expanded
     }
 
     /// Bytes of latent cache for `contextTokens` tokens: the capacity the cache grows to (doubling

@@ -4,17 +4,20 @@ import DSV2Formats
 import DSV2Kernels
 
 /// The fast engine: DeepSeek-V2 with quantized weights (any `WeightType` per tensor, chosen by a
-/// `QuantizationPolicy` preset), SIMD kernels on a persistent `WorkerPool`, absorbed MLA over a
-/// compressed latent KV cache, and only the selected experts run. Reports the same trace names
-/// as the reference (`TraceName`) through the same `ForwardTracer`.
+/// `QuantizationPolicy` preset), SIMD kernels on a persistent `WorkerPool`, MLA over a
+/// compressed latent KV cache (expanded for prompts, absorbed for decode), and only the selected
+/// experts run. Reports the same trace names as the reference (`TraceName`) through the same
+/// `ForwardTracer`.
 ///
 /// Per layer (pre-norm, residual adds), as `ReferenceModel`:
 ///   a = x + MLA(input_layernorm(x))            → `kv_latent.l`, `attn.l`
 ///   y = a + FFN(post_attention_layernorm(a))   → `router.l.*`, `moe.l`, `hidden.{l+1}`
 ///
 /// Determinism: every output element of every product is computed whole by one thread, and the
-/// attention's (token, head) items likewise, so results are bit-identical for any thread count.
-/// Prefill and decode run the same absorbed attention (see `EngineAttention.swift`).
+/// attention's (token, head) or (query block, head) items likewise, so results are bit-identical
+/// for any thread count. A pass of several tokens attends in the expanded form
+/// (`EngineExpandedAttention.swift`), a single token in the absorbed form (`EngineAttention.swift`):
+/// prefill equals token-by-token decode within rounding, not bit for bit (docs/NUMERICS.md).
 public final class QuantizedEngine: LanguageModel {
     public var config: ModelConfig { weights.config }
     public let weights: EngineWeights
@@ -34,11 +37,17 @@ public final class QuantizedEngine: LanguageModel {
     /// The last batch workspace, kept while batches keep the same token count (a server's
     /// steady decode steps), so a step does not allocate and zero-fill it again.
     var batchWorkspace: EngineWorkspace?
+    /// Scratch of the expanded attention of multi-token passes, made at the first one.
+    var expandedScratch: ExpandedAttentionScratch?
+    /// Most keys the expanded attention up-projects at a time (tests lower it to cross blocks;
+    /// results do not depend on it).
+    var expandedKeyBlockLimit: Int
     /// Cache capacity a new sequence starts with (tokens; it doubles when exceeded).
     let initialContext: Int
     /// Longest run of tokens one pass works on: a longer prompt (without a tracer) runs as
-    /// consecutive chunks over the cache, with the same results bit for bit (prefill equals
-    /// decode). It bounds the prefill workspace — about 0.8 MB per token for V2-Lite's shapes,
+    /// consecutive chunks over the cache: the same results bit for bit when every chunk attends
+    /// in the expanded form (a query's result then depends only on its position and the cache),
+    /// else equal within rounding (`attendsExpanded`). It bounds the prefill workspace — about 0.8 MB per token for V2-Lite's shapes,
     /// which at 512 tokens pushed a q4 run past "file size + KV + 5%" — while a chunk still has
     /// enough tokens per routed expert (≈ chunk × topK / experts) to read each expert's weights
     /// once for many rows. Tests lower it to exercise the chunk boundaries.
@@ -73,6 +82,7 @@ public final class QuantizedEngine: LanguageModel {
         attentionScratch = AttentionScratch(participants: pool.threadCount, width: config.latentCacheWidth,
                                             rank: config.kvLoraRank, contextCapacity: context)
         decodeWorkspace = EngineWorkspace(tokens: 1, config: config)
+        expandedKeyBlockLimit = ExpandedAttentionScratch.defaultKeyBlockLimit(config: config)
     }
 
     /// Loads from any `WeightSource` (a `.dsv2` container, or `QuantizingSource` over a Hugging
@@ -109,6 +119,7 @@ public final class QuantizedEngine: LanguageModel {
     /// workspace made so far (freed after its call; a peak, not resident).
     public var peakScratchBytes: Int {
         decodeWorkspace.allocatedBytes + attentionScratch.allocatedBytes + largestPrefillWorkspaceBytes
+            + (expandedScratch?.allocatedBytes ?? 0)
     }
 
     // MARK: LanguageModel
