@@ -79,11 +79,13 @@ final class EngineExpandedAttentionTests: XCTestCase {
         }
     }
 
-    /// The same logits bit for bit with 1, 2 or 3 threads, whole or in chunks that all attend in
-    /// the expanded form, with any key block, and in a batch next to other sequences.
+    /// The same logits bit for bit with 1, 2 or 3 threads, whole (its feed-forward block in
+    /// parts of `feedForwardPartTokens` rows) or in chunks that all attend in the expanded form,
+    /// with any key block, and in a batch next to other sequences.
     func testResultsDoNotDependOnThreadsChunksOrKeyBlocks() throws {
         let base = try engine(preset: "q8", cache: .f16, threads: 1, keyBlock: 1024, chunk: Self.promptLength)
         let ids = prompt(base.config)
+        XCTAssertGreaterThan(ids.count, QuantizedEngine.feedForwardPartTokens)
         let expected = try base.forward(tokens: ids, logits: .all)
         // Chunks of 37 rows go absorbed after ≈ 117 cached tokens (tiny-dsv2's shapes).
         XCTAssertFalse(allExpanded(base, length: ids.count, chunk: 37))

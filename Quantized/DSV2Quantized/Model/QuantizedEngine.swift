@@ -137,9 +137,9 @@ public final class QuantizedEngine: LanguageModel {
         let chunk = prefillChunkTokens
         // A tracer records each name once per call with all tokens, so traced calls run whole.
         guard tracer == nil, tokens.count > chunk else {
-            return pass(tokens[...], logits: rows, workspace: workspace(tokens: tokens.count), tracer: tracer)
+            return pass(tokens[...], logits: rows, workspace: workspace(tokens: tokens.count, whole: tracer != nil), tracer: tracer)
         }
-        let ws = workspace(tokens: chunk)
+        var ws = workspace(tokens: chunk)
         var logits: [Float] = []
         var start = 0
         while start < tokens.count {
@@ -150,20 +150,67 @@ public final class QuantizedEngine: LanguageModel {
             case .last: chunkRows = end == tokens.count ? .last : .none
             case .none: chunkRows = .none
             }
-            // The last chunk may be shorter than the workspace: a smaller one for it.
-            let chunkWorkspace = end - start == chunk ? ws : workspace(tokens: end - start)
-            logits += pass(tokens[start..<end], logits: chunkRows, workspace: chunkWorkspace, tracer: nil)
+            // The last chunk may be shorter than the workspace: a smaller one for it (the
+            // larger one released first).
+            if end - start != ws.tokens {
+                ws = decodeWorkspace
+                ws = workspace(tokens: end - start)
+            }
+            logits += pass(tokens[start..<end], logits: chunkRows, workspace: ws, tracer: nil)
             start = end
         }
         return logits
     }
 
-    /// The decode workspace for one token, else a new one for `tokens` (freed after its call).
-    func workspace(tokens: Int) -> EngineWorkspace {
+    /// The decode workspace for one token, else a new one for `tokens` (freed after its call)
+    /// whose feed-forward block runs in parts of `feedForwardPartTokens` rows, unless `whole`
+    /// (a traced pass records every name once, with all rows).
+    func workspace(tokens: Int, whole: Bool = false) -> EngineWorkspace {
         if tokens == 1 { return decodeWorkspace }
-        let ws = EngineWorkspace(tokens: tokens, config: config)
+        let ws = EngineWorkspace(tokens: tokens, config: config, feedForwardTokens: whole ? nil : Self.feedForwardPartTokens)
         largestPrefillWorkspaceBytes = max(largestPrefillWorkspaceBytes, ws.allocatedBytes)
         return ws
+    }
+
+    /// Rows per part of the feed-forward block in a longer pass. Its buffers are most of a
+    /// workspace (≈ 0.5 MB per row for V2-Lite's shapes, plus the experts' gathered inputs),
+    /// while attention's are ≈ 0.1 MB per row: parts keep a long pass's memory near that of
+    /// this many rows, and attention still sees all the pass's rows at once (a prompt chunk's
+    /// keys are up-projected once per chunk).
+    static let feedForwardPartTokens = 256
+
+    /// The feed-forward block of layer `l` (dense MLP or MoE, `EngineFeedForward.swift`) from
+    /// `ws.normed` into `ws.blockOutput`; a workspace with fewer feed-forward rows than tokens
+    /// runs it in parts on workspaces of those rows (`parts`, made as needed). Every step of the
+    /// block works row by row, so the parts give each row's result bit for bit.
+    private func feedForward(_ layer: EngineLayer, layer l: Int, ws: EngineWorkspace, parts: inout [Int: EngineWorkspace],
+                             tracer: ForwardTracer?) {
+        guard ws.feedForwardTokens < ws.tokens else {
+            switch layer.feedForward {
+            case let .dense(mlp): denseMLP(mlp, ws: ws)
+            case let .moe(moe): mixtureOfExperts(moe, layer: l, ws: ws, tracer: tracer)
+            }
+            return
+        }
+        precondition(tracer == nil, "a traced pass runs its feed-forward block whole")
+        let hidden = config.hiddenSize
+        var start = 0
+        while start < ws.tokens {
+            let rows = min(ws.feedForwardTokens, ws.tokens - start)
+            let part: EngineWorkspace
+            if let made = parts[rows] {
+                part = made
+            } else {
+                part = EngineWorkspace(tokens: rows, config: config)
+                parts[rows] = part
+                largestPrefillWorkspaceBytes = max(largestPrefillWorkspaceBytes,
+                                                   ws.allocatedBytes + parts.values.reduce(0) { $0 + $1.allocatedBytes })
+            }
+            part.normed.pointer.update(from: ws.normed.pointer + start * hidden, count: rows * hidden)
+            feedForward(layer, layer: l, ws: part, parts: &parts, tracer: nil)
+            (ws.blockOutput.pointer + start * hidden).update(from: part.blockOutput.pointer, count: rows * hidden)
+            start += rows
+        }
     }
 
     /// One forward pass over `tokens` (validated) of the engine's own sequence, appended to its cache.
@@ -197,6 +244,7 @@ public final class QuantizedEngine: LanguageModel {
         }
         attentionScratch.reserve(context: longest)
 
+        var feedForwardParts: [Int: EngineWorkspace] = [:]   // freed with the pass
         let x = ws.residual.pointer  // [tokens, hidden]: the residual stream
         for (t, token) in tokens.enumerated() {
             weights.embedTokens.dequantizeRowInPlace(Int(token), into: x + t * hidden)
@@ -212,10 +260,7 @@ public final class QuantizedEngine: LanguageModel {
 
             Elementwise.rmsNorm(x, rows: count, width: hidden, weight: layer.postAttentionLayernorm, eps: config.rmsNormEps,
                                into: ws.normed.pointer)
-            switch layer.feedForward {
-            case let .dense(mlp): denseMLP(mlp, ws: ws)
-            case let .moe(moe): mixtureOfExperts(moe, layer: l, ws: ws, tracer: tracer)
-            }
+            feedForward(layer, layer: l, ws: ws, parts: &feedForwardParts, tracer: tracer)
             trace(tracer, TraceName.moe(l), ws.blockOutput.pointer, [count, hidden])
             EngineMath.add(ws.blockOutput.pointer, into: x, count: count * hidden)
             trace(tracer, TraceName.hidden(l + 1), x, [count, hidden])
