@@ -67,6 +67,20 @@ public final class PreparedActivations: @unchecked Sendable {
         (q8Int16, q4Int16, q8Int8, q4Int8, q8Offset) = (planes[4], planes[5], planes[6], planes[7], planes[8])
     }
 
+    /// The first `count` tokens, sharing this storage (every plane keeps its tokens in order, so
+    /// they are a prefix of each): a product over part of a buffer sized for the largest input.
+    public func prefix(_ count: Int) -> PreparedActivations {
+        precondition(count > 0 && count <= tokens, "PreparedActivations: prefix of \(count) tokens of \(tokens)")
+        return count == tokens ? self : PreparedActivations(prefixOf: self, tokens: count)
+    }
+
+    private init(prefixOf other: PreparedActivations, tokens: Int) {
+        self.tokens = tokens
+        (columns, kernels, blocks, pairs, storage) = (other.columns, other.kernels, other.blocks, other.pairs, other.storage)
+        (floats, evenOdd, scales, corrections) = (other.floats, other.evenOdd, other.scales, other.corrections)
+        (q8Int16, q4Int16, q8Int8, q4Int8, q8Offset) = (other.q8Int16, other.q4Int16, other.q8Int8, other.q4Int8, other.q8Offset)
+    }
+
     /// Prepares `x` [tokens, columns] (row-major) for `kernels`.
     public convenience init(_ x: UnsafePointer<Float>, columns: Int, tokens: Int = 1, kernels: KernelTable = .native) {
         self.init(columns: columns, tokens: tokens, kernels: kernels)
@@ -183,8 +197,8 @@ public final class PreparedActivations: @unchecked Sendable {
 extension PreparedActivations {
     /// Copies token `source` of `other` (same columns and kernels) into token `token` of this
     /// object: the prefill MoE gathers the tokens routed to an expert without quantizing them
-    /// again. Copies every per-token plane (EngineDeterminismTests' prefill ≡ decode check
-    /// fails if one is missed).
+    /// again. Copies every per-token plane (EngineBatchTests fails if one is missed: a batch's
+    /// decode tokens go through the gathered path, alone each through the single-token one).
     public func copyToken(_ token: Int, from other: PreparedActivations, token source: Int) {
         precondition(other.columns == columns && other.kernels === kernels && token < tokens && source < other.tokens)
         for (to, from) in [(floats, other.floats), (evenOdd, other.evenOdd), (scales, other.scales),

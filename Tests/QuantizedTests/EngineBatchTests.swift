@@ -18,11 +18,20 @@ final class EngineBatchTests: XCTestCase {
             let vocab = Int32(engine.config.vocabSize)
             let prompts: [[Int32]] = [ids, Array(ids.prefix(3)), Array(ids.reversed()), [ids[0]] + ids.map { ($0 &* 7) % vocab }]
             let steps = 5
-            // Alone: the engine's own sequence, prompt then greedy decode steps.
+            // Alone: the engine's own sequence, prompt then greedy decode steps. Sequence 2's
+            // prompt goes in the 2-token pieces the batch feeds it (a piece's attention form
+            // depends on its length and prefix, so a whole-prompt pass may round differently).
             var alone: [[[Float]]] = []
-            for prompt in prompts {
+            for (s, prompt) in prompts.enumerated() {
                 engine.resetCache()
-                var rows = [try engine.forward(tokens: prompt, logits: .last)]
+                var rows: [[Float]] = []
+                if s == 2 {
+                    engine.prefillChunkTokens = 2
+                    rows.append(try engine.forward(tokens: prompt, logits: .last))
+                    engine.prefillChunkTokens = QuantizedEngine.defaultPrefillChunkTokens
+                } else {
+                    rows.append(try engine.forward(tokens: prompt, logits: .last))
+                }
                 for _ in 0..<steps {
                     rows.append(try engine.forward(tokens: [Int32(engineArgmax(rows.last![...]))], logits: .last))
                 }

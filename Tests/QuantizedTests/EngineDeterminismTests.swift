@@ -1,12 +1,14 @@
+import DSV2Core
 import DSV2Formats
 import DSV2Quantized
 import Foundation
 import TestSupport
 import XCTest
 
-/// Results must not depend on the thread count, and a prefill must equal the same tokens fed
-/// one at a time: every product row and every (token, head) attention item is computed whole by
-/// one thread with the same code in both cases, so these are exact (bitwise) equalities.
+/// Results must not depend on the thread count: every product row and every attention item is
+/// computed whole by one thread with the same code whatever the count, so that is an exact
+/// (bitwise) equality. A prefill equals the same tokens fed one at a time within rounding only
+/// (the two attend in different forms).
 final class EngineDeterminismTests: XCTestCase {
     func testOneAndTwoThreadsAreBitIdentical() throws {
         for (fixture, preset) in [("v2-grouped", "q4"), ("tiny-dsv2", "q8"), ("lite-fp32-norope", "f32")] {
@@ -36,26 +38,51 @@ final class EngineDeterminismTests: XCTestCase {
         }
     }
 
-    func testPrefillEqualsTokenByTokenDecode() throws {
-        for (fixture, preset) in [("lite-greedy", "q8"), ("v2-grouped", "q4"), ("tiny-dsv2", "f32")] {
+    /// A prompt attends in the expanded form and token-by-token decode in the absorbed form
+    /// (docs/NUMERICS.md, "Expanded and absorbed attention"): the same function, rounded
+    /// differently. With f32 weights (the attention form is then the only difference: summation
+    /// order and online vs whole-row softmax over the same cached rows) the logits agree within
+    /// the engine's golden tolerances against the reference: `GoldenTolerance.fp32` with an f32
+    /// cache (measured ≤ 1e-6) and `GoldenTolerance.f16Cache` with f16 (measured ≤ 1.5e-5 on
+    /// these prompts, 1.1e-4 over tiny-dsv2's prompt and continuation: with an f16 cache the
+    /// engine sits ~1e-3 from the reference, where an expert choice can be near enough a tie
+    /// for rounding to move it). With q8/q4 weights the int8 rounding of activations makes such
+    /// flips common on these tiny random-weight fixtures (rows then differ by O(1)), so both
+    /// forms are held to the reference's logits instead: the prefill's relative RMS error at
+    /// most 25% above token-by-token decode's (measured: at most 0.5% above, often below).
+    func testPrefillMatchesTokenByTokenDecode() throws {
+        for fixture in Fixtures.modelCases {
             let ids = try EngineTestSupport.inputIds(fixture)
-            let engine = try EngineTestSupport.engine(fixture, preset: preset)
-            let prefill = try engine.forward(tokens: ids, logits: .all)
-            engine.resetCache()
-            var stepwise: [Float] = []
-            for id in ids { stepwise += try engine.forward(tokens: [id], logits: .last) }
-            XCTAssertEqual(engine.cachedTokens, ids.count)
-            let same = zip(prefill, stepwise).allSatisfy { $0.bitPattern == $1.bitPattern }
-            XCTAssertTrue(same, "\(fixture) \(preset): prefill differs from token-by-token decode")
+            let golden = try Fixtures.golden(fixture).floats("logits")
+            for (preset, cache) in [("f32", KVCacheType.f32), ("f32", .f16), ("q8", .f16), ("q4", .f16)] {
+                let engine = try EngineTestSupport.engine(fixture, preset: preset, cache: cache)
+                let prefill = try engine.forward(tokens: ids, logits: .all)
+                engine.resetCache()
+                var stepwise: [Float] = []
+                for id in ids { stepwise += try engine.forward(tokens: [id], logits: .last) }
+                XCTAssertEqual(engine.cachedTokens, ids.count)
+                let relative = relativeError(prefill, stepwise)
+                let prefillError = relativeRMS(prefill, golden), stepwiseError = relativeRMS(stepwise, golden)
+                print("[engine-forms] \(fixture) \(preset) cache \(cache): prefill vs token by token rel \(String(format: "%.3e", relative)); "
+                      + "against the reference rms \(String(format: "%.3e", prefillError)) vs \(String(format: "%.3e", stepwiseError))")
+                switch (preset, cache) {
+                case ("f32", .f32): XCTAssertLessThanOrEqual(relative, GoldenTolerance.fp32, fixture)
+                case ("f32", _): XCTAssertLessThanOrEqual(relative, GoldenTolerance.f16Cache, fixture)
+                default: XCTAssertLessThanOrEqual(prefillError, 1.25 * stepwiseError, "\(fixture) \(preset)")
+                }
+            }
         }
     }
 
-    /// A prompt longer than `prefillChunkTokens` runs as chunks over the cache: the same logits
-    /// bit for bit (all rows, and the last row alone), whatever the chunk length.
-    func testChunkedPrefillEqualsOnePass() throws {
-        for (fixture, preset) in [("lite-greedy", "q8"), ("v2-grouped", "q4")] {
+    /// A prompt longer than `prefillChunkTokens` runs as chunks over the cache (f32 weights, so
+    /// the attention form is the only difference): equal to one pass within
+    /// `GoldenTolerance.fp32` whichever form each chunk takes (chunks of 1 are token-by-token
+    /// decode), bit for bit when every chunk attends in the expanded form (EngineExpandedAttentionTests
+    /// checks that on long prompts); the last row alone equals the last of all rows.
+    func testChunkedPrefillMatchesOnePass() throws {
+        for fixture in ["lite-greedy", "v2-grouped"] {
             let ids = try EngineTestSupport.inputIds(fixture)
-            let engine = try EngineTestSupport.engine(fixture, preset: preset)
+            let engine = try EngineTestSupport.engine(fixture, preset: "f32", cache: .f32)
             let whole = try engine.forward(tokens: ids, logits: .all)
             let vocab = engine.config.vocabSize
             for chunk in [1, 3, ids.count - 1] {
@@ -63,13 +90,12 @@ final class EngineDeterminismTests: XCTestCase {
                 engine.prefillChunkTokens = chunk
                 let chunked = try engine.forward(tokens: ids, logits: .all)
                 XCTAssertEqual(chunked.count, whole.count)
-                XCTAssertTrue(zip(chunked, whole).allSatisfy { $0.bitPattern == $1.bitPattern },
-                              "\(fixture) \(preset): chunks of \(chunk) differ from one pass")
+                XCTAssertLessThanOrEqual(relativeError(chunked, whole), GoldenTolerance.fp32, "\(fixture): chunks of \(chunk)")
                 engine.resetCache()
                 let last = try engine.forward(tokens: ids, logits: .last)
                 XCTAssertEqual(last.count, vocab)
-                XCTAssertTrue(zip(last, whole.suffix(vocab)).allSatisfy { $0.bitPattern == $1.bitPattern },
-                              "\(fixture) \(preset): last row with chunks of \(chunk)")
+                XCTAssertTrue(zip(last, chunked.suffix(vocab)).allSatisfy { $0.bitPattern == $1.bitPattern },
+                              "\(fixture): last row with chunks of \(chunk)")
                 XCTAssertEqual(engine.cachedTokens, ids.count)
             }
         }
@@ -78,7 +104,12 @@ final class EngineDeterminismTests: XCTestCase {
     func testTruncateAndResetCache() throws {
         let ids = try EngineTestSupport.inputIds("lite-greedy")
         let engine = try EngineTestSupport.engine("lite-greedy", preset: "q8")
-        let full = try engine.forward(tokens: ids, logits: .last)
+        let whole = try engine.forward(tokens: ids, logits: .last)
+        // The prompt as the truncation leaves it (prefix, then the suffix after it), so that
+        // the re-run suffix attends in the same form.
+        engine.resetCache()
+        _ = try engine.forward(tokens: Array(ids.dropLast(3)), logits: .none)
+        let full = try engine.forward(tokens: Array(ids.suffix(3)), logits: .last)
         try engine.truncateCache(to: ids.count - 3)
         XCTAssertEqual(engine.cachedTokens, ids.count - 3)
         let again = try engine.forward(tokens: Array(ids.suffix(3)), logits: .last)
@@ -88,7 +119,7 @@ final class EngineDeterminismTests: XCTestCase {
         XCTAssertThrowsError(try engine.forward(tokens: [], logits: .last))
         engine.resetCache()
         XCTAssertEqual(engine.cachedTokens, 0)
-        XCTAssertEqual(try engine.forward(tokens: ids, logits: .last), full)
+        XCTAssertEqual(try engine.forward(tokens: ids, logits: .last), whole)
     }
 
     func testCacheGrowsPastItsInitialCapacity() throws {

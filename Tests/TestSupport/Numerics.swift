@@ -13,6 +13,15 @@ public func relativeError(_ actual: [Float], _ expected: [Float]) -> Float {
     return scale == 0 ? worst : worst / scale
 }
 
+/// sqrt(Σ(actual − expected)² / Σ expected²) in float64: the error relative to the expected
+/// tensor's size.
+public func relativeRMS(_ actual: [Float], _ expected: [Float]) -> Double {
+    precondition(actual.count == expected.count, "size \(actual.count) vs \(expected.count)")
+    var error = 0.0, size = 0.0
+    for (a, e) in zip(actual, expected) { error += Double(a - e) * Double(a - e); size += Double(e) * Double(e) }
+    return size == 0 ? error.squareRoot() : (error / size).squareRoot()
+}
+
 extension SplitMix64 {
     /// Standard normal (Box-Muller).
     public mutating func normal() -> Double {

@@ -61,7 +61,8 @@ extension Model {
                 kvCacheBytes: QuantizedEngine.kvCacheBytes(config: config, type: kvCache, contextTokens: context),
                 workspaceBytes: QuantizedEngine.scratchBytes(config: config, threads: threads ?? automaticThreads,
                                                              longestPass: pass, contextTokens: context,
-                                                             prefillChunkTokens: traced ? pass : QuantizedEngine.defaultPrefillChunkTokens),
+                                                             prefillChunkTokens: traced ? pass : QuantizedEngine.defaultPrefillChunkTokens,
+                                                             wholePass: traced),
                 contextTokens: context)
         case let .reference(form, storage):
             guard format == .huggingFace else { throw EngineChoiceError.referenceNeedsFolder(path: url.path) }

@@ -33,7 +33,7 @@ public enum EngineLoadError: Error, CustomStringConvertible, Equatable {
 ///
 /// The one load-time transformation: `kv_b_proj` [heads·(qk_nope + v_head), kv_lora_rank] is split
 /// per head into W^UK_iᵀ [kv_lora_rank, qk_nope] and W^UV_i [v_head, kv_lora_rank] for the absorbed
-/// MLA form. These small matrices (2 M values per layer for V2-Lite) are kept in **f32 when
+/// MLA form (it is also kept as stored, for the expanded form of prefill). These small matrices (2 M values per layer for V2-Lite) are kept in **f32 when
 /// kv_b_proj is stored as f32, otherwise f16**: their products meet every cached token's score
 /// and the attention output, f16 adds ≤ 2^-11 relative per weight (10× below q8's rounding of the
 /// same weight), and the activations they multiply stay f32 (not quantized to int8).
@@ -63,22 +63,24 @@ public enum EngineWeightLoader {
             return tensor
         }
         let weights = try ModelWeights<QuantizedMatrix, [Float], AbsorbedKVB>.load(config: config,
-            matrix: { name, shape in
-                let tensor = try stored(name, shape)
-                let (rows, columns) = StoredTensor.rowsAndColumns(tensor.shape)
-                guard let base = tensor.bytes.baseAddress else {
-                    throw EngineLoadError.badTensorBytes(source: source.location, tensor: name, reason: "has no data")
-                }
-                do {
-                    return try QuantizedMatrix(type: tensor.type, rows: rows, columns: columns, data: base,
-                                               byteCount: tensor.bytes.count, owner: tensor.owner, name: name)
-                } catch {
-                    throw EngineLoadError.badTensorBytes(source: source.location, tensor: name, reason: "\(error)")
-                }
-            },
+            matrix: { name, shape in try matrix(try stored(name, shape), source: source) },
             vector: { name, shape in try floats(try stored(name, shape), source: source) },
             kvBProj: { name, shape in try splitKVB(try stored(name, shape), config: config, source: source) })
         return EngineWeights(config: config, weights: weights)
+    }
+
+    /// The tensor's bytes as they are stored, as a matrix.
+    static func matrix(_ tensor: StoredTensor, source: WeightSource) throws -> QuantizedMatrix {
+        let (rows, columns) = StoredTensor.rowsAndColumns(tensor.shape)
+        guard let base = tensor.bytes.baseAddress else {
+            throw EngineLoadError.badTensorBytes(source: source.location, tensor: tensor.name, reason: "has no data")
+        }
+        do {
+            return try QuantizedMatrix(type: tensor.type, rows: rows, columns: columns, data: base,
+                                       byteCount: tensor.bytes.count, owner: tensor.owner, name: tensor.name)
+        } catch {
+            throw EngineLoadError.badTensorBytes(source: source.location, tensor: tensor.name, reason: "\(error)")
+        }
     }
 
     /// `source.tensor(name)` for every name, in parallel (`WeightSource.tensor` is thread-safe);
@@ -146,6 +148,6 @@ public enum EngineWeightLoader {
             ? QuantizedMatrix.quantize(transposedK, rows: heads * rank, columns: nope, as: type)
             : QuantizedMatrix.quantize([Float](repeating: 0, count: heads * rank), rows: heads * rank, columns: 1, as: type)
         let wUV = QuantizedMatrix.quantize(valueUp, rows: heads * vDim, columns: rank, as: type)
-        return AbsorbedKVB(wUKT: wUKT, wUV: wUV)
+        return AbsorbedKVB(wUKT: wUKT, wUV: wUV, upProjection: try matrix(tensor, source: source))
     }
 }

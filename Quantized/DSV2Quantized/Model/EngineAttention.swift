@@ -3,24 +3,14 @@ import DSV2Formats
 import DSV2Kernels
 
 /// Multi-head Latent Attention in the absorbed form (DeepSeek-V2 paper, arXiv 2405.04434,
-/// section 2.1.2), for prefill and decode alike:
+/// section 2.1.2) for single-token segments (decode):
 ///   score_t,j,i = scale · ([W^UK_iᵀ q^C_t,i | q^R_t,i] · [c_KV_j | k^R_j])     (eqs. 16-18 absorbed)
 ///   o_t,i       = W^UV_i · Σ_j softmax_j(score) · c_KV_j                        (eq. 18, W^UV after)
 /// so the cache holds only [c_KV | k^R] (kv_lora_rank + qk_rope_head_dim values) per token.
-///
-/// Why absorbed for prefill too: one code path, the cache rows are consumed exactly as a decode
-/// step consumes them (prefill ≡ token-by-token decode, no second numerical path), and no
-/// per-head keys/values are expanded for the cached prefix of a chat turn. The expanded form
-/// saves arithmetic only for long prompts from an empty cache (per head ≈ T·(r·(d_h + d_v)) +
-/// T²·(d_h + d_h^R + d_v)/2 instead of T·r·(d_h + d_v) + T²·(2r + d_h^R)/2 multiply-adds); for
-/// decode and for the prompt lengths of chat it is never cheaper.
-///
-/// Measured (2-core machine under load ≈ 6, one V2-Lite-shaped attention layer, q8): the
-/// engine's absorbed prefill ran 64 / 256 / 512 tokens at ≈ 600 / 570 / 500 tok/s, and the
-/// attention core's share at 512 tokens was ≈ 25% (decode 1.9 ms/layer at context 64 vs 3.0 ms
-/// at 512); the fp32 reference (BLAS) took 452 vs 511 ms (absorbed vs expanded) at 256 tokens
-/// and 1208 vs 912 ms at 512. So the expanded form could save at most ≈ 10% of a ≥ 512-token
-/// prefill from an empty cache, and costs more below ≈ 300 tokens: absorbed everywhere.
+/// Segments of several tokens (prompts) attend in the expanded form over the same cache
+/// (EngineExpandedAttention.swift): for one query the absorbed form reads each cached row once
+/// and expands nothing, for a block of queries the expanded form does less arithmetic
+/// (docs/NUMERICS.md, "Expanded and absorbed attention").
 extension QuantizedEngine {
     /// Attention block of layer `l` for the `ws.tokens` rows of `ws.normed`: each segment's rows
     /// sit at positions past ..< past + rows of its sequence and attend to that sequence's cache
@@ -83,6 +73,10 @@ extension QuantizedEngine {
         }
 
         let coreStarted = measuresAttentionTime ? MonotonicClock.nanoseconds() : 0
+        // Prompt chunks attend in the expanded form (EngineExpandedAttention.swift); single
+        // tokens (decode), and short chunks after a long prefix, in the absorbed core below.
+        expandedAttention(layer: l, weights: w, segments: segments, ws: ws)
+
         // The core, one (token, head) item at a time; items are dealt round-robin to the
         // participants (later tokens see more keys, so contiguous ranges would be unbalanced).
         let items = tokens * heads, participants = pool.threadCount
@@ -100,6 +94,7 @@ extension QuantizedEngine {
             var item = p
             while item < items {
                 let t = item / heads, h = item % heads
+                if attendsExpanded(segments[rowSegment[t]], w) { item += participants; continue }
                 let q = query + (t * heads + h) * qHead
                 let cacheBase = cacheBases[rowSegment[t]]
                 // Absorb W^UK into the query: W^UK_iᵀ q^C_t,i ([rank]), then append q^R_t,i.
@@ -125,7 +120,7 @@ extension QuantizedEngine {
         }
         // Bytes the core streams: every item reads its visible cache rows (and its W^UK/W^UV rows).
         var coreBytes = 0
-        for segment in segments {
+        for segment in segments where !attendsExpanded(segment, w) {
             let rows = segment.rows.count
             coreBytes += rows * heads * ((segment.past + (rows + 1) / 2) * rowBytes + (wUKT.streamedBytes + wUV.streamedBytes) / heads)
         }
@@ -133,7 +128,9 @@ extension QuantizedEngine {
             let cacheBases = buffer.baseAddress!
             for (s, segment) in segments.enumerated() { (cacheBases + s).initialize(to: segment.sequence.caches[l].base) }
             func participant(_ p: Int) { core(p, cacheBases: cacheBases) }
-            if participants == 1 || items == 1 || coreBytes < Self.parallelThresholdBytes {
+            if coreBytes == 0 {
+                return
+            } else if participants == 1 || items == 1 || coreBytes < Self.parallelThresholdBytes {
                 for p in 0..<min(participants, items) { participant(p) }
             } else {
                 pool.run(participant)

@@ -66,14 +66,18 @@ public final class EngineWeights: @unchecked Sendable {
     }
 }
 
-/// kv_b_proj as the absorbed MLA form uses it (paper section 2.1.2), split per head at load by
-/// `EngineWeightLoader.splitKVB`; the engine's `KVBProj` storage in `ModelWeights`.
+/// kv_b_proj in both forms of MLA (paper section 2.1.2): split per head at load by
+/// `EngineWeightLoader.splitKVB` for the absorbed form (decode), and as stored for the expanded
+/// form (prefill); the engine's `KVBProj` storage in `ModelWeights`.
 struct AbsorbedKVB {
     /// W^UK_i transposed, head after head: [heads·kvLoraRank, qkNopeHeadDim]; row block i maps
     /// q^C_i to the latent space (absorbed into the query). f32 or f16, see `EngineWeightLoader`.
     let wUKT: QuantizedMatrix
     /// W^UV_i head after head: [heads·vHeadDim, kvLoraRank] (applied after attention). f32 or f16.
     let wUV: QuantizedMatrix
+    /// kv_b_proj in its stored type, [heads·(qkNopeHeadDim + vHeadDim), kvLoraRank]: up-projects
+    /// cached latents to every head's [k^C | v^C] (eqs. 10-11) in one mat-mat.
+    let upProjection: QuantizedMatrix
 }
 
 /// The engine's storage of DSV2Core's weight structs: `QuantizedMatrix` projections, fp32 norms,
@@ -86,6 +90,7 @@ typealias EngineMoE = MoEWeights<QuantizedMatrix>
 extension DecoderLayerWeights where Matrix == QuantizedMatrix, Vector == [Float], KVBProj == AbsorbedKVB {
     var residentBytes: Int {
         var total = (inputLayernorm.count + postAttentionLayernorm.count) * 4 + attention.streamedBytes
+            + attention.kvBProj.upProjection.storedBytes
         switch feedForward {
         case let .dense(mlp): total += mlp.streamedBytes
         case let .moe(moe):

@@ -19,9 +19,12 @@ struct FloatBuffer {
 
 /// Every intermediate buffer of one forward call of `tokens` tokens, allocated once: the engine
 /// keeps one for single-token decode (so a decode step allocates nothing here) and makes one per
-/// multi-token call (prefill). Shapes are annotated per buffer.
+/// multi-token call (prefill). Shapes are annotated per buffer; the feed-forward ones hold
+/// `feedForwardTokens` rows when that is less than `tokens` (the block then runs in parts of
+/// that many rows on workspaces of their own, `QuantizedEngine.feedForward`).
 final class EngineWorkspace {
     let tokens: Int
+    let feedForwardTokens: Int
     let residual: FloatBuffer        // [tokens, hidden]: the residual stream x
     let normed: FloatBuffer          // [tokens, hidden]: the current block's normalised input
     let blockOutput: FloatBuffer     // [tokens, hidden]: attention or feed-forward output
@@ -40,6 +43,7 @@ final class EngineWorkspace {
     let rowPosition: UnsafeMutablePointer<Int>   // [tokens]: position of each row in its sequence
     let rowSegment: UnsafeMutablePointer<Int>    // [tokens]: the pass segment (sequence) of each row
 
+    // Feed-forward: `tokens` rows, or one when the block runs in parts (`feedForwardTokens`)
     // Dense MLP (if any dense layer)
     let denseGate: FloatBuffer       // [tokens, intermediate]
     let denseUp: FloatBuffer         // [tokens, intermediate]
@@ -65,8 +69,13 @@ final class EngineWorkspace {
     var products: [MatrixProduct] = []
     private let ownedPointers: [UnsafeMutableRawPointer]
 
-    init(tokens: Int, config c: ModelConfig) {
+    /// `feedForwardTokens` (if less than `tokens`): rows per part of the feed-forward block,
+    /// whose buffers here are then not used (one row each).
+    init(tokens: Int, config c: ModelConfig, feedForwardTokens: Int? = nil) {
         self.tokens = tokens
+        let parts = (feedForwardTokens ?? tokens) < tokens
+        self.feedForwardTokens = parts ? max(1, feedForwardTokens!) : tokens
+        let rows = parts ? 1 : tokens   // rows of the feed-forward buffers
         let hidden = c.hiddenSize, heads = c.numAttentionHeads
         residual = FloatBuffer(tokens * hidden)
         normed = FloatBuffer(tokens * hidden)
@@ -93,13 +102,13 @@ final class EngineWorkspace {
         rowSegment.initialize(repeating: 0, count: tokens)
 
         let hasDense = (0..<c.numHiddenLayers).contains(where: c.isDenseLayer)
-        denseGate = FloatBuffer(hasDense ? tokens * c.intermediateSize : 1)
-        denseUp = FloatBuffer(hasDense ? tokens * c.intermediateSize : 1)
-        denseInput = hasDense ? PreparedActivations(columns: c.intermediateSize, tokens: tokens) : nil
+        denseGate = FloatBuffer(hasDense ? rows * c.intermediateSize : 1)
+        denseUp = FloatBuffer(hasDense ? rows * c.intermediateSize : 1)
+        denseInput = hasDense ? PreparedActivations(columns: c.intermediateSize, tokens: rows) : nil
 
         let experts = c.routedExpertCount, topK = c.expertsPerToken, hasMoE = !c.moeLayers.isEmpty
-        let slots = hasMoE ? tokens * topK : 1
-        routerScores = FloatBuffer(tokens * max(1, experts))
+        let slots = hasMoE ? rows * topK : 1
+        routerScores = FloatBuffer(rows * max(1, experts))
         routeIndices = .allocate(capacity: slots)
         routeIndices.initialize(repeating: 0, count: slots)
         routeWeights = FloatBuffer(slots)
@@ -111,10 +120,10 @@ final class EngineWorkspace {
         expertRowOfSlot.initialize(repeating: 0, count: slots)
         expertInputDecode = hasMoE && tokens == 1 ? PreparedActivations(columns: c.moeIntermediateSize, tokens: topK) : nil
         let sharedWidth = hasMoE ? c.sharedExpertsIntermediateSize : 0
-        sharedGate = FloatBuffer(tokens * sharedWidth)
-        sharedUp = FloatBuffer(tokens * sharedWidth)
-        sharedDown = FloatBuffer(sharedWidth > 0 ? tokens * hidden : 1)
-        sharedInput = sharedWidth > 0 ? PreparedActivations(columns: sharedWidth, tokens: tokens) : nil
+        sharedGate = FloatBuffer(rows * sharedWidth)
+        sharedUp = FloatBuffer(rows * sharedWidth)
+        sharedDown = FloatBuffer(sharedWidth > 0 ? rows * hidden : 1)
+        sharedInput = sharedWidth > 0 ? PreparedActivations(columns: sharedWidth, tokens: rows) : nil
         ownedPointers = [UnsafeMutableRawPointer(routeIndices), UnsafeMutableRawPointer(expertRowOfSlot),
                          UnsafeMutableRawPointer(rowPosition), UnsafeMutableRawPointer(rowSegment)]
         products.reserveCapacity(2 * topK + 8)

@@ -4,17 +4,20 @@ import DSV2Formats
 import DSV2Kernels
 
 /// The fast engine: DeepSeek-V2 with quantized weights (any `WeightType` per tensor, chosen by a
-/// `QuantizationPolicy` preset), SIMD kernels on a persistent `WorkerPool`, absorbed MLA over a
-/// compressed latent KV cache, and only the selected experts run. Reports the same trace names
-/// as the reference (`TraceName`) through the same `ForwardTracer`.
+/// `QuantizationPolicy` preset), SIMD kernels on a persistent `WorkerPool`, MLA over a
+/// compressed latent KV cache (expanded for prompts, absorbed for decode), and only the selected
+/// experts run. Reports the same trace names as the reference (`TraceName`) through the same
+/// `ForwardTracer`.
 ///
 /// Per layer (pre-norm, residual adds), as `ReferenceModel`:
 ///   a = x + MLA(input_layernorm(x))            → `kv_latent.l`, `attn.l`
 ///   y = a + FFN(post_attention_layernorm(a))   → `router.l.*`, `moe.l`, `hidden.{l+1}`
 ///
 /// Determinism: every output element of every product is computed whole by one thread, and the
-/// attention's (token, head) items likewise, so results are bit-identical for any thread count.
-/// Prefill and decode run the same absorbed attention (see `EngineAttention.swift`).
+/// attention's (token, head) or (query block, head) items likewise, so results are bit-identical
+/// for any thread count. A pass of several tokens attends in the expanded form
+/// (`EngineExpandedAttention.swift`), a single token in the absorbed form (`EngineAttention.swift`):
+/// prefill equals token-by-token decode within rounding, not bit for bit (docs/NUMERICS.md).
 public final class QuantizedEngine: LanguageModel {
     public var config: ModelConfig { weights.config }
     public let weights: EngineWeights
@@ -34,11 +37,17 @@ public final class QuantizedEngine: LanguageModel {
     /// The last batch workspace, kept while batches keep the same token count (a server's
     /// steady decode steps), so a step does not allocate and zero-fill it again.
     var batchWorkspace: EngineWorkspace?
+    /// Scratch of the expanded attention of multi-token passes, made at the first one.
+    var expandedScratch: ExpandedAttentionScratch?
+    /// Most keys the expanded attention up-projects at a time (tests lower it to cross blocks;
+    /// results do not depend on it).
+    var expandedKeyBlockLimit: Int
     /// Cache capacity a new sequence starts with (tokens; it doubles when exceeded).
     let initialContext: Int
     /// Longest run of tokens one pass works on: a longer prompt (without a tracer) runs as
-    /// consecutive chunks over the cache, with the same results bit for bit (prefill equals
-    /// decode). It bounds the prefill workspace — about 0.8 MB per token for V2-Lite's shapes,
+    /// consecutive chunks over the cache: the same results bit for bit when every chunk attends
+    /// in the expanded form (a query's result then depends only on its position and the cache),
+    /// else equal within rounding (`attendsExpanded`). It bounds the prefill workspace — about 0.8 MB per token for V2-Lite's shapes,
     /// which at 512 tokens pushed a q4 run past "file size + KV + 5%" — while a chunk still has
     /// enough tokens per routed expert (≈ chunk × topK / experts) to read each expert's weights
     /// once for many rows. Tests lower it to exercise the chunk boundaries.
@@ -85,6 +94,7 @@ public final class QuantizedEngine: LanguageModel {
         attentionScratch = AttentionScratch(participants: pool.threadCount, width: config.latentCacheWidth,
                                             rank: config.kvLoraRank, contextCapacity: context)
         decodeWorkspace = EngineWorkspace(tokens: 1, config: config)
+        expandedKeyBlockLimit = ExpandedAttentionScratch.defaultKeyBlockLimit(config: config)
     }
 
     /// Loads from any `WeightSource` (a `.dsv2` container, or `QuantizingSource` over a Hugging
@@ -121,6 +131,7 @@ public final class QuantizedEngine: LanguageModel {
     /// workspace made so far (freed after its call; a peak, not resident).
     public var peakScratchBytes: Int {
         decodeWorkspace.allocatedBytes + attentionScratch.allocatedBytes + largestPrefillWorkspaceBytes
+            + (expandedScratch?.allocatedBytes ?? 0)
     }
 
     // MARK: LanguageModel
@@ -139,9 +150,9 @@ public final class QuantizedEngine: LanguageModel {
         let chunk = prefillChunkTokens
         // A tracer records each name once per call with all tokens, so traced calls run whole.
         guard tracer == nil, tokens.count > chunk else {
-            return pass(tokens[...], logits: rows, workspace: workspace(tokens: tokens.count), tracer: tracer)
+            return pass(tokens[...], logits: rows, workspace: workspace(tokens: tokens.count, whole: tracer != nil), tracer: tracer)
         }
-        let ws = workspace(tokens: chunk)
+        var ws = workspace(tokens: chunk)
         var logits: [Float] = []
         var start = 0
         while start < tokens.count {
@@ -152,20 +163,67 @@ public final class QuantizedEngine: LanguageModel {
             case .last: chunkRows = end == tokens.count ? .last : .none
             case .none: chunkRows = .none
             }
-            // The last chunk may be shorter than the workspace: a smaller one for it.
-            let chunkWorkspace = end - start == chunk ? ws : workspace(tokens: end - start)
-            logits += pass(tokens[start..<end], logits: chunkRows, workspace: chunkWorkspace, tracer: nil)
+            // The last chunk may be shorter than the workspace: a smaller one for it (the
+            // larger one released first).
+            if end - start != ws.tokens {
+                ws = decodeWorkspace
+                ws = workspace(tokens: end - start)
+            }
+            logits += pass(tokens[start..<end], logits: chunkRows, workspace: ws, tracer: nil)
             start = end
         }
         return logits
     }
 
-    /// The decode workspace for one token, else a new one for `tokens` (freed after its call).
-    func workspace(tokens: Int) -> EngineWorkspace {
+    /// The decode workspace for one token, else a new one for `tokens` (freed after its call)
+    /// whose feed-forward block runs in parts of `feedForwardPartTokens` rows, unless `whole`
+    /// (a traced pass records every name once, with all rows).
+    func workspace(tokens: Int, whole: Bool = false) -> EngineWorkspace {
         if tokens == 1 { return decodeWorkspace }
-        let ws = EngineWorkspace(tokens: tokens, config: config)
+        let ws = EngineWorkspace(tokens: tokens, config: config, feedForwardTokens: whole ? nil : Self.feedForwardPartTokens)
         largestPrefillWorkspaceBytes = max(largestPrefillWorkspaceBytes, ws.allocatedBytes)
         return ws
+    }
+
+    /// Rows per part of the feed-forward block in a longer pass. Its buffers are most of a
+    /// workspace (≈ 0.5 MB per row for V2-Lite's shapes, plus the experts' gathered inputs),
+    /// while attention's are ≈ 0.1 MB per row: parts keep a long pass's memory near that of
+    /// this many rows, and attention still sees all the pass's rows at once (a prompt chunk's
+    /// keys are up-projected once per chunk).
+    static let feedForwardPartTokens = 256
+
+    /// The feed-forward block of layer `l` (dense MLP or MoE, `EngineFeedForward.swift`) from
+    /// `ws.normed` into `ws.blockOutput`; a workspace with fewer feed-forward rows than tokens
+    /// runs it in parts on workspaces of those rows (`parts`, made as needed). Every step of the
+    /// block works row by row, so the parts give each row's result bit for bit.
+    private func feedForward(_ layer: EngineLayer, layer l: Int, ws: EngineWorkspace, parts: inout [Int: EngineWorkspace],
+                             tracer: ForwardTracer?) {
+        guard ws.feedForwardTokens < ws.tokens else {
+            switch layer.feedForward {
+            case let .dense(mlp): denseMLP(mlp, ws: ws)
+            case let .moe(moe): mixtureOfExperts(moe, layer: l, ws: ws, tracer: tracer)
+            }
+            return
+        }
+        precondition(tracer == nil, "a traced pass runs its feed-forward block whole")
+        let hidden = config.hiddenSize
+        var start = 0
+        while start < ws.tokens {
+            let rows = min(ws.feedForwardTokens, ws.tokens - start)
+            let part: EngineWorkspace
+            if let made = parts[rows] {
+                part = made
+            } else {
+                part = EngineWorkspace(tokens: rows, config: config)
+                parts[rows] = part
+                largestPrefillWorkspaceBytes = max(largestPrefillWorkspaceBytes,
+                                                   ws.allocatedBytes + parts.values.reduce(0) { $0 + $1.allocatedBytes })
+            }
+            part.normed.pointer.update(from: ws.normed.pointer + start * hidden, count: rows * hidden)
+            feedForward(layer, layer: l, ws: part, parts: &parts, tracer: nil)
+            (ws.blockOutput.pointer + start * hidden).update(from: part.blockOutput.pointer, count: rows * hidden)
+            start += rows
+        }
     }
 
     /// One forward pass over `tokens` (validated) of the engine's own sequence, appended to its cache.
@@ -199,6 +257,7 @@ public final class QuantizedEngine: LanguageModel {
         }
         attentionScratch.reserve(context: longest)
 
+        var feedForwardParts: [Int: EngineWorkspace] = [:]   // freed with the pass
         let x = ws.residual.pointer  // [tokens, hidden]: the residual stream
         for (t, token) in tokens.enumerated() {
             weights.embedTokens.dequantizeRowInPlace(Int(token), into: x + t * hidden)
@@ -214,10 +273,7 @@ public final class QuantizedEngine: LanguageModel {
 
             Elementwise.rmsNorm(x, rows: count, width: hidden, weight: layer.postAttentionLayernorm, eps: config.rmsNormEps,
                                into: ws.normed.pointer)
-            switch layer.feedForward {
-            case let .dense(mlp): denseMLP(mlp, ws: ws)
-            case let .moe(moe): mixtureOfExperts(moe, layer: l, ws: ws, tracer: tracer)
-            }
+            feedForward(layer, layer: l, ws: ws, parts: &feedForwardParts, tracer: tracer)
             trace(tracer, TraceName.moe(l), ws.blockOutput.pointer, [count, hidden])
             EngineMath.add(ws.blockOutput.pointer, into: x, count: count * hidden)
             trace(tracer, TraceName.hidden(l + 1), x, [count, hidden])
