@@ -87,7 +87,8 @@ let package = Package(
         .target(name: "DSV2KernelsVNNI", dependencies: ["CKernelSupport"], path: "Quantized/KernelsVNNI",
                 swiftSettings: featureModule(["-mavxvnni"])),
         // AVX-512 VNNI (EVEX vpdpbusd): the same source file as DSV2KernelsVNNI (a link) with
-        // DSV2_AVX512 defined, plus micro-kernels that need 32 vector registers.
+        // DSV2_AVX512 defined, plus micro-kernels that need 32 vector registers; and the latent
+        // attention products of DSV2Kernels (LatentProducts.swift, a link) on zmm registers.
         .target(name: "DSV2KernelsAVX512", dependencies: ["CKernelSupport"], path: "Quantized/KernelsAVX512",
                 swiftSettings: featureModule(["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512vnni"],
                                              defines: [.define("DSV2_AVX512")])),

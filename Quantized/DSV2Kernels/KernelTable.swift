@@ -128,6 +128,8 @@ struct WeightKernels: Sendable {
 public final class KernelTable: Sendable {
     public let path: KernelPath
     let q8: WeightKernels, q4: WeightKernels, f32: WeightKernels, f16: WeightKernels, bf16: WeightKernels
+    /// The products of attention over the latent cache, per cache element type.
+    let latentF16: LatentAttentionProducts, latentF32: LatentAttentionProducts
     /// The union of the weight types' layouts: what `PreparedActivations` fills.
     let activationLayouts: ActivationLayouts
 
@@ -157,6 +159,20 @@ public final class KernelTable: Sendable {
         #endif
         }
         activationLayouts = [q8.layout, q4.layout]
+        #if arch(x86_64) && !DSV2_PORTABLE
+        (latentF16, latentF32) = path == .avx512VNNI ? (AVX512VNNIKernels.latentF16, AVX512VNNIKernels.latentF32) : (.f16, .f32)
+        #else
+        (latentF16, latentF32) = (.f16, .f32)
+        #endif
+    }
+
+    /// The latent attention products for cache rows of `type` (f16 or f32).
+    public func latentAttention(_ type: WeightType) -> LatentAttentionProducts {
+        switch type {
+        case .f16: return latentF16
+        case .f32: return latentF32
+        default: preconditionFailure("the latent cache holds f16 or f32 values, not \(type)")
+        }
     }
 
     @inline(__always)
@@ -249,5 +265,15 @@ enum AVX512VNNIKernels {
                                   multi: [(8, { V.q8x8($0, $1, $2, blocks: $3) }), (4, { V.q8x4($0, $1, $2, blocks: $3) })])
     static let q4 = WeightKernels(integer: .q4Int8, dot: { V.q4($0, $1, $2, $3, $4, blocks: $5) },
                                   multi: [(8, { V.q4x8($0, $1, $2, blocks: $3) }), (4, { V.q4x4($0, $1, $2, blocks: $3) })])
+    /// The latent attention products on zmm registers (`LatentProducts` of DSV2KernelsAVX512).
+    typealias L = DSV2KernelsAVX512.LatentProducts
+    static let latentF16 = LatentAttentionProducts(
+        scores: { L.scoresF16($0, lanes: $1, rows: $2, rowBytes: $3, count: $4, width: $5, scratch: $6, into: $7) },
+        weightedSum: { L.weightedSumF16($0, lanes: $1, heads: $2, rows: $3, rowBytes: $4, count: $5, rank: $6, scratch: $7, into: $8) },
+        name: "avx512-f16")
+    static let latentF32 = LatentAttentionProducts(
+        scores: { L.scoresF32($0, lanes: $1, rows: $2, rowBytes: $3, count: $4, width: $5, scratch: $6, into: $7) },
+        weightedSum: { L.weightedSumF32($0, lanes: $1, heads: $2, rows: $3, rowBytes: $4, count: $5, rank: $6, scratch: $7, into: $8) },
+        name: "avx512-f32")
 }
 #endif

@@ -60,7 +60,7 @@ extension Model {
                 weightBytes: weights,
                 kvCacheBytes: QuantizedEngine.kvCacheBytes(config: config, type: kvCache, contextTokens: context),
                 workspaceBytes: QuantizedEngine.scratchBytes(config: config, threads: threads ?? automaticThreads,
-                                                             longestPass: pass, contextTokens: context,
+                                                             longestPass: pass,
                                                              prefillChunkTokens: traced ? pass : QuantizedEngine.defaultPrefillChunkTokens),
                 contextTokens: context)
         case let .reference(form, storage):

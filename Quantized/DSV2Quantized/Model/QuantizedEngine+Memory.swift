@@ -10,17 +10,15 @@ extension QuantizedEngine {
     /// Bytes of scratch a run needs besides weights and cache, without allocating it: the decode
     /// workspace, one multi-token workspace for the longest pass (a prompt longer than
     /// `prefillChunkTokens` runs in chunks of that size), and the attention scratch of `threads`
-    /// participants over `contextTokens`. Workspace buffers grow linearly with their token count,
-    /// so two small ones (1 and 2 tokens) give the slope.
-    public static func scratchBytes(config: ModelConfig, threads: Int, longestPass: Int, contextTokens: Int,
+    /// participants (it does not grow with the context). Workspace buffers grow linearly with
+    /// their token count, so two small ones (1 and 2 tokens) give the slope.
+    public static func scratchBytes(config: ModelConfig, threads: Int, longestPass: Int,
                                     prefillChunkTokens: Int = defaultPrefillChunkTokens) -> Int {
         let one = EngineWorkspace(tokens: 1, config: config).allocatedBytes
         let perToken = EngineWorkspace(tokens: 2, config: config).allocatedBytes - one
         let pass = min(max(1, longestPass), prefillChunkTokens)
         let prefill = pass > 1 ? one + (pass - 1) * perToken : 0
-        let capacity = LatentKVCache.capacity(from: min(initialCacheTokens, config.maxPositionEmbeddings), toHold: contextTokens)
-        let attention = max(1, threads) * (config.latentCacheWidth + config.kvLoraRank + capacity) * 4
-        return one + prefill + attention
+        return one + prefill + AttentionScratch.bytes(config.latentAttentionShape, participants: max(1, threads))
     }
 
     /// Bytes of latent cache for `contextTokens` tokens: the capacity the cache grows to (doubling
