@@ -48,7 +48,8 @@ public enum LatentAttentionKernels {
     // MARK: The definition
 
     /// The products written as their definition, one scalar fused multiply-add at a time: what
-    /// every implementation equals bit for bit.
+    /// every exact implementation equals bit for bit, and what vdpbf16ps approaches within the
+    /// rounding of its bf16 inputs.
     public enum Spec {
         public static func scores(type: WeightType, _ qT: UnsafePointer<Float>, lanes: Int, rows: UnsafeRawPointer, rowBytes: Int,
                                   count: Int, width: Int, into s: UnsafeMutablePointer<Float>) {
@@ -75,8 +76,9 @@ public enum LatentAttentionKernels {
         public static func element(_ type: WeightType, _ row: UnsafeRawPointer, _ c: Int) -> Float {
             switch type {
             case .f16: return Float(row.loadUnaligned(fromByteOffset: c * 2, as: Float16.self))
+            case .bf16: return Float(bitPattern: UInt32(row.loadUnaligned(fromByteOffset: c * 2, as: UInt16.self)) << 16)
             case .f32: return row.loadUnaligned(fromByteOffset: c * 4, as: Float.self)
-            default: preconditionFailure("the latent cache holds f16 or f32 values, not \(type)")
+            default: preconditionFailure("the latent cache holds f16, bf16 or f32 values, not \(type)")
             }
         }
     }
@@ -97,20 +99,31 @@ public struct LatentAttentionProducts: Sendable {
     public let weightedSum: WeightedSum
     /// The implementation's name (test messages, `dsv2 bench kernels`).
     public let name: String
+    /// Whether the products equal their definition bit for bit (`LatentAttentionKernels.Spec`);
+    /// false for vdpbf16ps, which rounds the query and the weights to bf16.
+    public let exact: Bool
 
     /// Scratch floats either product needs (`scratch`) for rows of `width` values and `lanes`
-    /// head lanes: rows widened to floats one register block at a time.
-    public static func scratchFloats(width: Int, lanes: Int) -> Int { 16 * width }
+    /// head lanes: rows widened to floats one register block at a time, or bf16 pairs of the
+    /// query's columns or of the weights' rows.
+    public static func scratchFloats(width: Int, lanes: Int) -> Int {
+        max(16 * width, (width + 1) / 2 * lanes, (LatentAttention.tileRows + 1) / 2 * lanes)
+    }
 
     /// Swift SIMD on ymm registers (`LatentProducts` of module DSV2Kernels: x86-64-v3, or a portable build).
     static let f16 = LatentAttentionProducts(
         scores: { LatentProducts.scoresF16($0, lanes: $1, rows: $2, rowBytes: $3, count: $4, width: $5, scratch: $6, into: $7) },
         weightedSum: { LatentProducts.weightedSumF16($0, lanes: $1, heads: $2, rows: $3, rowBytes: $4, count: $5, rank: $6,
                                                      scratch: $7, into: $8) },
-        name: "f16")
+        name: "f16", exact: true)
+    static let bf16 = LatentAttentionProducts(
+        scores: { LatentProducts.scoresBF16($0, lanes: $1, rows: $2, rowBytes: $3, count: $4, width: $5, scratch: $6, into: $7) },
+        weightedSum: { LatentProducts.weightedSumBF16($0, lanes: $1, heads: $2, rows: $3, rowBytes: $4, count: $5, rank: $6,
+                                                      scratch: $7, into: $8) },
+        name: "bf16", exact: true)
     static let f32 = LatentAttentionProducts(
         scores: { LatentProducts.scoresF32($0, lanes: $1, rows: $2, rowBytes: $3, count: $4, width: $5, scratch: $6, into: $7) },
         weightedSum: { LatentProducts.weightedSumF32($0, lanes: $1, heads: $2, rows: $3, rowBytes: $4, count: $5, rank: $6,
                                                      scratch: $7, into: $8) },
-        name: "f32")
+        name: "f32", exact: true)
 }

@@ -1,5 +1,5 @@
 /// The two products of attention over latent cache rows for all heads of a token at once
-/// (`LatentAttentionKernels` states the definition), on f16 or f32 rows:
+/// (`LatentAttentionKernels` states the definition), on f16, bf16 or f32 rows:
 ///
 ///   scores        s[j·lanes + h]  = Σ_{c < width} qᵀ[c·lanes + h] · row_j[c]
 ///   weighted sum  ctx[h·rank + c] += Σ_{j < count} p[j·lanes + h] · row_j[c]   (c < rank)
@@ -48,6 +48,17 @@ public enum LatentProducts {
         }
     }
 
+    /// bf16 rows widened exactly (the bits are a Float's high half); `scratch` as for f16.
+    @inline(never)
+    public static func scoresBF16(_ qT: UnsafePointer<Float>, lanes: Int, rows: UnsafeRawPointer, rowBytes: Int, count: Int,
+                                  width: Int, scratch: UnsafeMutablePointer<Float>, into s: UnsafeMutablePointer<Float>) {
+        scores(qT, lanes: lanes, rows: rows, rowBytes: rowBytes, count: count, width: width, into: s) { row, i in
+            let out = scratch + i &* width
+            for c in 0..<width { out[c] = widenBF16(row, c) }
+            return UnsafePointer(out)
+        }
+    }
+
     @inline(never)
     public static func weightedSumF16(_ p: UnsafePointer<Float>, lanes: Int, heads: Int, rows: UnsafeRawPointer, rowBytes: Int,
                                       count: Int, rank: Int, scratch: UnsafeMutablePointer<Float>, into ctx: UnsafeMutablePointer<Float>) {
@@ -62,6 +73,26 @@ public enum LatentProducts {
         weightedSum(p, lanes: lanes, heads: heads, rows: rows, rowBytes: rowBytes, count: count, rank: rank, elementBytes: 4,
                     into: ctx, load16: { $0.loadUnaligned(fromByteOffset: $1, as: SIMD16<Float>.self) },
                     load1: { $0.loadUnaligned(fromByteOffset: $1, as: Float.self) })
+    }
+
+    @inline(never)
+    public static func weightedSumBF16(_ p: UnsafePointer<Float>, lanes: Int, heads: Int, rows: UnsafeRawPointer, rowBytes: Int,
+                                       count: Int, rank: Int, scratch: UnsafeMutablePointer<Float>, into ctx: UnsafeMutablePointer<Float>) {
+        weightedSum(p, lanes: lanes, heads: heads, rows: rows, rowBytes: rowBytes, count: count, rank: rank, elementBytes: 2,
+                    into: ctx, load16: { row, offset in
+                        SIMD16(widenBF16(row, offset / 2), widenBF16(row, offset / 2 + 1), widenBF16(row, offset / 2 + 2),
+                               widenBF16(row, offset / 2 + 3), widenBF16(row, offset / 2 + 4), widenBF16(row, offset / 2 + 5),
+                               widenBF16(row, offset / 2 + 6), widenBF16(row, offset / 2 + 7), widenBF16(row, offset / 2 + 8),
+                               widenBF16(row, offset / 2 + 9), widenBF16(row, offset / 2 + 10), widenBF16(row, offset / 2 + 11),
+                               widenBF16(row, offset / 2 + 12), widenBF16(row, offset / 2 + 13), widenBF16(row, offset / 2 + 14),
+                               widenBF16(row, offset / 2 + 15))
+                    }, load1: { widenBF16($0, $1 / 2) })
+    }
+
+    /// bf16 value `c` of `row` as a Float (exact: its bits are the Float's high half).
+    @inline(__always)
+    static func widenBF16(_ row: UnsafeRawPointer, _ c: Int) -> Float {
+        Float(bitPattern: UInt32(row.loadUnaligned(fromByteOffset: c &* 2, as: UInt16.self)) &<< 16)
     }
 
     // MARK: Register blocks

@@ -47,17 +47,31 @@ final class EngineLongContextTests: XCTestCase {
     /// cache only the summation order differs (blocks, the log-sum-exp merge, the scale folded
     /// into the query), so the fixtures' fp32 tolerance holds (`GoldenTolerance.fp32`: fp32
     /// implementations agree to a few 1e-6); with the f16 cache, `GoldenTolerance.f16Cache`.
+    /// The bf16 cache is held to the bounds the golden tests set for q8 weights (every row's
+    /// cosine ≥ 0.999, greedy top-1 ≥ 95%): its rounding (2^-9 relative) is finer than q8's, but
+    /// over 300 positions of this random model a near-tie of the router or of the greedy token
+    /// can flip, which moves that row by O(1) and rules out an elementwise bound (measured:
+    /// largest row 3.5e-2 of the logits' range, cosine 0.99953, top-1 0.997).
     func testLongContextMatchesReference() throws {
         let reference = try ReferenceModel(checkpoint: Fixtures.url("tiny-dsv2"))
         let ids = Self.tokens(vocabulary: reference.config.vocabSize)
         let expected = try reference.forward(tokens: ids, logits: .all)
-        for (cache, tolerance) in [(KVCacheType.f32, GoldenTolerance.fp32), (.f16, GoldenTolerance.f16Cache)] {
+        let vocab = reference.config.vocabSize
+        for cache in [KVCacheType.f32, .f16, .bf16] {
             let engine = try EngineTestSupport.engine("tiny-dsv2", preset: "f32", cache: cache)
             let actual = try engine.forward(tokens: ids, logits: .all)
-            let error = relativeError(actual, expected)
+            let error = relativeError(actual, expected), cosine = engineMinRowCosine(actual, expected, width: vocab)
+            let top1 = engineTop1Agreement(actual, expected, width: vocab)
             print("[engine-long-context] tiny-dsv2 f32 weights, \(cache) cache, \(ids.count) positions: logits relative error "
-                  + String(format: "%.2e", error))
-            XCTAssertLessThanOrEqual(error, tolerance, "\(cache) cache")
+                  + String(format: "%.2e", error) + ", min row cosine " + String(format: "%.7f", cosine)
+                  + ", top-1 agreement " + String(format: "%.3f", top1))
+            switch cache {
+            case .f32: XCTAssertLessThanOrEqual(error, GoldenTolerance.fp32, "f32 cache")
+            case .f16: XCTAssertLessThanOrEqual(error, GoldenTolerance.f16Cache, "f16 cache")
+            case .bf16:
+                XCTAssertGreaterThanOrEqual(cosine, 0.999, "bf16 cache")
+                XCTAssertGreaterThanOrEqual(top1, 0.95, "bf16 cache")
+            }
         }
     }
 }
