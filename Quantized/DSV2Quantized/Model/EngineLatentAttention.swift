@@ -10,9 +10,9 @@ extension ModelConfig {
 }
 
 extension QuantizedEngine {
-    /// Passes of at most this many tokens per participant spread each token's cache blocks over
-    /// the threads (three parallel phases per layer); longer passes give each participant whole
-    /// tokens (one phase). The numbers are the same either way.
+    /// Passes of at most this many tokens (two per participant) spread each token's cache blocks
+    /// over the threads (three parallel phases per layer); longer passes give each participant
+    /// whole tokens (one phase). The numbers are the same either way.
     static func phasedAttentionTokens(participants: Int) -> Int { 2 * participants }
 
     /// The attention core of layer `l` in the absorbed form (see `EngineAttention.swift`) for
