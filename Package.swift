@@ -96,11 +96,18 @@ let package = Package(
         .target(name: "DSV2KernelsVNNI", dependencies: ["CKernelSupport"], path: "Quantized/KernelsVNNI",
                 swiftSettings: featureModule(["-mavxvnni"])),
         // AVX-512 VNNI (EVEX vpdpbusd): the same source file as DSV2KernelsVNNI (a link) with
-        // DSV2_AVX512 defined, plus micro-kernels that need 32 vector registers.
+        // DSV2_AVX512 defined, plus micro-kernels that need 32 vector registers; and the latent
+        // attention products of DSV2Kernels (LatentProducts.swift, a link) on zmm registers.
         .target(name: "DSV2KernelsAVX512", dependencies: ["CKernelSupport"], path: "Quantized/KernelsAVX512",
                 swiftSettings: featureModule(["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512vnni"],
                                              defines: [.define("DSV2_AVX512")])),
-        .target(name: "DSV2Kernels", dependencies: ["DSV2Formats", "CKernelSupport", "DSV2KernelsVNNI", "DSV2KernelsAVX512"],
+        // AVX-512 BF16 (vdpbf16ps): the latent attention products on a bf16 cache. C, because Swift
+        // cannot import the intrinsics' bf16 vector types; the only code built with -mavx512bf16
+        // (called after a run-time CPU check; scripts/check-codegen confines the instructions).
+        .target(name: "CKernelsBF16", path: "Quantized/CKernelsBF16",
+                cSettings: x86 ? [.unsafeFlags(["-O2", "-march=x86-64-v3", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512bf16"])]
+                               : [.define("DSV2_PORTABLE")]),
+        .target(name: "DSV2Kernels", dependencies: ["DSV2Formats", "CKernelSupport", "CKernelsBF16", "DSV2KernelsVNNI", "DSV2KernelsAVX512"],
                 path: "Quantized/DSV2Kernels", swiftSettings: cpuFlags + unchecked),
         .target(name: "DSV2Quantized", dependencies: ["DSV2Core", "DSV2Formats", "DSV2Kernels"],
                 path: "Quantized/DSV2Quantized", swiftSettings: cpuFlags + unchecked),

@@ -10,7 +10,7 @@
 
 static const char *const names[DSV2_CPU_FEATURE_COUNT] = {
     "avx2", "fma", "f16c", "bmi1", "bmi2", "lzcnt", "movbe", "os_avx",
-    "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "os_avx512", "avx_vnni",
+    "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "os_avx512", "avx_vnni", "avx512_bf16",
 };
 
 const char *dsv2_cpu_feature_name(int index) {
@@ -41,7 +41,10 @@ static uint64_t cpuid_features(void) {
         if (ebx & (1u << 30)) f |= DSV2_CPU_AVX512BW;
         if (ebx & (1u << 31)) f |= DSV2_CPU_AVX512VL;
         if (ecx & (1u << 11)) f |= DSV2_CPU_AVX512_VNNI;
-        if (eax >= 1 && __get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx) && (eax & (1u << 4))) f |= DSV2_CPU_AVX_VNNI;
+        if (eax >= 1 && __get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx)) {
+            if (eax & (1u << 4)) f |= DSV2_CPU_AVX_VNNI;
+            if (eax & (1u << 5)) f |= DSV2_CPU_AVX512_BF16;
+        }
     }
     if (__get_cpuid_max(0x80000000, NULL) >= 0x80000001 && __get_cpuid(0x80000001, &eax, &ebx, &ecx, &edx)
         && (ecx & (1u << 5))) f |= DSV2_CPU_LZCNT;

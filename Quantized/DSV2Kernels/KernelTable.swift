@@ -1,4 +1,5 @@
 import CKernelSupport
+import CKernelsBF16
 import DSV2Formats
 #if arch(x86_64) && !DSV2_PORTABLE
 import DSV2KernelsAVX512
@@ -24,6 +25,8 @@ public struct CPUFeatures: OptionSet, Sendable, CustomStringConvertible {
     public static let osAVX512 = CPUFeatures(DSV2_CPU_OS_AVX512)
     /// AVX-VNNI: the VEX form of vpdpbusd.
     public static let avxVNNI = CPUFeatures(DSV2_CPU_AVX_VNNI)
+    /// AVX-512 BF16: vdpbf16ps (the latent attention products on a bf16 cache).
+    public static let avx512BF16 = CPUFeatures(DSV2_CPU_AVX512_BF16)
 
     /// This CPU's features (CPUID and XGETBV, minus those named in `DSV2_CPU_IGNORE`), read once.
     public static let current = CPUFeatures(rawValue: dsv2_cpu_features())
@@ -128,22 +131,25 @@ struct WeightKernels: Sendable {
 public final class KernelTable: Sendable {
     public let path: KernelPath
     let q8: WeightKernels, q4: WeightKernels, f32: WeightKernels, f16: WeightKernels, bf16: WeightKernels
+    /// The products of attention over the latent cache, per cache element type.
+    let latentF16: LatentAttentionProducts, latentBF16: LatentAttentionProducts, latentF32: LatentAttentionProducts
     /// The union of the weight types' layouts: what `PreparedActivations` fills.
     let activationLayouts: ActivationLayouts
 
     /// The table of `KernelPath.best(for: .current)`.
-    public static let native = KernelTable(checked: .best(for: .current))
+    public static let native = KernelTable(checked: .best(for: .current), features: .current)
 
     /// The table of `path`, or nil if this build lacks it or a CPU with `features` cannot run it.
     public convenience init?(path: KernelPath, features: CPUFeatures = .current) {
         guard path.runs(on: features) else { return nil }
-        self.init(checked: path)
+        self.init(checked: path, features: features)
     }
 
     /// Every path this CPU can run, as tables.
     public static var runnable: [KernelTable] { KernelPath.allCases.compactMap { KernelTable(path: $0) } }
 
-    private init(checked path: KernelPath) {
+    /// `features`: the CPU's, for kernels beyond the path's own requirements (AVX-512 BF16).
+    private init(checked path: KernelPath, features: CPUFeatures) {
         self.path = path
         (f32, f16, bf16) = (FloatKernels.f32, FloatKernels.f16, FloatKernels.bf16)
         switch path {
@@ -157,6 +163,27 @@ public final class KernelTable: Sendable {
         #endif
         }
         activationLayouts = [q8.layout, q4.layout]
+        #if arch(x86_64) && !DSV2_PORTABLE
+        if path == .avx512VNNI {
+            (latentF16, latentF32) = (AVX512VNNIKernels.latentF16, AVX512VNNIKernels.latentF32)
+            latentBF16 = features.isSuperset(of: .avx512BF16) && dsv2_bf16_kernels_compiled() != 0
+                ? AVX512VNNIKernels.latentBF16DotProduct : AVX512VNNIKernels.latentBF16
+        } else {
+            (latentF16, latentBF16, latentF32) = (.f16, .bf16, .f32)
+        }
+        #else
+        (latentF16, latentBF16, latentF32) = (.f16, .bf16, .f32)
+        #endif
+    }
+
+    /// The latent attention products for cache rows of `type` (f16, bf16 or f32).
+    public func latentAttention(_ type: WeightType) -> LatentAttentionProducts {
+        switch type {
+        case .f16: return latentF16
+        case .bf16: return latentBF16
+        case .f32: return latentF32
+        default: preconditionFailure("the latent cache holds f16, bf16 or f32 values, not \(type)")
+        }
     }
 
     @inline(__always)
@@ -249,5 +276,24 @@ enum AVX512VNNIKernels {
                                   multi: [(8, { V.q8x8($0, $1, $2, blocks: $3) }), (4, { V.q8x4($0, $1, $2, blocks: $3) })])
     static let q4 = WeightKernels(integer: .q4Int8, dot: { V.q4($0, $1, $2, $3, $4, blocks: $5) },
                                   multi: [(8, { V.q4x8($0, $1, $2, blocks: $3) }), (4, { V.q4x4($0, $1, $2, blocks: $3) })])
+    /// The latent attention products on zmm registers (`LatentProducts` of DSV2KernelsAVX512).
+    typealias L = DSV2KernelsAVX512.LatentProducts
+    static let latentF16 = LatentAttentionProducts(
+        scores: { L.scoresF16($0, lanes: $1, rows: $2, rowBytes: $3, count: $4, width: $5, scratch: $6, into: $7) },
+        weightedSum: { L.weightedSumF16($0, lanes: $1, heads: $2, rows: $3, rowBytes: $4, count: $5, rank: $6, scratch: $7, into: $8) },
+        name: "avx512-f16", exact: true)
+    static let latentF32 = LatentAttentionProducts(
+        scores: { L.scoresF32($0, lanes: $1, rows: $2, rowBytes: $3, count: $4, width: $5, scratch: $6, into: $7) },
+        weightedSum: { L.weightedSumF32($0, lanes: $1, heads: $2, rows: $3, rowBytes: $4, count: $5, rank: $6, scratch: $7, into: $8) },
+        name: "avx512-f32", exact: true)
+    static let latentBF16 = LatentAttentionProducts(
+        scores: { L.scoresBF16($0, lanes: $1, rows: $2, rowBytes: $3, count: $4, width: $5, scratch: $6, into: $7) },
+        weightedSum: { L.weightedSumBF16($0, lanes: $1, heads: $2, rows: $3, rowBytes: $4, count: $5, rank: $6, scratch: $7, into: $8) },
+        name: "avx512-bf16", exact: true)
+    /// vdpbf16ps (C module CKernelsBF16) where the CPU has AVX-512 BF16: the query and the
+    /// weights rounded to bf16, two products per instruction (twice the multiply-adds of FMA).
+    static let latentBF16DotProduct = LatentAttentionProducts(
+        scores: { dsv2_bf16_scores($0, $1, $2, $3, $4, $5, $6, $7) },
+        weightedSum: { dsv2_bf16_weighted_sum($0, $1, $2, $3, $4, $5, $6, $7, $8) }, name: "avx512-bf16-dot", exact: false)
 }
 #endif

@@ -8,12 +8,18 @@ final class BenchModelCommandTests: XCTestCase {
                                  "peak_rss_bytes", "kv_bytes_per_token", "weight_bytes_per_token",
                                  "read_bandwidth_bytes_per_second", "roofline_fraction", "threads", "depth", "prompt_tokens"]
 
-    func testQuantizedJSONReport() throws {
+    /// A q8 container of v2-grouped's shapes in a fresh folder (removed when `folder` goes away).
+    private func synthModel() throws -> (folder: TemporaryDirectory, model: URL) {
         let folder = TemporaryDirectory(prefix: "dsv2-synth")
         let model = folder.file("m.dsv2")
         let synth = try DSV2Process.run(["synth", "--preset", Fixtures.url("v2-grouped/config.json").path, "--quant", "q8",
-                                     "--quiet", "-o", model.path])
+                                         "--quiet", "-o", model.path])
         XCTAssertEqual(synth.status, 0, synth.stderr)
+        return (folder, model)
+    }
+
+    func testQuantizedJSONReport() throws {
+        let synthesized = try synthModel(), model = synthesized.model
         let results = try bench(["bench", "--model", model.path, "--prompt-tokens", "4,8", "-n", "3",
                                  "--threads", "1,2", "--repetitions", "1", "--json"], expectedResults: 4)
         let config = try JSONSerialization.jsonObject(with: Data(contentsOf: Fixtures.url("v2-grouped/config.json"))) as! [String: Any]
@@ -52,11 +58,7 @@ final class BenchModelCommandTests: XCTestCase {
     /// --depth: decode after cached tokens whose prefill is not timed; --prompt-tokens 0 leaves
     /// the prefill figures out; the quantized engine reports its attention core's share.
     func testDepthAndAttentionShare() throws {
-        let folder = TemporaryDirectory(prefix: "dsv2-synth")
-        let model = folder.file("m.dsv2")
-        let synth = try DSV2Process.run(["synth", "--preset", Fixtures.url("v2-grouped/config.json").path, "--quant", "q8",
-                                         "--quiet", "-o", model.path])
-        XCTAssertEqual(synth.status, 0, synth.stderr)
+        let synthesized = try synthModel(), model = synthesized.model
         let results = try bench(["bench", "--model", model.path, "--depth", "6,3", "--prompt-tokens", "0,4", "-n", "2",
                                  "--threads", "1", "--repetitions", "2", "--read-bandwidth", "1:10", "--json"], expectedResults: 4)
         XCTAssertEqual(Set(results.map { "\($0["depth"]!)/\($0["prompt_tokens"]!)" }), ["3/0", "3/4", "6/0", "6/4"])

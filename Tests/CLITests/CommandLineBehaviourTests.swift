@@ -104,8 +104,9 @@ final class CommandLineBehaviourTests: XCTestCase {
 
     /// `--kv-cache f32` with `--quant f32` leaves the quantized engine only fp32 summation-order
     /// differences from the reference (relative RMS of the logits ~1e-6; 1e-5 allows for it),
-    /// while the default f16 cache rounds every cached value to 11 bits (~4e-4): the flag really
-    /// changes the cache.
+    /// while the default f16 cache rounds every cached value to 11 bits (~2e-4) and bf16 to 8
+    /// bits (~1.5e-3, 8× coarser; 1e-2 bounds it as `GoldenTolerance.bf16Cache` bounds the
+    /// largest difference): the flag really changes the cache.
     func testKVCacheType() throws {
         let scratch = TemporaryDirectory()
         let ids = "6000,464,3290,286,1200,318,257,1263"
@@ -120,6 +121,9 @@ final class CommandLineBehaviourTests: XCTestCase {
         let f16 = try dump("f16.st", ["--quant", "f32"])
         XCTAssertEqual(try DSV2Process.run(["compare", reference, f32, "--fail-above", "logits:rrms>1e-5"]).status, 0)
         XCTAssertEqual(try DSV2Process.run(["compare", reference, f16, "--fail-above", "logits:rrms>1e-5"]).status, 1)
+        let bf16 = try dump("bf16.st", ["--quant", "f32", "--kv-cache", "bf16"])
+        XCTAssertEqual(try DSV2Process.run(["compare", reference, bf16, "--fail-above", "logits:rrms>1e-5"]).status, 1)
+        XCTAssertEqual(try DSV2Process.run(["compare", reference, bf16, "--fail-above", "logits:rrms>1e-2"]).status, 0)
         XCTAssertEqual(try DSV2Process.run(["dump", "--engine", "reference", "--kv-cache", "f32", "--ids", "1", "-o", scratch.file("x").path]).status, 2)
     }
 

@@ -95,14 +95,17 @@ final class EngineGoldenTests: XCTestCase {
         return (0...config.numHiddenLayers).map(TraceName.hidden)
     }
 
-    /// f16 latent cache with f32 weights (why 2e-3 is sound: `GoldenTolerance.f16Cache`).
-    static let f16CacheTolerance = GoldenTolerance.f16Cache
-
     func testF32WeightsMatchReference() throws {
         for fixture in Fixtures.modelCases {
-            for cache in [KVCacheType.f32, .f16] {
+            for cache in KVCacheType.allCases {
                 let m = try measure(fixture, preset: "f32", cache: cache)
-                let tolerance = cache == .f32 ? Self.f32Tolerance : Self.f16CacheTolerance
+                // Why these are sound: `GoldenTolerance.f16Cache` and `.bf16Cache`.
+                let tolerance: Float
+                switch cache {
+                case .f32: tolerance = Self.f32Tolerance
+                case .f16: tolerance = GoldenTolerance.f16Cache
+                case .bf16: tolerance = GoldenTolerance.bf16Cache
+                }
                 for name in try hiddenNames(fixture) + [TraceName.finalNorm, TraceName.logits] {
                     XCTAssertLessThanOrEqual(m.relative[name]!, tolerance, "\(fixture) f32 weights, \(cache) cache: \(name)")
                 }

@@ -58,4 +58,11 @@ public enum GoldenTolerance {
     /// of the same engine: ≤ 2e-6). 2e-3 = 4 × f16's unit roundoff (2^-11) bounds that, still
     /// 50× below the 0.1–6 shifts of the known mistakes.
     public static let f16Cache: Float = 2e-3
+
+    /// bf16 latent cache with f32 weights: the same reasoning at bf16's 8 significant bits — every
+    /// cached value within 2^-9 relative (half an ulp), and with AVX-512 BF16 the query and the
+    /// attention weights rounded likewise (vdpbf16ps). It measured 3.7e-3 … 7.4e-3 on these
+    /// fixtures; 1.6e-2 = 4 × bf16's unit roundoff (2^-8), 8 × the f16 bound as the rounding is
+    /// 8× coarser, still ≥ 6× below the 0.1–6 shifts of the known mistakes.
+    public static let bf16Cache: Float = 1.6e-2
 }

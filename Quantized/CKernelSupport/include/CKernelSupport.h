@@ -43,7 +43,8 @@ enum {
     DSV2_CPU_AVX512_VNNI = 1 << 11,
     DSV2_CPU_OS_AVX512 = 1 << 12,      // XCR0: opmask and zmm state
     DSV2_CPU_AVX_VNNI = 1 << 13,       // the VEX form of vpdpbusd
-    DSV2_CPU_FEATURE_COUNT = 14
+    DSV2_CPU_AVX512_BF16 = 1 << 14,    // vdpbf16ps, vcvtne2ps2bf16
+    DSV2_CPU_FEATURE_COUNT = 15
 };
 
 /// The features of this CPU (0 on other architectures), minus those named in the environment

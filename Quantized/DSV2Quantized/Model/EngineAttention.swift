@@ -20,7 +20,7 @@ extension QuantizedEngine {
                    tracer: ForwardTracer?) {
         let c = config, tokens = ws.tokens
         let heads = c.numAttentionHeads, nope = c.qkNopeHeadDim, ropeDim = c.qkRopeHeadDim
-        let qHead = c.qHeadDim, rank = c.kvLoraRank, width = c.latentCacheWidth, vDim = c.vHeadDim
+        let qHead = c.qHeadDim, rank = c.kvLoraRank, width = c.latentCacheWidth
 
         // The block input, quantized once for every projection that reads it.
         ws.hiddenInput.load(ws.normed.pointer)
@@ -45,7 +45,7 @@ extension QuantizedEngine {
 
         // kv_a_layernorm normalises the latent only; RoPE rotates k^R (once, shared by all heads)
         // and every head's q^R (docs/NUMERICS.md items 1, 5). Then the rows enter the cache.
-        let scratch = attentionScratch.queryLatent[0].pointer  // ≥ ropeDim floats, free until the core runs
+        let scratch = attentionScratch.blockScratch(0)  // ≥ ropeDim floats, free until the core runs
         w.kvALayernorm.withUnsafeBufferPointer { norm in
             for segment in segments {
                 let cache = segment.sequence.caches[l]
@@ -74,73 +74,13 @@ extension QuantizedEngine {
 
         let coreStarted = measuresAttentionTime ? MonotonicClock.nanoseconds() : 0
         // Prompt chunks attend in the expanded form (EngineExpandedAttention.swift); single
-        // tokens (decode), and short chunks after a long prefix, in the absorbed core below.
+        // tokens (decode), and short chunks after a long prefix, in the absorbed core.
         expandedAttention(layer: l, weights: w, segments: segments, ws: ws)
-
-        // The core, one (token, head) item at a time; items are dealt round-robin to the
-        // participants (later tokens see more keys, so contiguous ranges would be unbalanced).
-        let items = tokens * heads, participants = pool.threadCount
-        let firstCache = segments[0].sequence.caches[l]
-        let scale = softmaxScale, cacheType = firstCache.type.weightType, rowBytes = firstCache.rowBytes
-        let rowPosition = ws.rowPosition, rowSegment = ws.rowSegment
-        let scratchState = attentionScratch
-        let query = ws.query.pointer, headOutputs = ws.headOutputs.pointer
-        let wUKT = w.kvBProj.wUKT, wUV = w.kvBProj.wUV
-        // A local function (not a closure value) so that passing it to the pool allocates no context.
-        func core(_ p: Int, cacheBases: UnsafeMutablePointer<UnsafeRawPointer>) {
-            let queryLatent = scratchState.queryLatent[p].pointer  // [rank + ropeDim]
-            let context = scratchState.context[p].pointer          // [rank]
-            let scores = scratchState.scores[p].pointer            // [visible]
-            var item = p
-            while item < items {
-                let t = item / heads, h = item % heads
-                if attendsExpanded(segments[rowSegment[t]], w) { item += participants; continue }
-                let q = query + (t * heads + h) * qHead
-                let cacheBase = cacheBases[rowSegment[t]]
-                // Absorb W^UK into the query: W^UK_iᵀ q^C_t,i ([rank]), then append q^R_t,i.
-                if nope > 0 {
-                    LatentAttentionKernels.matvec(wUKT, rows: h * rank ..< (h + 1) * rank, q, into: queryLatent)
-                } else {
-                    queryLatent.update(repeating: 0, count: rank)
-                }
-                (queryLatent + rank).update(from: q + nope, count: ropeDim)
-                // Causal: position p sees its sequence's cached rows 0 ... p (NUMERICS.md item 7).
-                let visible = rowPosition[t] + 1
-                for j in 0..<visible {
-                    scores[j] = LatentAttentionKernels.dot(cacheBase + j * rowBytes, queryLatent, columns: width, type: cacheType) * scale
-                }
-                Elementwise.softmax(scores, count: visible)
-                LatentAttentionKernels.weightedRowSum(base: cacheBase, rowBytes: rowBytes, count: visible, weights: scores,
-                                                      columns: rank, type: cacheType, into: context)
-                // W^UV_i after attention: o_t,i = W^UV_i (Σ_j p_j c_KV_j), [vDim].
-                LatentAttentionKernels.matvec(wUV, rows: h * vDim ..< (h + 1) * vDim, context,
-                                              into: headOutputs + (t * heads + h) * vDim)
-                item += participants
-            }
-        }
-        // Bytes the core streams: every item reads its visible cache rows (and its W^UK/W^UV rows).
-        var coreBytes = 0
-        for segment in segments where !attendsExpanded(segment, w) {
-            let rows = segment.rows.count
-            coreBytes += rows * heads * ((segment.past + (rows + 1) / 2) * rowBytes + (wUKT.streamedBytes + wUV.streamedBytes) / heads)
-        }
-        withUnsafeTemporaryAllocation(of: UnsafeRawPointer.self, capacity: segments.count) { buffer in
-            let cacheBases = buffer.baseAddress!
-            for (s, segment) in segments.enumerated() { (cacheBases + s).initialize(to: segment.sequence.caches[l].base) }
-            func participant(_ p: Int) { core(p, cacheBases: cacheBases) }
-            if coreBytes == 0 {
-                return
-            } else if participants == 1 || items == 1 || coreBytes < Self.parallelThresholdBytes {
-                for p in 0..<min(participants, items) { participant(p) }
-            } else {
-                pool.run(participant)
-            }
-        }
-
+        latentAttentionCore(layer: l, weights: w, segments: segments, ws: ws)
         if measuresAttentionTime { attentionCoreNanoseconds &+= MonotonicClock.nanoseconds() &- coreStarted }
 
         // eq. 19: u_t = W^O [o_t,1; …; o_t,n_h].
-        ws.headOutputInput.load(headOutputs)
+        ws.headOutputInput.load(ws.headOutputs.pointer)
         phase(ws) { $0.append(MatrixProduct(matrix: w.oProj, input: ws.headOutputInput, tokens: .all, output: ws.blockOutput.pointer)) }
     }
 }

@@ -146,37 +146,50 @@ final class EngineWorkspace {
     }
 }
 
-/// Per-participant scratch of the attention core (each thread works on its own (token, head)
-/// items): the absorbed query [c-space | rope], the attention context, and the scores over the
-/// whole context (grown with the cache).
+/// Scratch of the attention core (`EngineLatentAttention.swift`): per participant the working
+/// memory of `LatentAttention.block`, the absorbed query of one head and the merged context of
+/// one head; per token slot the query qᵀ of all heads and the blocks' partial results. A pass
+/// uses a slot per token when its tokens are few (decode: blocks spread over the threads), else
+/// a slot per participant (each works through whole tokens).
 final class AttentionScratch {
     let participants: Int
-    let width: Int
-    let rank: Int
-    private(set) var contextCapacity: Int
-    private(set) var queryLatent: [FloatBuffer]   // [participants][kvLoraRank + qkRopeHeadDim]
-    private(set) var context: [FloatBuffer]       // [participants][kvLoraRank]
-    private(set) var scores: [FloatBuffer]        // [participants][contextCapacity]
+    let shape: LatentAttention.Shape
+    /// [participants][block scratch | latent (rank) | context (rank)]
+    private let work: [FloatBuffer]
+    /// [slots][query (width × lanes) | partials (maximumBlocks × partialFloats)]
+    private(set) var slots: [FloatBuffer] = []
 
-    init(participants: Int, width: Int, rank: Int, contextCapacity: Int) {
+    init(participants: Int, shape: LatentAttention.Shape) {
         self.participants = participants
-        self.width = width
-        self.rank = rank
-        self.contextCapacity = max(1, contextCapacity)
-        queryLatent = (0..<participants).map { _ in FloatBuffer(width) }
-        context = (0..<participants).map { _ in FloatBuffer(rank) }
-        scores = (0..<participants).map { [contextCapacity = self.contextCapacity] _ in FloatBuffer(contextCapacity) }
+        self.shape = shape
+        work = (0..<participants).map { _ in FloatBuffer(Self.workFloats(shape)) }
+        reserve(slots: participants)
     }
 
-    func reserve(context needed: Int) {
-        guard needed > contextCapacity else { return }
-        var capacity = contextCapacity
-        while capacity < needed { capacity *= 2 }
-        contextCapacity = capacity
-        scores = (0..<participants).map { _ in FloatBuffer(capacity) }
+    static func workFloats(_ shape: LatentAttention.Shape) -> Int { shape.scratchFloats + 2 * shape.rank }
+    static func slotFloats(_ shape: LatentAttention.Shape) -> Int {
+        shape.queryFloats + LatentAttention.maximumBlocks * shape.partialFloats
     }
+    /// The most slots a pass uses: one per token up to `phasedTokens`, else one per participant.
+    static func maximumSlots(participants: Int) -> Int { max(participants, QuantizedEngine.phasedAttentionTokens(participants: participants)) }
+
+    /// Bytes of the scratch of `participants` once every slot a pass can use exists.
+    static func bytes(_ shape: LatentAttention.Shape, participants: Int) -> Int {
+        (participants * workFloats(shape) + maximumSlots(participants: participants) * slotFloats(shape)) * 4
+    }
+
+    /// Makes at least `count` slots.
+    func reserve(slots count: Int) {
+        while slots.count < count { slots.append(FloatBuffer(Self.slotFloats(shape))) }
+    }
+
+    func blockScratch(_ p: Int) -> UnsafeMutablePointer<Float> { work[p].pointer }
+    func latent(_ p: Int) -> UnsafeMutablePointer<Float> { work[p].pointer + shape.scratchFloats }
+    func context(_ p: Int) -> UnsafeMutablePointer<Float> { work[p].pointer + shape.scratchFloats + shape.rank }
+    func query(_ slot: Int) -> UnsafeMutablePointer<Float> { slots[slot].pointer }
+    func partials(_ slot: Int) -> UnsafeMutablePointer<Float> { slots[slot].pointer + shape.queryFloats }
 
     var allocatedBytes: Int {
-        (queryLatent + context + scores).reduce(0) { $0 + $1.bytes }
+        (work + slots).reduce(0) { $0 + $1.bytes }
     }
 }

@@ -10,10 +10,10 @@ extension QuantizedEngine {
     /// Bytes of scratch a run needs besides weights and cache, without allocating it: the decode
     /// workspace, one multi-token workspace for the longest pass (a prompt longer than
     /// `prefillChunkTokens` runs in chunks of that size; past `feedForwardPartTokens` rows its
-    /// feed-forward block runs in parts, unless `wholePass`: a traced pass), the attention
-    /// scratch of `threads` participants over `contextTokens`, and the expanded attention's for
-    /// that pass. Workspace buffers grow linearly with their token count, so two small ones give
-    /// the slope.
+    /// feed-forward block runs in parts, unless `wholePass`: a traced pass), the decode attention
+    /// scratch of `threads` participants (it does not grow with the context), and the expanded
+    /// attention's for that pass over `contextTokens` keys. Workspace buffers grow linearly with
+    /// their token count, so two small ones give the slope.
     public static func scratchBytes(config: ModelConfig, threads: Int, longestPass: Int, contextTokens: Int,
                                     prefillChunkTokens: Int = defaultPrefillChunkTokens, wholePass: Bool = false) -> Int {
         let one = EngineWorkspace(tokens: 1, config: config).allocatedBytes
@@ -31,8 +31,7 @@ extension QuantizedEngine {
             let split3 = EngineWorkspace(tokens: 3, config: config, feedForwardTokens: 1).allocatedBytes
             prefill = split2 + (pass - 2) * (split3 - split2) + 2 * whole(part)
         }
-        let capacity = LatentKVCache.capacity(from: min(initialCacheTokens, config.maxPositionEmbeddings), toHold: contextTokens)
-        let attention = max(1, threads) * (config.latentCacheWidth + config.kvLoraRank + capacity) * 4
+        let attention = AttentionScratch.bytes(config.latentAttentionShape, participants: max(1, threads))
         let expanded = ExpandedAttentionScratch.bytes(config: config, participants: max(1, threads), rows: pass,
                                                       keys: contextTokens)
         return one + prefill + attention + expanded

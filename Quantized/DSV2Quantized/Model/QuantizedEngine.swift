@@ -13,11 +13,13 @@ import DSV2Kernels
 ///   a = x + MLA(input_layernorm(x))            → `kv_latent.l`, `attn.l`
 ///   y = a + FFN(post_attention_layernorm(a))   → `router.l.*`, `moe.l`, `hidden.{l+1}`
 ///
-/// Determinism: every output element of every product is computed whole by one thread, and the
-/// attention's (token, head) or (query block, head) items likewise, so results are bit-identical
-/// for any thread count. A pass of several tokens attends in the expanded form
-/// (`EngineExpandedAttention.swift`), a single token in the absorbed form (`EngineAttention.swift`):
-/// prefill equals token-by-token decode within rounding, not bit for bit (docs/NUMERICS.md).
+/// Determinism: every output element of every product is computed whole by one thread; the
+/// expanded attention's (query block, head) items likewise, and the absorbed attention splits a
+/// token's cache rows into blocks fixed by the context length alone, merged in order; so results
+/// are bit-identical for any thread count. A pass of several tokens attends in the expanded form
+/// (`EngineExpandedAttention.swift`), a single token in the absorbed form (`EngineAttention.swift`,
+/// `EngineLatentAttention.swift`): prefill equals token-by-token decode within rounding, not bit
+/// for bit (docs/NUMERICS.md).
 public final class QuantizedEngine: LanguageModel {
     public var config: ModelConfig { weights.config }
     public let weights: EngineWeights
@@ -91,8 +93,7 @@ public final class QuantizedEngine: LanguageModel {
         let context = min(max(1, initialContext), config.maxPositionEmbeddings)
         self.initialContext = context
         sequence = SequenceState(config: config, type: kvCacheType, capacity: context)
-        attentionScratch = AttentionScratch(participants: pool.threadCount, width: config.latentCacheWidth,
-                                            rank: config.kvLoraRank, contextCapacity: context)
+        attentionScratch = AttentionScratch(participants: pool.threadCount, shape: config.latentAttentionShape)
         decodeWorkspace = EngineWorkspace(tokens: 1, config: config)
         expandedKeyBlockLimit = ExpandedAttentionScratch.defaultKeyBlockLimit(config: config)
     }
@@ -110,8 +111,7 @@ public final class QuantizedEngine: LanguageModel {
         let count = min(max(1, threads), Self.maximumThreadCount)
         guard count != pool.threadCount else { return }
         pool = WorkerPool(threadCount: count)
-        attentionScratch = AttentionScratch(participants: count, width: config.latentCacheWidth,
-                                            rank: config.kvLoraRank, contextCapacity: attentionScratch.contextCapacity)
+        attentionScratch = AttentionScratch(participants: count, shape: config.latentAttentionShape)
     }
 
     // MARK: Figures for benchmarks
@@ -242,11 +242,8 @@ public final class QuantizedEngine: LanguageModel {
               tracer: ForwardTracer?) -> [[Float]] {
         let count = tokens.count, hidden = config.hiddenSize
         precondition(ws.tokens == count, "workspace for \(ws.tokens) tokens, pass of \(count)")
-        var longest = 0
         for (s, segment) in segments.enumerated() {
-            let needed = segment.past + segment.rows.count
-            segment.sequence.reserve(needed)
-            longest = max(longest, needed)
+            segment.sequence.reserve(segment.past + segment.rows.count)
             for t in segment.rows {
                 let position = segment.past + t - segment.rows.lowerBound
                 ws.rowPosition[t] = position
@@ -255,7 +252,6 @@ public final class QuantizedEngine: LanguageModel {
                                 sin: ws.sines.pointer + t * rotation.half)
             }
         }
-        attentionScratch.reserve(context: longest)
 
         var feedForwardParts: [Int: EngineWorkspace] = [:]   // freed with the pass
         let x = ws.residual.pointer  // [tokens, hidden]: the residual stream

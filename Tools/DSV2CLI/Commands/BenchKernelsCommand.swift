@@ -11,6 +11,8 @@ import Foundation
 /// this machine kind) that every pass reads DRAM, as real decode does. Next to it, the
 /// read bandwidth `ReadBandwidthProbe` measures in the same run, and the fraction.
 /// Mat-mat: GFLOP/s (2·tokens·rows·columns per product) for 64 tokens × 1408×2048.
+/// Latent attention: one decode token's attention core over `--latent-context` cached rows of
+/// V2-Lite's shape (16 heads, 512 + 64 columns) on one thread, per cache type and products.
 struct BenchKernelsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kernels",
@@ -31,6 +33,9 @@ struct BenchKernelsCommand: ParsableCommand {
     @Option(help: "Minimum seconds per measurement.")
     var seconds: Double = 0.5
 
+    @Option(help: "Cached rows of the latent attention measurement (0: skip it).")
+    var latentContext: Int = 4096
+
     @Flag(help: "Print JSON instead of a table.")
     var json = false
 
@@ -42,8 +47,14 @@ struct BenchKernelsCommand: ParsableCommand {
     struct MatMul: Codable {
         var type: String; var tokens: Int; var rows: Int; var columns: Int; var threads: Int; var gflops: Double
     }
+    struct LatentCore: Codable {
+        var cache: String; var products: String; var rows: Int
+        /// One token's attention core over `rows` rows for one layer, and multiply-adds per second
+        /// (heads × (width + rank) per row: the two products).
+        var microseconds: Double; var gmacPerSecond: Double
+    }
     struct Report: Codable {
-        var readBandwidth: [Bandwidth]; var matvec: [MatVec]; var matmul: [MatMul]
+        var readBandwidth: [Bandwidth]; var matvec: [MatVec]; var matmul: [MatMul]; var latentAttention: [LatentCore] = []
         var regionMicroseconds: [Bandwidth]
         /// 1-minute load average when the run started (other processes distort every figure).
         var loadAverage: Double?
@@ -122,6 +133,23 @@ struct BenchKernelsCommand: ParsableCommand {
             }
         }
 
+        // 4. The attention core of one decode token (one thread).
+        if latentContext > 0 {
+            var tables = [KernelTable.native]
+            if CPUFeatures.current.contains(.avx512BF16),
+               let plain = KernelTable(path: KernelTable.native.path, features: CPUFeatures.current.subtracting(.avx512BF16)) {
+                tables.append(plain)
+            }
+            for type in [WeightType.f16, .bf16, .f32] {
+                var seen = Set<String>()
+                for table in tables where seen.insert(table.latentAttention(type).name).inserted {
+                    report.latentAttention.append(measureLatentCore(table.latentAttention(type), type: type))
+                    let r = report.latentAttention.last!
+                    log("latent attention \(r.cache) \(r.products), \(r.rows) rows: \(format(r.microseconds)) µs, \(format(r.gmacPerSecond)) GMAC/s")
+                }
+            }
+        }
+
         if json {
             try JSONOutput.print(report, pretty: true)
         } else {
@@ -144,6 +172,46 @@ struct BenchKernelsCommand: ParsableCommand {
             elapsed = BenchClock.monotonic() - start
         } while elapsed < seconds || calls < 3
         return elapsed / Double(calls)
+    }
+
+    /// One token's attention over `latentContext` random cache rows of `type` (values in ±1):
+    /// every block of `LatentAttention`'s partition, then the merge of every head.
+    func measureLatentCore(_ products: LatentAttentionProducts, type: WeightType) -> LatentCore {
+        let shape = LatentAttention.Shape(heads: 16, rank: 512, width: 576), rows = latentContext
+        let rowBytes = shape.width * (type == .f32 ? 4 : 2)
+        let cache = AlignedBuffer(byteCount: rows * rowBytes)
+        var state: UInt64 = 0x2545_F491_4F6C_DD1D
+        func next() -> Float {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Float(Int64(bitPattern: state) >> 40) / Float(1 << 23)   // ±1
+        }
+        for i in 0..<rows * shape.width {
+            let v = next()
+            switch type {
+            case .f16: cache.pointer.storeBytes(of: Float16(v), toByteOffset: i * 2, as: Float16.self)
+            case .bf16: cache.pointer.storeBytes(of: ScalarQuantization.bfloat16Bits(v), toByteOffset: i * 2, as: UInt16.self)
+            default: cache.pointer.storeBytes(of: v, toByteOffset: i * 4, as: Float.self)
+            }
+        }
+        let query = (0..<shape.queryFloats).map { _ in next() * 0.1 }
+        let blockRows = LatentAttention.blockRows(visible: rows), blocks = LatentAttention.blockCount(visible: rows)
+        var partials = [Float](repeating: 0, count: blocks * shape.partialFloats)
+        var scratch = [Float](repeating: 0, count: shape.scratchFloats), out = [Float](repeating: 0, count: shape.rank)
+        let time = measure {
+            partials.withUnsafeMutableBufferPointer { partial in
+                for b in 0..<blocks {
+                    LatentAttention.block(products, shape: shape, query: query, rows: UnsafeRawPointer(cache.pointer), rowBytes: rowBytes,
+                                          range: b * blockRows ..< min(rows, (b + 1) * blockRows), scratch: &scratch,
+                                          into: partial.baseAddress! + b * shape.partialFloats)
+                }
+                for h in 0..<shape.heads {
+                    LatentAttention.merge(shape: shape, partials: partial.baseAddress!, blocks: blocks, head: h, into: &out)
+                }
+            }
+        }
+        let macs = Double(rows * shape.heads * (shape.width + shape.rank))
+        return LatentCore(cache: type.rawValue, products: products.name, rows: rows, microseconds: time * 1e6,
+                          gmacPerSecond: macs / time / 1e9)
     }
 
     /// Distinct matrices totalling at least `megabytes`, each filled with its own pseudo-random
@@ -219,6 +287,13 @@ struct BenchKernelsCommand: ParsableCommand {
         print("type  threads  GFLOP/s")
         for m in report.matmul {
             print("\(m.type.padding(toLength: 5, withPad: " ", startingAt: 0)) \(String(format: "%7d", m.threads))  \(String(format: "%7.1f", m.gflops))")
+        }
+        guard let rows = report.latentAttention.first?.rows else { return }
+        print("")
+        print("latent attention core (decode), one token over \(rows) cached rows, 16 heads × 576, 1 thread")
+        print("cache  products          µs/layer  GMAC/s")
+        for l in report.latentAttention {
+            print("\(l.cache.padding(toLength: 6, withPad: " ", startingAt: 0)) \(l.products.padding(toLength: 16, withPad: " ", startingAt: 0))  \(String(format: "%8.1f", l.microseconds))  \(String(format: "%6.1f", l.gmacPerSecond))")
         }
     }
 }

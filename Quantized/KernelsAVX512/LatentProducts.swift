@@ -1,0 +1,1 @@
+../DSV2Kernels/LatentProducts.swift
