@@ -37,7 +37,7 @@ public enum ExpandedAttentionKernels {
         let unmaskedEnd = Int(positions.min()) &+ 1
         let minusInfinity = SIMD16<Float>(repeating: -.infinity)
         @inline(__always) func masked(_ a: SIMD16<Float>, key: Int) -> SIMD16<Float> {
-            key < unmaskedEnd ? a * scaleVector : select(positions .< SIMD16(repeating: Float(key)), minusInfinity, a * scaleVector)
+            key < unmaskedEnd ? a * scaleVector : VectorMath.select(positions .< SIMD16(repeating: Float(key)), minusInfinity, a * scaleVector)
         }
         // Scores, four keys at a time (8 accumulators on AVX2's 16 registers), then one by one.
         var j = 0
@@ -81,13 +81,13 @@ public enum ExpandedAttentionKernels {
         // c = e^(−∞) = 0 clears the initial state.
         let st = UnsafeMutableRawPointer(state)
         var tileMax = SIMD16<Float>(repeating: -.infinity)
-        for j in 0..<count { tileMax = maximum(tileMax, s.load(fromByteOffset: j &* 64, as: SIMD16<Float>.self)) }
+        for j in 0..<count { tileMax = VectorMath.maximum(tileMax, s.load(fromByteOffset: j &* 64, as: SIMD16<Float>.self)) }
         let m = st.load(as: SIMD16<Float>.self)
-        let mNew = maximum(m, tileMax)
-        let correction = exp(m - mNew)
+        let mNew = VectorMath.maximum(m, tileMax)
+        let correction = VectorMath.exp(m - mNew)
         var sum = SIMD16<Float>()
         for j in 0..<count {
-            let p = exp(s.load(fromByteOffset: j &* 64, as: SIMD16<Float>.self) - mNew)
+            let p = VectorMath.exp(s.load(fromByteOffset: j &* 64, as: SIMD16<Float>.self) - mNew)
             s.storeBytes(of: p, toByteOffset: j &* 64, as: SIMD16<Float>.self)
             sum += p
         }
@@ -142,7 +142,8 @@ public enum ExpandedAttentionKernels {
         for c in 0..<vDim { output[c] = o[c &* lanes] / l }
     }
 
-    /// `count` f16 or f32 values at `row` as floats (a cached latent row for the up-projection).
+    /// `count` f16, bf16 or f32 values at `row` as floats, exactly (a cached latent row for the
+    /// up-projection).
     public static func widen(_ row: UnsafeRawPointer, count: Int, type: WeightType, into out: UnsafeMutablePointer<Float>) {
         switch type {
         case .f32:
@@ -159,8 +160,21 @@ public enum ExpandedAttentionKernels {
                 out[i] = Float(row.loadUnaligned(fromByteOffset: i &* 2, as: Float16.self))
                 i &+= 1
             }
+        case .bf16:
+            // A bf16 value is the high half of a Float's bits.
+            let o = UnsafeMutableRawPointer(out)
+            var i = 0
+            while i &+ 16 <= count {
+                let bits = SIMD16<UInt32>(truncatingIfNeeded: row.loadUnaligned(fromByteOffset: i &* 2, as: SIMD16<UInt16>.self))
+                o.storeBytes(of: unsafeBitCast(bits &<< 16, to: SIMD16<Float>.self), toByteOffset: i &* 4, as: SIMD16<Float>.self)
+                i &+= 16
+            }
+            while i < count {
+                out[i] = Float(bitPattern: UInt32(row.loadUnaligned(fromByteOffset: i &* 2, as: UInt16.self)) &<< 16)
+                i &+= 1
+            }
         default:
-            preconditionFailure("cached latents are f16 or f32, not \(type)")
+            preconditionFailure("cached latents are f16, bf16 or f32, not \(type)")
         }
     }
 
@@ -177,48 +191,5 @@ public enum ExpandedAttentionKernels {
                 start += n
             }
         }
-    }
-
-    /// Lanes of `a` where `mask` is set, else of `b`, by bit operations: the standard library's
-    /// `replacing(with:where:)` and `pointwiseMax` compile to a loop over the lanes.
-    @inline(__always)
-    static func select(_ mask: SIMDMask<SIMD16<Int32>>, _ a: SIMD16<Float>, _ b: SIMD16<Float>) -> SIMD16<Float> {
-        let m = unsafeBitCast(mask, to: SIMD16<Int32>.self)
-        return unsafeBitCast((unsafeBitCast(a, to: SIMD16<Int32>.self) & m) | (unsafeBitCast(b, to: SIMD16<Int32>.self) & ~m),
-                             to: SIMD16<Float>.self)
-    }
-
-    /// The larger of each pair of lanes (no NaNs here).
-    @inline(__always)
-    static func maximum(_ a: SIMD16<Float>, _ b: SIMD16<Float>) -> SIMD16<Float> { select(a .< b, b, a) }
-
-    /// e^x for 16 lanes: x = n·ln 2 + r with |r| ≤ ln 2 / 2 (ln 2 in two parts, so r is exact to
-    /// float precision), e^r by the degree-7 polynomial 1 + r + r²·P(r) of Cephes' expf (within
-    /// about 1 ulp), 2^n built in the exponent bits. Exactly 1 at 0; 0 below about −87.3, where
-    /// 2^n would be subnormal (e^x < 2^-126 is negligible next to the softmax's sum ≥ 1), and at
-    /// −∞; the arguments here are ≤ 0.
-    @inline(__always)
-    public static func exp(_ x: SIMD16<Float>) -> SIMD16<Float> {
-        let low = SIMD16<Float>(repeating: -104), high = SIMD16<Float>(repeating: 88)
-        let clamped = select(x .< low, low, select(high .< x, high, x))
-        // Adding 1.5·2²³ rounds x·log₂e to an integer n held in the low mantissa bits.
-        let magic = SIMD16<Float>(repeating: 12_582_912)
-        let shifted = clamped * SIMD16(repeating: 1.442_695_04) + magic
-        let n = shifted - magic
-        var r = clamped
-        r.addProduct(n, SIMD16(repeating: -0.693_359_375))
-        r.addProduct(n, SIMD16(repeating: 2.121_944_4e-4))
-        var p = SIMD16<Float>(repeating: 1.987_569_15e-4)
-        p = p * r + SIMD16(repeating: 1.398_199_95e-3)
-        p = p * r + SIMD16(repeating: 8.333_451_9e-3)
-        p = p * r + SIMD16(repeating: 4.166_579_59e-2)
-        p = p * r + SIMD16(repeating: 1.666_666_55e-1)
-        p = p * r + SIMD16(repeating: 5.000_000_12e-1)
-        let er = p * (r * r) + r + SIMD16(repeating: 1)
-        // 2^n: (n + 127) << 23, with n = bits(shifted) − bits(magic) (same binade).
-        let biased = unsafeBitCast(shifted, to: SIMD16<Int32>.self) &- SIMD16(repeating: 0x4B40_0000 - 127)
-        // A biased exponent ≤ 0 (n < −126) gives 0: the sign bit of `biased` clears the lane.
-        let twoN = unsafeBitCast((biased &<< 23) & ~(biased &>> 31), to: SIMD16<Float>.self)
-        return er * twoN
     }
 }

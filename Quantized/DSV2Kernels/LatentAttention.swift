@@ -82,14 +82,14 @@ public enum LatentAttention {
                 let offset = g &* 4, stride = lanes &* 4
                 var tileMax = s.loadUnaligned(fromByteOffset: offset, as: SIMD16<Float>.self)
                 for j in 1..<count {
-                    tileMax = larger(tileMax, s.loadUnaligned(fromByteOffset: offset &+ j &* stride, as: SIMD16<Float>.self))
+                    tileMax = VectorMath.maximum(tileMax, s.loadUnaligned(fromByteOffset: offset &+ j &* stride, as: SIMD16<Float>.self))
                 }
                 var m = tileMax, l = SIMD16<Float>()
                 if !first {
                     // Online softmax: rescale what the earlier tiles summed to the new maximum.
                     let old = maxima.loadUnaligned(fromByteOffset: offset, as: SIMD16<Float>.self)
-                    m = larger(old, tileMax)
-                    let alpha = exp(old - m)
+                    m = VectorMath.maximum(old, tileMax)
+                    let alpha = VectorMath.exp(old - m)
                     l = sums.loadUnaligned(fromByteOffset: offset, as: SIMD16<Float>.self) * alpha
                     for k in 0..<min(LatentAttentionKernels.headLanes, heads - g) {
                         scale(context + (g + k) * rank, count: rank, by: alpha[k])
@@ -97,7 +97,7 @@ public enum LatentAttention {
                 }
                 for j in 0..<count {
                     let at = offset &+ j &* stride
-                    let p = exp(s.loadUnaligned(fromByteOffset: at, as: SIMD16<Float>.self) - m)
+                    let p = VectorMath.exp(s.loadUnaligned(fromByteOffset: at, as: SIMD16<Float>.self) - m)
                     s.storeBytes(of: p, toByteOffset: at, as: SIMD16<Float>.self)
                     l += p
                 }
@@ -122,7 +122,7 @@ public enum LatentAttention {
         var total: Float = 0
         for b in 0..<blocks {
             let partial = partials + b * stride
-            let weight = exp(SIMD16(repeating: partial[head] - largest))[0]
+            let weight = VectorMath.exp(SIMD16(repeating: partial[head] - largest))[0]
             total = total.addingProduct(weight, partial[lanes + head])
             addScaled(partial + 2 * lanes + head * rank, weight, into: out, count: rank)
         }
@@ -154,42 +154,5 @@ public enum LatentAttention {
             c &+= 16
         }
         while c < count { out[c] = out[c].addingProduct(x[c], weight); c &+= 1 }
-    }
-
-    /// Lane-wise max by compare and select (one vmaxps-like blend; the standard library's
-    /// `pointwiseMax` runs lane by lane). A NaN in `b` is not taken.
-    @inline(__always)
-    static func larger(_ a: SIMD16<Float>, _ b: SIMD16<Float>) -> SIMD16<Float> { a.replacing(with: b, where: b .> a) }
-
-    @inline(__always)
-    static func smaller(_ a: SIMD16<Float>, _ b: SIMD16<Float>) -> SIMD16<Float> { a.replacing(with: b, where: b .< a) }
-
-    /// e^x per lane, for the x ≤ 0 of a softmax (scores minus their maximum): within 2 ulp of
-    /// the exact value for x ≥ −87, exactly 1 at 0 and exactly 0 below −87 (where e^x < 2^−125,
-    /// nothing next to the maximum's e^0 = 1). e^x = 2^k·e^r with k = round(x·log₂e) and
-    /// r = x − k·ln 2 (ln 2 in two parts, so r keeps its low bits), |r| ≤ ln2/2, e^r by its
-    /// Taylor polynomial of degree 7 (truncation error < 2e-9). Lane-wise operations only, so
-    /// a lane's value does not depend on the others.
-    @inline(__always)
-    public static func exp(_ x: SIMD16<Float>) -> SIMD16<Float> {
-        let clamped = smaller(larger(x, SIMD16(repeating: -87)), SIMD16(repeating: 88))
-        // Adding 1.5·2^23 rounds to an integer (to nearest even) held in the low mantissa bits.
-        let shifter = SIMD16<Float>(repeating: 12_582_912)
-        let biased = shifter.addingProduct(clamped, SIMD16(repeating: 1.442_695_04))
-        let k = biased - shifter
-        var r = clamped.addingProduct(k, SIMD16(repeating: -0.693_145_751_953_125))   // ln 2, high part (exact in 16 bits)
-        r = r.addingProduct(k, SIMD16(repeating: -1.428_606_765_330_187e-6))           // ln 2 − high part
-        var p = SIMD16<Float>(repeating: 1.0 / 5040)
-        p = SIMD16(repeating: 1.0 / 720).addingProduct(p, r)
-        p = SIMD16(repeating: 1.0 / 120).addingProduct(p, r)
-        p = SIMD16(repeating: 1.0 / 24).addingProduct(p, r)
-        p = SIMD16(repeating: 1.0 / 6).addingProduct(p, r)
-        p = SIMD16(repeating: 0.5).addingProduct(p, r)
-        p = SIMD16(repeating: 1).addingProduct(p, r)
-        p = SIMD16(repeating: 1).addingProduct(p, r)
-        // 2^k: k + 127 in the exponent field (k is in −126...127 after the clamp).
-        let bits = (unsafeBitCast(biased, to: SIMD16<UInt32>.self) &- (0x4B40_0000 &- 127)) &<< 23
-        let result = p * unsafeBitCast(bits, to: SIMD16<Float>.self)
-        return result.replacing(with: 0, where: x .< -87)
     }
 }

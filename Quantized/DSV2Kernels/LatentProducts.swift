@@ -100,8 +100,8 @@ public enum LatentProducts {
     /// The scores, `scoreRows` rows at a time; `view(row, i)` gives row `row` (the i-th of its
     /// block) as floats. A short last block repeats its last row (those sums are not stored).
     @inline(__always)
-    static func scores(_ qT: UnsafePointer<Float>, lanes: Int, rows: UnsafeRawPointer, rowBytes: Int, count: Int, width: Int,
-                       into s: UnsafeMutablePointer<Float>, view: (UnsafeRawPointer, Int) -> UnsafePointer<Float>) {
+    private static func scores(_ qT: UnsafePointer<Float>, lanes: Int, rows: UnsafeRawPointer, rowBytes: Int, count: Int, width: Int,
+                               into s: UnsafeMutablePointer<Float>, view: (UnsafeRawPointer, Int) -> UnsafePointer<Float>) {
         let laneBytes = lanes &* 4
         var j = 0
         while j < count {
@@ -154,9 +154,9 @@ public enum LatentProducts {
     /// group accumulate padding lanes of p and are not stored), then the columns past the last
     /// multiple of 16 one by one.
     @inline(__always)
-    static func weightedSum(_ p: UnsafePointer<Float>, lanes: Int, heads: Int, rows: UnsafeRawPointer, rowBytes: Int,
-                            count: Int, rank: Int, elementBytes: Int, into ctx: UnsafeMutablePointer<Float>,
-                            load16: (UnsafeRawPointer, Int) -> SIMD16<Float>, load1: (UnsafeRawPointer, Int) -> Float) {
+    private static func weightedSum(_ p: UnsafePointer<Float>, lanes: Int, heads: Int, rows: UnsafeRawPointer, rowBytes: Int,
+                                    count: Int, rank: Int, elementBytes: Int, into ctx: UnsafeMutablePointer<Float>,
+                                    load16: (UnsafeRawPointer, Int) -> SIMD16<Float>, load1: (UnsafeRawPointer, Int) -> Float) {
         let out = UnsafeMutableRawPointer(ctx), headBytes = rank &* 4
         var h = 0
         while h < heads {

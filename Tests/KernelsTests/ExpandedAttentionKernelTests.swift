@@ -4,7 +4,8 @@ import Foundation
 import TestSupport
 import XCTest
 
-/// `ExpandedAttentionKernels`: the vector exponential, and the online-softmax attention of a
+/// `ExpandedAttentionKernels`: the vector exponential both attention kernels use
+/// (`VectorMath.exp`), and the online-softmax attention of a
 /// query block against a float64 softmax attention written from the definition.
 final class ExpandedAttentionKernelTests: XCTestCase {
     /// Within 2 ulp of e^x over the arguments a softmax gives it (x ≤ 0, down to where e^x
@@ -15,7 +16,7 @@ final class ExpandedAttentionKernelTests: XCTestCase {
         var x: Float = -87
         while x <= 20 {
             let lanes = SIMD16<Float>((0..<16).map { x + Float($0) * 0.001 })
-            let e = ExpandedAttentionKernels.exp(lanes)
+            let e = VectorMath.exp(lanes)
             for i in 0..<16 {
                 let exact = Foundation.exp(Double(lanes[i]))
                 worst = max(worst, abs(Double(e[i]) - exact) / (exact * Double(Float.ulpOfOne)))
@@ -24,7 +25,7 @@ final class ExpandedAttentionKernelTests: XCTestCase {
         }
         print("[expanded-kernels] exp: worst error \(String(format: "%.2f", worst)) ulp over [-87, 20]")
         XCTAssertLessThanOrEqual(worst, 2)
-        let special = ExpandedAttentionKernels.exp(SIMD16<Float>(0, -.infinity, -200, -104, -88, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
+        let special = VectorMath.exp(SIMD16<Float>(0, -.infinity, -200, -104, -88, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
         XCTAssertEqual(special[0], 1)
         for i in 1...3 { XCTAssertEqual(special[i], 0) }
         XCTAssertLessThan(special[4], 1e-37)

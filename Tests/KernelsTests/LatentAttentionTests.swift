@@ -172,24 +172,6 @@ final class LatentAttentionTests: XCTestCase {
             XCTAssertLessThan((blocks - 1) * rows, visible, "no empty block at \(visible)")
         }
     }
-
-    /// The vectorised exponential: within 2 ulp of exp on [−87, 0], exactly 1 at 0 and exactly 0 below −87.
-    func testExponential() {
-        var worst: Float = 0
-        var x: Float = -87
-        while x <= 0 {
-            let value = LatentAttention.exp(SIMD16(repeating: x))[0]
-            let exact = Foundation.exp(Double(x))
-            let ulps = Float(abs(Double(value) - exact) / Double(Float(exact).ulp))
-            worst = max(worst, ulps)
-            x += 0.001_37
-        }
-        XCTAssertLessThanOrEqual(worst, 2, "largest error \(worst) ulp")
-        XCTAssertEqual(LatentAttention.exp(SIMD16(repeating: 0))[0], 1)
-        XCTAssertEqual(LatentAttention.exp(SIMD16(repeating: -87.5))[0], 0)
-        XCTAssertEqual(LatentAttention.exp(SIMD16(repeating: -.infinity))[0], 0)
-        print("[latent-exp] largest error \(worst) ulp on [-87, 0]")
-    }
 }
 
 /// Random cache rows of `type` (values in ±2).
