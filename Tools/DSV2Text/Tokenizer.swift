@@ -112,6 +112,9 @@ public final class Tokenizer: @unchecked Sendable {
         vocabularySize = loaded.decodeBytes.count
         templatePrefix = loaded.templatePrefix
         templateSuffix = loaded.templateSuffix
+        if let id = (templatePrefix + templateSuffix).first(where: { Int($0) >= loaded.decodeBytes.count }) {
+            throw TokenizerError.invalidFile(path: path, reason: "post_processor adds token id \(id), outside the vocabulary (0..<\(loaded.decodeBytes.count))")
+        }
 
         var config: JSONValue = .object([])
         if let configJSON {

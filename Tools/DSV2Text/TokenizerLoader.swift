@@ -267,7 +267,12 @@ struct TokenizerLoader {
                       let ids = post["special_tokens"]?[tokenName]?["ids"]?.arrayValue else {
                     throw field("\(name).single[\(i)]", "expected a Sequence or a SpecialToken listed in special_tokens")
                 }
-                let values = ids.compactMap { $0.intValue }.map { UInt32($0) }
+                let values = try ids.enumerated().map { j, id -> UInt32 in
+                    guard let value = id.intValue, let exact = UInt32(exactly: value) else {
+                        throw field("\(name).special_tokens.\(tokenName).ids[\(j)]", "expected a token id, not \(id.serialized)")
+                    }
+                    return exact
+                }
                 if seenSequence { templateSuffix += values } else { templatePrefix += values }
             }
         default:
