@@ -39,7 +39,7 @@ final class EngineBatchTests: XCTestCase {
             }
 
             // Batched: sequence 0 prefills whole at step 0, sequence 1 joins at step 2, sequence 2
-            // prefills two tokens per step, sequence 3 leaves after two decode steps.
+            // prefills two tokens per step (three for an odd last piece: `prefillPiece`), sequence 3 leaves after two decode steps.
             let sequences = prompts.map { _ in engine.makeSequence() }
             var fed = [Int](repeating: 0, count: prompts.count)         // prompt tokens fed
             var rows: [[[Float]]] = prompts.map { _ in [] }
@@ -52,7 +52,7 @@ final class EngineBatchTests: XCTestCase {
                     if rows[s].count == (s == 3 ? 3 : steps + 1) { continue }
                     let prompt = prompts[s]
                     if fed[s] < prompt.count {
-                        let take = s == 2 ? min(2, prompt.count - fed[s]) : prompt.count - fed[s]
+                        let take = s == 2 ? QuantizedEngine.prefillPiece(remaining: prompt.count - fed[s], budget: 2) : prompt.count - fed[s]
                         let chunk = Array(prompt[fed[s] ..< fed[s] + take])
                         fed[s] += take
                         batch.append(BatchEntry(sequence: sequences[s], tokens: chunk, logits: fed[s] == prompt.count ? .last : .none))

@@ -71,26 +71,42 @@ final class EngineExpandedAttentionTests: XCTestCase {
         }
     }
 
-    /// Whether every chunk of `chunk` rows of a `length`-token prompt attends in the expanded form.
-    private func allExpanded(_ engine: QuantizedEngine, length: Int, chunk: Int) -> Bool {
-        stride(from: 0, to: length, by: chunk).allSatisfy { past in
-            let segment = PassSegment(sequence: engine.sequence, rows: 0 ..< min(chunk, length - past), past: past, logits: .none)
-            return engine.attendsExpanded(segment, engine.weights.layers[0].attention)
+    /// Which form a piece of a prompt takes depends on its row count only: several rows are
+    /// expanded whatever the cached prefix, one row (decode) absorbed; and a prompt is never cut
+    /// into a one-row piece.
+    func testFormDependsOnRowsOnly() throws {
+        let base = try engine(preset: "q8", cache: .f16, threads: 1, keyBlock: 1024, chunk: Self.promptLength)
+        for (rows, past) in [(2, 0), (2, 100_000), (37, 117), (300, 0)] {
+            let segment = PassSegment(sequence: base.sequence, rows: 0 ..< rows, past: past, logits: .none)
+            XCTAssertTrue(base.attendsExpanded(segment, base.weights.layers[0].attention), "\(rows) rows after \(past)")
+        }
+        let single = PassSegment(sequence: base.sequence, rows: 0 ..< 1, past: 0, logits: .none)
+        XCTAssertFalse(base.attendsExpanded(single, base.weights.layers[0].attention))
+        for remaining in 1...40 {
+            for budget in 2...12 {
+                var left = remaining, pieces: [Int] = []
+                while left > 0 {
+                    let piece = QuantizedEngine.prefillPiece(remaining: left, budget: budget)
+                    pieces.append(piece)
+                    left -= piece
+                }
+                XCTAssertTrue(remaining == 1 || pieces.allSatisfy { $0 >= 2 }, "\(remaining) by \(budget): \(pieces)")
+                XCTAssertTrue(pieces.allSatisfy { $0 <= budget + 1 }, "\(remaining) by \(budget): \(pieces)")
+            }
         }
     }
 
     /// The same logits bit for bit with 1, 2 or 3 threads, whole (its feed-forward block in
-    /// parts of `feedForwardPartTokens` rows) or in chunks that all attend in the expanded form,
-    /// with any key block, and in a batch next to other sequences.
+    /// parts of `feedForwardPartTokens` rows) or in chunks of any size (each attends in the
+    /// expanded form, whatever it follows), with any key block, and in a batch next to other
+    /// sequences.
     func testResultsDoNotDependOnThreadsChunksOrKeyBlocks() throws {
         let base = try engine(preset: "q8", cache: .f16, threads: 1, keyBlock: 1024, chunk: Self.promptLength)
         let ids = prompt(base.config)
         XCTAssertGreaterThan(ids.count, QuantizedEngine.feedForwardPartTokens)
         let expected = try base.forward(tokens: ids, logits: .all)
-        // Chunks of 37 rows go absorbed after ≈ 117 cached tokens (tiny-dsv2's shapes).
-        XCTAssertFalse(allExpanded(base, length: ids.count, chunk: 37))
-        for (threads, keyBlock, chunk) in [(2, 1024, 300), (3, 64, 300), (2, 128, 100), (2, 64, 50), (1, 192, 64)] {
-            XCTAssertTrue(allExpanded(base, length: ids.count, chunk: chunk), "chunks of \(chunk)")
+        for (threads, keyBlock, chunk) in [(2, 1024, 300), (3, 64, 300), (2, 128, 100), (2, 64, 50), (1, 192, 64),
+                                           (2, 64, 37), (1, 128, 2), (2, 64, 3)] {
             let other = try engine(preset: "q8", cache: .f16, threads: threads, keyBlock: keyBlock, chunk: chunk)
             let actual = try other.forward(tokens: ids, logits: .all)
             XCTAssertTrue(same(actual, expected), "\(threads) threads, key block \(keyBlock), chunks of \(chunk)")

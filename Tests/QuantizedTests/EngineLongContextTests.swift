@@ -1,5 +1,5 @@
 import DSV2Core
-import DSV2Quantized
+@testable import DSV2Quantized
 import DSV2Reference
 import Foundation
 import TestSupport
@@ -19,10 +19,9 @@ final class EngineLongContextTests: XCTestCase {
     }
 
     /// The block partition depends only on the context length, so 1, 2 and 3 threads give the
-    /// same logits bit for bit, and a multi-token pass in the absorbed form (each participant
-    /// takes whole tokens) equals the decode steps (each token's blocks spread over the threads).
-    /// The 290-token prompt attends in the expanded form; the last 10 tokens as one pass after it
-    /// stay absorbed (`attendsExpanded`: a short chunk after a long prefix).
+    /// same logits bit for bit; and a batch of several sequences' decode steps (more absorbed
+    /// rows than the phased split takes: each participant then takes whole tokens) equals
+    /// each sequence decoding alone (each token's blocks spread over the threads).
     func testBlocksDoNotDependOnThreadsOrPass() throws {
         var results: [[Float]] = []
         let prompt = Self.contextTokens - Self.decodeSteps
@@ -33,13 +32,17 @@ final class EngineLongContextTests: XCTestCase {
             for id in ids.suffix(Self.decodeSteps) { logits += try engine.forward(tokens: [id], logits: .last) }
             results.append(logits)
             if threads == 2 {
-                engine.resetCache()
-                _ = try engine.forward(tokens: Array(ids.prefix(prompt)), logits: .last)
-                let pass = try engine.forward(tokens: Array(ids.suffix(Self.decodeSteps)), logits: .all)
-                let vocab = engine.config.vocabSize
-                XCTAssertEqual(pass.count, Self.decodeSteps * vocab)
-                XCTAssertTrue(zip(pass, logits[vocab...]).allSatisfy { $0.bitPattern == $1.bitPattern },
-                              "an absorbed pass must equal the same tokens decoded one by one")
+                // Sequences with the same prompt, each decoding the next token: one step of 5 rows.
+                let vocab = engine.config.vocabSize, count = 5
+                XCTAssertGreaterThan(count, QuantizedEngine.phasedAttentionTokens(participants: threads))
+                let sequences = (0..<count).map { _ in engine.makeSequence() }
+                let prompts = try engine.forward(batch: sequences.map { BatchEntry(sequence: $0, tokens: Array(ids.prefix(prompt))) })
+                for rows in prompts { XCTAssertTrue(zip(rows, logits.prefix(vocab)).allSatisfy { $0.bitPattern == $1.bitPattern }) }
+                let step = try engine.forward(batch: sequences.map { BatchEntry(sequence: $0, tokens: [ids[prompt]]) })
+                for rows in step {
+                    XCTAssertTrue(zip(rows, logits[vocab ..< 2 * vocab]).allSatisfy { $0.bitPattern == $1.bitPattern },
+                                  "a batched decode step must equal the lone one")
+                }
             }
         }
         for r in results.dropFirst() {

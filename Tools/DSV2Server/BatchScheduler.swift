@@ -172,7 +172,10 @@ final class BatchScheduler: @unchecked Sendable {
     /// match: the least recently used), keeping that prefix.
     private func admit(_ job: GenerationJob) {
         let free = slots.filter { $0.job == nil }
-        let reusable = job.parameters.promptLogprobs ? 0 : job.prompt.count - 1   // the last prompt token is always fed
+        // At least the last two prompt tokens are fed: a prompt piece of one row would attend in
+        // the absorbed form, and the logits would depend on what was cached
+        // (`QuantizedEngine.prefillPiece`). Prompt logprobs need every row.
+        let reusable = job.parameters.promptLogprobs ? 0 : max(0, job.prompt.count - 2)
         let choice = Self.chooseSlot(prompt: job.prompt, limit: reusable,
                                      candidates: free.map { (tokens: $0.tokens, lastUsed: $0.lastUsed) })
         let slot = free[choice.index]
@@ -224,7 +227,7 @@ final class BatchScheduler: @unchecked Sendable {
         }
         for job in active where job.pendingToken == nil && budget > 0 {
             guard let slot = job.slot else { continue }
-            let take = min(budget, job.prompt.count - job.fed)
+            let take = QuantizedEngine.prefillPiece(remaining: job.prompt.count - job.fed, budget: budget)
             budget -= take
             let last = job.fed + take == job.prompt.count
             let rows: LogitsRows = job.parameters.promptLogprobs ? .all : (last ? .last : .none)

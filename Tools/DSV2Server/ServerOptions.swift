@@ -28,7 +28,7 @@ public struct ServerOptions: Sendable {
         guard (0...65535).contains(port) else { throw ServerSetupError.option("--port must be in 0...65535 (got \(port))") }
         guard parallel >= 1 else { throw ServerSetupError.option("--parallel must be at least 1 (got \(parallel))") }
         guard maxQueue >= 0 else { throw ServerSetupError.option("--queue must be at least 0 (got \(maxQueue))") }
-        guard prefillChunk >= 1 else { throw ServerSetupError.option("--prefill-chunk must be at least 1 (got \(prefillChunk))") }
+        guard prefillChunk >= 2 else { throw ServerSetupError.option("--prefill-chunk must be at least 2 (got \(prefillChunk))") }
         guard maxBodyBytes >= 1024 else { throw ServerSetupError.option("--max-body must be at least 1024 bytes (got \(maxBodyBytes))") }
         if let apiKey, apiKey.isEmpty { throw ServerSetupError.option("--api-key must not be empty") }
     }

@@ -29,24 +29,18 @@ extension QuantizedEngine {
     /// Keys per tile of the attention kernel; key blocks are multiples of it.
     static let expandedKeyTile = 64
 
-    /// Whether `segment` attends in the expanded form: when that takes fewer operations. Per
-    /// head, for C rows after P cached tokens (T = C·P + C·(C + 1)/2 query-key pairs), with
-    /// r = kv_lora_rank, d = qk_nope, d^R = qk_rope, d_v = v_head, multiply-adds:
-    ///   absorbed  T·(2r + d^R) + C·r·(d + d_v)          (W^UK and W^UV once per query)
-    ///   expanded  T·(d + d^R + d_v) + κ·(P + C)·r·(d + d_v)   (kv_b_proj once per key)
-    /// where κ weighs the up-projection against the attention kernels: two int8 rows per key,
-    /// each int8 multiply-add measured at ≈ 0.37 of an f32 one (κ = 0.75); float weights 1.
-    /// Single tokens stay absorbed, so do short chunks after a long prefix (C below ≈ 64 at the
-    /// real shapes); a prompt from an empty cache is always expanded.
+    /// Whether `segment` attends in the expanded form: whenever it holds several rows (a prompt,
+    /// or a piece of one); a single row (a decode step) attends absorbed.
+    ///
+    /// The rule depends on nothing but the row count, not on a cost estimate from the cached
+    /// prefix, so that a prompt's logits depend only on the prompt: an expanded row's result
+    /// depends only on its position and the keys, so a prompt run whole, in chunks of any size
+    /// ≥ 2, batched with others, or after a reused cached prefix (the server) gives the same
+    /// bits. Callers therefore never feed a prompt of two or more tokens with a one-row piece
+    /// (`prefillPieces`). The price: a short piece after a long cached prefix up-projects the
+    /// whole prefix (docs/NUMERICS.md, "Expanded and absorbed attention", has the costs).
     func attendsExpanded(_ segment: PassSegment, _ w: EngineAttentionWeights) -> Bool {
-        let c = config, rows = segment.rows.count, past = segment.past
-        guard rows > 1 else { return false }
-        let r = Double(c.kvLoraRank), d = Double(c.qkNopeHeadDim), dR = Double(c.qkRopeHeadDim), dV = Double(c.vHeadDim)
-        let pairs = Double(rows) * Double(past) + Double(rows) * Double(rows + 1) / 2
-        let kappa = w.kvBProj.upProjection.type.isQuantized ? 0.75 : 1
-        let absorbed = pairs * (2 * r + dR) + Double(rows) * r * (d + dV)
-        let expanded = pairs * (d + dR + dV) + kappa * Double(past + rows) * r * (d + dV)
-        return expanded < absorbed
+        segment.rows.count > 1
     }
 
     /// The expanded attention of every segment that `attendsExpanded`.

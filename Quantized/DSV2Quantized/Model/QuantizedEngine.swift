@@ -47,14 +47,25 @@ public final class QuantizedEngine: LanguageModel {
     /// Cache capacity a new sequence starts with (tokens; it doubles when exceeded).
     let initialContext: Int
     /// Longest run of tokens one pass works on: a longer prompt (without a tracer) runs as
-    /// consecutive chunks over the cache: the same results bit for bit when every chunk attends
-    /// in the expanded form (a query's result then depends only on its position and the cache),
-    /// else equal within rounding (`attendsExpanded`). It bounds the prefill workspace — about 0.8 MB per token for V2-Lite's shapes,
-    /// which at 512 tokens pushed a q4 run past "file size + KV + 5%" — while a chunk still has
-    /// enough tokens per routed expert (≈ chunk × topK / experts) to read each expert's weights
-    /// once for many rows. Tests lower it to exercise the chunk boundaries.
+    /// consecutive chunks over the cache (`prefillPiece`), the same results bit for bit (every
+    /// chunk attends in the expanded form, where a query's result depends only on its position
+    /// and the cache). It bounds the prefill workspace, while a chunk still has enough tokens per
+    /// routed expert (≈ chunk × topK / experts) to read each expert's weights once for many
+    /// rows, and the expanded attention up-projects the cached prefix once per chunk. At least
+    /// 2. Tests lower it to exercise the chunk boundaries.
     public var prefillChunkTokens = QuantizedEngine.defaultPrefillChunkTokens {
-        didSet { prefillChunkTokens = max(1, prefillChunkTokens) }
+        didSet { prefillChunkTokens = max(2, prefillChunkTokens) }
+    }
+
+    /// Tokens to feed in the next piece of a prompt that has `remaining` tokens left, about
+    /// `budget` (≥ 2) at most: never a single row while two or more remain, because a one-row
+    /// pass attends in the absorbed form and its results would then depend on how the prompt was
+    /// cut (`attendsExpanded`). A piece may exceed `budget` by one row for that.
+    public static func prefillPiece(remaining: Int, budget: Int) -> Int {
+        guard remaining > 1 else { return remaining }
+        var take = min(max(2, budget), remaining)
+        if remaining - take == 1 { take += take > 2 ? -1 : 1 }
+        return take
     }
 
     /// A check the weights must pass before any result is returned, still running when the
@@ -156,7 +167,7 @@ public final class QuantizedEngine: LanguageModel {
         var logits: [Float] = []
         var start = 0
         while start < tokens.count {
-            let end = min(start + chunk, tokens.count)
+            let end = start + Self.prefillPiece(remaining: tokens.count - start, budget: chunk)
             let chunkRows: LogitsRows
             switch rows {
             case .all: chunkRows = .all
