@@ -10,17 +10,19 @@ struct BenchModelCommand: ParsableCommand {
         commandName: "model",
         abstract: "Benchmark a whole model: prefill/decode tokens/s, TTFT, RSS, roofline.",
         discussion: """
-        The prompt is seeded random token ids (synthetic models have no tokenizer). For every
-        depth, thread count and prompt length: one warm-up, then --repetitions runs of prefill +
-        greedy decode of -n/--max-tokens tokens; figures are medians with min/max. Decode's
-        achieved bandwidth is weight bytes read per token × decode tokens/s; the roofline fraction
+        The prompt is seeded random token ids (synthetic models have no tokenizer). For every \
+        depth, thread count and prompt length: one warm-up, then --repetitions runs of prefill + \
+        greedy decode of -n/--max-tokens tokens; figures are medians with min/max. Decode's \
+        achieved bandwidth is weight bytes read per token × decode tokens/s; the roofline fraction \
         divides it by the read bandwidth a probe measures with the same thread count.
-        --depth D (like llama-bench -d) puts D tokens in the cache before each run without timing
-        them: they are prefilled once per depth (seeded random ids) and kept by truncating the
-        cache between runs. The prompt then continues after them, and decode runs after
-        D + prompt tokens; --prompt-tokens 0 measures decode alone right after the depth.
-        The quantized engine also reports the share of prefill and decode time spent in its
+
+        --depth D (like llama-bench -d) puts D tokens in the cache before each run without timing \
+        them: they are prefilled once per depth (seeded random ids) and kept by truncating the \
+        cache between runs. The prompt then continues after them, and decode runs after \
+        D + prompt tokens; --prompt-tokens 0 measures decode alone right after the depth. \
+        The quantized engine also reports the share of prefill and decode time spent in its \
         attention core (the products over the latent cache, W^UK and W^UV included).
+
         Make models with `dsv2 synth` (e.g. --preset v2-lite --quant q4 -o lite-q4.dsv2).
         """)
 

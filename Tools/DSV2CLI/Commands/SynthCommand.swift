@@ -10,12 +10,12 @@ struct SynthCommand: ParsableCommand {
         commandName: "synth",
         abstract: "Write a synthetic checkpoint (random weights, real names and shapes).",
         discussion: """
-        --preset v2-lite or v2 writes the real configuration (config.json as DeepSeek ships it);
-        --preset PATH uses any config.json. --layers and --experts keep the real per-layer shapes
-        but fewer decoder layers / routed experts. --format hf writes a Hugging Face folder of
-        bf16 safetensors shards with model.safetensors.index.json; --format dsv2 writes a .dsv2
-        container quantized by --quant (q4, q8, q4-mixed, f16, bf16, f32), exactly what
-        `dsv2 convert` makes of the HF folder. Same --seed, same bytes. Weights are generated
+        --preset v2-lite or v2 writes the real configuration (config.json as DeepSeek ships it); \
+        --preset PATH uses any config.json. --layers and --experts keep the real per-layer shapes \
+        but fewer decoder layers / routed experts. --format hf writes a Hugging Face folder of \
+        bf16 safetensors shards with model.safetensors.index.json; --format dsv2 writes a .dsv2 \
+        container quantized by --quant (q4, q8, q4-mixed, f16, bf16, f32), exactly what \
+        `dsv2 convert` makes of the HF folder. Same --seed, same bytes. Weights are generated \
         tensor by tensor (never the whole model in memory). No tokenizer is written: feed token ids.
         """)
 
