@@ -146,11 +146,7 @@ struct BenchServeCommand: AsyncParsableCommand {
         serving.cancel()
         _ = try? await serving.value
         server.shutdown()
-        if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            Terminal.write(String(decoding: try encoder.encode(report), as: UTF8.self) + "\n")
-        }
+        if json { try JSONOutput.print(report, pretty: true) }
     }
 
     /// Runs one thread per client (blocking sockets), off Swift's cooperative pool, which the
