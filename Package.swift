@@ -71,6 +71,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
     ],
     targets: [
         // MARK: System libraries
@@ -137,7 +138,8 @@ let package = Package(
         .plugin(name: "BuildInfo", capability: .buildTool(), path: "Plugins/BuildInfo"),
         // The OpenAI-compatible HTTP server (`dsv2 serve`): scheduler, endpoints, metrics.
         .target(name: "DSV2Server",
-                dependencies: ["DSV2", .product(name: "Hummingbird", package: "hummingbird")],
+                dependencies: ["DSV2", .product(name: "Hummingbird", package: "hummingbird"),
+                               .product(name: "Logging", package: "swift-log")],
                 path: "Tools/DSV2Server", swiftSettings: cpuFlags),
         .target(name: "DSV2CLI",
                 dependencies: ["DSV2", "DSV2Server", "DSV2Core", "DSV2Text", "DSV2Reference", "DSV2Formats", "DSV2Kernels",

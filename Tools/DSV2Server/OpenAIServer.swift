@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import DSV2
 import Hummingbird
+import Logging
 
 /// The OpenAI-compatible HTTP server (`dsv2 serve`), on Hummingbird:
 ///
@@ -63,9 +64,12 @@ public final class OpenAIServer: Sendable {
     /// The Hummingbird application on `options.host:options.port`.
     public func application(onListening: @escaping @Sendable (Int) async -> Void = { _ in })
         -> some ApplicationProtocol {
-        Application(router: router(),
-                    configuration: .init(address: .hostname(options.host, port: options.port), serverName: nil),
-                    onServerRunning: { channel in await onListening(channel.localAddress?.port ?? 0) })
+        var logger = Logger(label: "Hummingbird")
+        logger.logLevel = options.logLevel
+        return Application(router: router(),
+                           configuration: .init(address: .hostname(options.host, port: options.port), serverName: nil),
+                           onServerRunning: { channel in await onListening(channel.localAddress?.port ?? 0) },
+                           logger: logger)
     }
 
     /// Listens until SIGINT or SIGTERM, or until the calling task is cancelled.

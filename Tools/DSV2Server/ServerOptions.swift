@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 
 /// How `dsv2 serve` listens and schedules.
 public struct ServerOptions: Sendable {
@@ -20,6 +21,9 @@ public struct ServerOptions: Sendable {
     public var prefillChunk = 128
     /// The model id; nil = the file or folder name.
     public var modelName: String?
+    /// The HTTP layer's log (start-up, connection errors) on stderr: `.info` for `dsv2 serve`;
+    /// `dsv2 bench serve`, whose table is on stderr, keeps only critical messages.
+    public var logLevel: Logger.Level = .info
 
     public init() {}
 

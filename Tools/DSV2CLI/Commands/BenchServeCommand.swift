@@ -91,6 +91,7 @@ struct BenchServeCommand: AsyncParsableCommand {
         options.parallel = levels.max()!
         options.maxQueue = options.parallel
         options.prefillChunk = prefillChunk
+        options.logLevel = .critical
         options.contextLength = min(model.config.maxPositionEmbeddings, promptTokens + genTokens + 1)
         let server = OpenAIServer(options: options)
         try server.load(model: model, choice: choice,
@@ -100,7 +101,7 @@ struct BenchServeCommand: AsyncParsableCommand {
         let serving = Task { try await server.run { portSink.yield($0) } }
         var portIterator = ports.makeAsyncIterator()
         guard let port = await portIterator.next() else { throw ValidationError("the server did not start") }
-        log("bench serve: \(model.label(choice)), \(backend.engine.threadCount) threads, 127.0.0.1:\(port), "
+        log("bench serve: \(model.label(choice)), \(backend.engine.threadCount) thread\(backend.engine.threadCount == 1 ? "" : "s"), 127.0.0.1:\(port), "
             + "prompt \(promptTokens), \(genTokens) generated per request")
 
         let vocab = model.config.vocabSize
